@@ -1,0 +1,68 @@
+"""The clock seam: the timer never reads time directly.
+
+Deadlines are seconds on a monotonic clock. The default clock is the event
+loop's own (:func:`anyio.current_time`); tests inject :class:`FakeClock` to
+move time by hand without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+__all__ = ("Clock", "FakeClock", "LoopClock")
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What the scheduler needs from a clock."""
+
+    def now(self) -> float:
+        """Return the current time in seconds on a monotonic scale."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Sleep until :meth:`now` reaches *deadline* (cancellable)."""
+        ...
+
+
+class LoopClock:
+    """The event loop's monotonic clock (the default)."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        if math.isinf(deadline):
+            await anyio.sleep_forever()
+        await anyio.sleep_until(deadline)
+
+
+class FakeClock:
+    """A clock that moves only when told to: for tests.
+
+    ``await clock.advance(seconds)`` moves time forward and wakes every sleeper
+    whose deadline has passed. It must be used from the scheduler's own loop.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._moved = anyio.Event()
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep_until(self, deadline: float) -> None:
+        while self._now < deadline:
+            await self._moved.wait()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by *seconds* and let sleepers run."""
+        if not seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        self._now += seconds
+        moved, self._moved = self._moved, anyio.Event()
+        moved.set()
+        await anyio.lowlevel.checkpoint()

@@ -1,0 +1,146 @@
+"""Public records: task and job snapshots, statuses, statistics, configuration.
+
+Every record is a frozen dataclass of plain values, so ``dataclasses.asdict``
+turns it into something ``json.dumps`` accepts (with ``default=str`` for the
+datetimes). Datetimes are always timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from enum import Enum
+from os import PathLike
+from typing import Any
+
+__all__ = ("Job", "JobStatus", "QuivConfig", "QuivStats", "Task", "TaskStatus")
+
+
+class TaskStatus(str, Enum):
+    """Where a task (a schedule) stands."""
+
+    #: waiting for its next run
+    ACTIVE = "active"
+    #: one of its jobs is queued or running
+    RUNNING = "running"
+    #: paused by :meth:`~quiv.AsyncQuiv.pause_task`; no new jobs start
+    PAUSED = "paused"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class JobStatus(str, Enum):
+    """Where a job (one run of a task) stands."""
+
+    #: created and waiting for a worker
+    SCHEDULED = "scheduled"
+    #: its handler is running
+    RUNNING = "running"
+    #: the handler returned
+    COMPLETED = "completed"
+    #: cancelled (by request, timeout, task removal or shutdown); see ``error_message``
+    CANCELLED = "cancelled"
+    #: the handler raised; see ``error_message``
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_final(self) -> bool:
+        """``True`` for ``completed``, ``cancelled`` and ``failed``."""
+        return self in _FINAL_JOB_STATUSES
+
+
+_FINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A snapshot of a task: a schedule that produces jobs."""
+
+    id: str
+    task_name: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    interval_seconds: float | None
+    fixed_interval: bool
+    run_once: bool
+    status: TaskStatus
+    #: when the next job is due (``None`` while paused or running)
+    next_run_at: datetime | None
+    timeout_seconds: float | None
+    max_retries: int
+    retry_backoff_seconds: float
+    #: how many retries of the current run have been scheduled (0 after a success)
+    retry_attempt: int
+    jitter_seconds: float
+    #: ``run_task_immediately(after_current=True)`` is pending
+    rerun_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A snapshot of a job: one run of a task."""
+
+    id: str
+    task_id: str
+    task_name: str
+    status: JobStatus
+    #: when the handler started (``None`` if it never started)
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: float | None
+    #: why the job failed or was cancelled
+    error_message: str | None
+    #: 1 for the first try, 2 for the first retry, ...
+    attempt: int
+    #: when the job was created (its task came due)
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuivStats:
+    """A point-in-time summary returned by :meth:`~quiv.AsyncQuiv.stats`."""
+
+    #: jobs queued or running
+    active_jobs: int
+    pool_size: int
+    #: running handlers / pool size, between 0.0 and 1.0
+    pool_utilization: float
+    tasks_by_status: Mapping[str, int]
+    #: the earliest ``next_run_at`` of all active tasks
+    next_run_at: datetime | None
+    #: job records in the store (finished ones included, until pruned)
+    job_history_count: int
+    #: the scheduler's loop is running and accepting work
+    loop_alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QuivConfig:
+    """Scheduler settings, an alternative to the constructor's keyword arguments.
+
+    Passing ``config`` together with any explicit setting is a
+    :class:`~quiv.ConfigurationError`.
+    """
+
+    #: how many handlers may run at once
+    pool_size: int = 10
+    #: finished jobs older than this are pruned from the history
+    history_retention_seconds: float = 86400
+    #: for display only; every datetime quiv returns is UTC
+    timezone: str | tzinfo = "UTC"
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None
+    #: ``None``: a private temporary SQLite file removed at shutdown
+    db_path: str | PathLike[str] | None = None
+    #: event loop backend for async handlers' worker loops; ``None`` = the host's
+    worker_backend: str | None = None
+    #: monotonic clock for deadlines (tests inject a fake one)
+    clock: Any = field(default=None, repr=False)
+    #: how long ``shutdown`` waits for running jobs when no timeout is given
+    shutdown_timeout: float | None = None
+

@@ -1,0 +1,91 @@
+"""The store seam: the engine talks to records only through :class:`Store`.
+
+Writes are non-blocking (``put_*`` queue a row and return); a writer task
+batches them into transactions. Reads are coroutines that first wait for
+every write queued before them, so a read always sees earlier writes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from anyio.abc import TaskGroup
+
+from .._models import Job, JobStatus, Task
+
+__all__ = ("JobQuery", "Store")
+
+OrderBy = Literal["started_at", "ended_at", "scheduled_at"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """Filters for :meth:`Store.get_jobs` (already validated by the caller)."""
+
+    status: JobStatus | None = None
+    task_id: str | None = None
+    #: inclusive lower bound on ``started_at``
+    since: datetime | None = None
+    #: exclusive upper bound on ``started_at``
+    until: datetime | None = None
+    order_by: OrderBy = "started_at"
+    descending: bool = True
+    limit: int | None = None
+    offset: int = 0
+
+
+class Store(ABC):
+    """Where task and job records live.
+
+    Lifecycle: :meth:`start` (inside the scheduler's task group, on the
+    scheduler's loop), any number of writes and reads, then :meth:`aclose`,
+    which writes everything still queued. All methods are called from the
+    scheduler's loop only.
+    """
+
+    @abstractmethod
+    async def start(self, task_group: TaskGroup) -> None:
+        """Open the store and start its background work (writer, pruning) in *task_group*."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Write what is queued, stop background work and release every resource."""
+
+    @abstractmethod
+    def put_task(self, task: Task) -> None:
+        """Queue an insert-or-replace of *task*'s row."""
+
+    @abstractmethod
+    def delete_task(self, task_id: str) -> None:
+        """Queue the deletion of a task's row (its job history stays)."""
+
+    @abstractmethod
+    def put_job(self, job: Job) -> None:
+        """Queue an insert-or-replace of *job*'s row."""
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """Return once every write queued before the call is committed.
+
+        :raises StoreError: if the store cannot commit them
+        """
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> Job | None:
+        """Return the job with this id, or ``None``."""
+
+    @abstractmethod
+    async def get_jobs(self, query: JobQuery) -> list[Job]:
+        """Return the jobs matching *query*."""
+
+    @abstractmethod
+    async def count_jobs(self) -> int:
+        """Return how many job records the store holds."""
+
+    @property
+    @abstractmethod
+    def pending_writes(self) -> int:
+        """How many rows are queued and not yet committed."""
