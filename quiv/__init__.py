@@ -1,5 +1,78 @@
-"""quiv: in-process background tasks for async Python apps, on asyncio and trio."""
+"""quiv: in-process background tasks for async Python apps, on asyncio and trio.
+
+:class:`AsyncQuiv` is the scheduler for async code (``async with``);
+:class:`Quiv` is its sync face for scripts and ``start()``/``shutdown()`` apps.
+"""
 
 from __future__ import annotations
 
+from ._clock import Clock as Clock
+from ._clock import FakeClock as FakeClock
+from ._context import JobContext as JobContext
+from ._context import current_job as current_job
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import HandlerRegistrationError as HandlerRegistrationError
+from ._errors import InvalidTimezoneError as InvalidTimezoneError
+from ._errors import JobCancelledError as JobCancelledError
+from ._errors import JobNotFoundError as JobNotFoundError
+from ._errors import MainLoopUnavailableError as MainLoopUnavailableError
+from ._errors import QuivError as QuivError
+from ._errors import SchedulerStoppedError as SchedulerStoppedError
+from ._errors import StoreError as StoreError
+from ._errors import TaskNotActiveError as TaskNotActiveError
+from ._errors import TaskNotFoundError as TaskNotFoundError
+from ._errors import TaskRunningError as TaskRunningError
+from ._events import Event as Event
+from ._main import call_on_main as call_on_main
+from ._main import call_on_main_async as call_on_main_async
+from ._main import run_on_main as run_on_main
+from ._models import Job as Job
+from ._models import JobStatus as JobStatus
+from ._models import QuivConfig as QuivConfig
+from ._models import QuivStats as QuivStats
+from ._models import Task as Task
+from ._models import TaskStatus as TaskStatus
+from ._scheduler import AsyncQuiv as AsyncQuiv
+from ._validation import resolve_timezone as resolve_timezone
 from ._version import __version__ as __version__
+
+__all__ = (
+    "AsyncQuiv",
+    "Clock",
+    "ConfigurationError",
+    "Event",
+    "FakeClock",
+    "HandlerRegistrationError",
+    "InvalidTimezoneError",
+    "Job",
+    "JobCancelledError",
+    "JobContext",
+    "JobNotFoundError",
+    "JobStatus",
+    "MainLoopUnavailableError",
+    "QuivConfig",
+    "QuivError",
+    "QuivStats",
+    "SchedulerStoppedError",
+    "StoreError",
+    "Task",
+    "TaskNotActiveError",
+    "TaskNotFoundError",
+    "TaskRunningError",
+    "TaskStatus",
+    "call_on_main",
+    "call_on_main_async",
+    "current_job",
+    "resolve_timezone",
+    "run_on_main",
+)
+
+# Show public names as ``quiv.X`` in reprs, tracebacks and the docs.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("quiv."):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):  # pragma: no cover
+            pass
+del _name, _obj

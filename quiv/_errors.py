@@ -60,7 +60,7 @@ class TaskNotFoundError(QuivError, LookupError):
     """No task has this id (it was never added, was removed, or was a finished run-once task)."""
 
     def __init__(self, task_id: object) -> None:
-        super().__init__(f"no task with id {task_id!r}")
+        super().__init__(f"no task with task_id={task_id!r}")
         self.task_id = task_id
 
 
@@ -76,7 +76,7 @@ class JobNotFoundError(QuivError, LookupError):
     """No job has this id (it was never created, or its record was pruned)."""
 
     def __init__(self, job_id: object) -> None:
-        super().__init__(f"no job with id {job_id!r}")
+        super().__init__(f"no job with job_id={job_id!r}")
         self.job_id = job_id
 
 

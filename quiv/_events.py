@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
-__all__ = ("Event",)
+from ._errors import ConfigurationError, HandlerRegistrationError
+
+if TYPE_CHECKING:
+    from ._bridge import MainLoopBridge
+    from ._models import Job, Task
+
+__all__ = ("Event", "Listeners")
 
 
 class Event(str, Enum):
@@ -32,3 +40,44 @@ class Event(str, Enum):
     def is_job_event(self) -> bool:
         """``True`` for the ``JOB_*`` events (callbacks get the job too)."""
         return self.value.startswith("job_")
+
+
+class Listeners:
+    """The listener registry. Emitting hands each call to the main-loop bridge."""
+
+    def __init__(self) -> None:
+        self._by_event: dict[Event, list[Callable[..., Any]]] = {event: [] for event in Event}
+
+    def add(self, event: object, callback: object) -> None:
+        """Register *callback* for *event*.
+
+        :raises ConfigurationError: if *event* is not an :class:`Event` member
+        :raises HandlerRegistrationError: if *callback* is not callable
+        """
+        if not isinstance(event, Event):
+            raise ConfigurationError.bad_value("event", event, "an Event member")
+        if not callable(callback):
+            raise HandlerRegistrationError(f"callback must be callable, got {callback!r}")
+        self._by_event[event].append(callback)
+
+    def remove(self, event: object, callback: object) -> None:
+        """Unregister *callback* (the same object) from *event*; unknown ones are ignored."""
+        if not isinstance(event, Event):
+            raise ConfigurationError.bad_value("event", event, "an Event member")
+        callbacks = self._by_event[event]
+        for index, registered in enumerate(callbacks):
+            if registered is callback or registered == callback:
+                del callbacks[index]
+                return
+
+    def emit(
+        self, bridge: MainLoopBridge | None, event: Event, task: Task, job: Job | None = None
+    ) -> None:
+        """Queue every listener of *event* on the main loop (never blocks)."""
+        callbacks = self._by_event[event]
+        if not callbacks or bridge is None or bridge.closed:
+            return
+        args: tuple[Any, ...] = (event, task) if job is None else (event, task, job)
+        what = f"listener for {event.value!r}"
+        for callback in callbacks:
+            bridge.submit(callback, args, {}, what=what)

@@ -143,4 +143,3 @@ class QuivConfig:
     clock: Any = field(default=None, repr=False)
     #: how long ``shutdown`` waits for running jobs when no timeout is given
     shutdown_timeout: float | None = None
-

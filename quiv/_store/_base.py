@@ -89,3 +89,15 @@ class Store(ABC):
     @abstractmethod
     def pending_writes(self) -> int:
         """How many rows are queued and not yet committed."""
+
+    async def get_tasks(self) -> list[Task]:
+        """Return the stored task rows, in insertion order.
+
+        Handler arguments are never stored as objects: ``args`` comes back as
+        a tuple of display strings and ``kwargs`` as a dict of them. The
+        engine answers task queries from memory; this serves persistent
+        stores and tests. Optional: the default raises ``NotImplementedError``.
+
+        :raises StoreError: if the store cannot answer
+        """
+        raise NotImplementedError

@@ -1,0 +1,376 @@
+"""The bridge to the main loop: one inbox, drained by one task on that loop.
+
+Worker threads and worker loops never touch the main loop's objects. They
+append work to a thread-safe inbox and, if the drain task is idle, post one
+wake-up through the loop's token (a non-blocking hand-off). The drain task
+runs on the main loop and
+
+* runs *ordered* items (progress callbacks, listeners) one after the other,
+  awaiting async ones, so they are delivered in call order;
+* starts *fire-and-forget* async targets (:func:`~quiv.run_on_main`) as tasks
+  in its own task group, so stopping the bridge cancels them;
+* runs :func:`~quiv.call_on_main` targets and settles their :class:`MainCall`.
+
+Failures of user callables are logged, never raised into the main loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from enum import Enum
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.lowlevel import EventLoopToken
+
+from ._errors import JobCancelledError, MainLoopUnavailableError
+from ._handlers import callable_name
+from ._loops import call_soon
+
+__all__ = ("MainCall", "MainLoopBridge")
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+#: after this many items in a row the drain task yields to other tasks
+_BATCH = 128
+
+
+class _Kind(Enum):
+    ORDERED = 1
+    FIRE = 2
+    CALL = 3
+
+
+class MainCall:
+    """The pending result of a call handed to the main loop (thread-safe)."""
+
+    __slots__ = ("_callbacks", "_done", "_error", "_lock", "_result", "cancel_reason", "scope")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._callbacks: list[Callable[[], object]] = []
+        self._result: Any = None
+        self._error: BaseException | None = None
+        #: set when the caller gave up (its job was cancelled)
+        self.cancel_reason: str | None = None
+        #: the target's cancel scope, owned by the main loop
+        self.scope: anyio.CancelScope | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_reason is not None
+
+    def _settle(self, result: Any = None, error: BaseException | None = None) -> bool:
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._result, self._error = result, error
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+        return True
+
+    def set_result(self, result: Any) -> None:
+        self._settle(result=result)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._settle(error=error)
+
+    def cancel(self, reason: str = "job cancelled") -> bool:
+        """Give up waiting; the main loop cancels the target if it runs."""
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self.cancel_reason = reason
+        return self._settle(error=JobCancelledError(reason))
+
+    def add_done_callback(self, callback: Callable[[], object]) -> None:
+        """Call *callback* (from the settling thread) once settled; now if already."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def wait(self) -> Any:
+        """Block until settled; return the result or raise the error."""
+        self._done.wait()
+        return self.result()
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+class MainLoopBridge:
+    """Hands work from any thread to one event loop (the *main loop*)."""
+
+    def __init__(self, token: EventLoopToken, thread_id: int, logger: Logger) -> None:
+        self.token = token
+        self.thread_id = thread_id
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._inbox: deque[
+            tuple[
+                _Kind, Callable[..., Any], tuple[Any, ...], Mapping[str, Any], str, MainCall | None
+            ]
+        ] = deque()
+        self._pending = 0
+        self._idle = False
+        self._wake_posted = False
+        self._closed = False
+        self._event: anyio.Event | None = None
+        self._task_group: TaskGroup | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    # -- any thread ------------------------------------------------------------
+
+    def on_main_thread(self) -> bool:
+        """Whether the caller runs on the main loop's thread."""
+        return threading.get_ident() == self.thread_id
+
+    @property
+    def pending(self) -> int:
+        """Items handed over and not yet settled."""
+        return self._pending
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def submit(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        what: str,
+    ) -> None:
+        """Run ``func(*args, **kwargs)`` on the main loop after earlier ordered items.
+
+        Async results are awaited before the next ordered item runs.
+        """
+        self._post(_Kind.ORDERED, func, args, kwargs, what, None)
+
+    def fire(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
+        """Fire and forget: run a sync target, or start an async one as a task."""
+        self._post(_Kind.FIRE, func, args, kwargs, "run_on_main target", None)
+
+    def call(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> MainCall:
+        """Run the target on the main loop; its outcome settles the returned call."""
+        call = MainCall()
+        self._post(_Kind.CALL, func, args, kwargs, "call_on_main target", call)
+        return call
+
+    def run_here(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> None:
+        """On the main loop's thread: run a sync target inline, start an async one.
+
+        Failures are logged. Before the bridge runs, the call is queued instead.
+        """
+        task_group = self._task_group
+        if task_group is None or self._closed:
+            self.fire(func, args, kwargs)
+            return
+        what = "run_on_main target"
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            self._log_failure(what, func, exc)
+            return
+        if inspect.isawaitable(result):
+            with self._lock:
+                self._pending += 1
+            task_group.start_soon(self._await_target, result, what, func, None)
+
+    def cancel_call(self, call: MainCall, reason: str) -> None:
+        """Give up on *call* and cancel its target if it is running."""
+        if call.cancel(reason):
+            call_soon(self.token, lambda: call.scope.cancel() if call.scope is not None else None)
+
+    def _post(
+        self,
+        kind: _Kind,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        what: str,
+        call: MainCall | None,
+    ) -> None:
+        with self._lock:
+            if self._closed:
+                raise MainLoopUnavailableError("the scheduler's main-loop bridge is closed")
+            self._inbox.append((kind, func, args, kwargs, what, call))
+            self._pending += 1
+            wake = self._idle and not self._wake_posted
+            if wake:
+                self._wake_posted = True
+        if wake:
+            if self.on_main_thread():
+                self._wake()
+            elif not call_soon(self.token, self._wake):
+                self._logger.warning("quiv: the main loop has stopped; %s not delivered", what)
+
+    # -- main loop only --------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_posted = False
+            event = self._event
+        if event is not None:
+            event.set()
+
+    def _settled(self) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Drain the inbox until :meth:`stop` is called (run on the main loop)."""
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                with anyio.CancelScope() as scope:
+                    self._scope = scope
+                    task_status.started()
+                    await self._drain_forever(task_group)
+        finally:
+            self._close_inbox()
+
+    async def _drain_forever(self, task_group: TaskGroup) -> None:
+        inbox = self._inbox
+        while True:
+            handled = 0
+            while inbox:
+                await self._handle(task_group, *inbox.popleft())
+                handled += 1
+                if handled % _BATCH == 0:
+                    await anyio.lowlevel.checkpoint()
+            with self._lock:
+                if inbox:
+                    continue
+                self._idle = True
+                self._event = anyio.Event()
+                event = self._event
+            try:
+                await event.wait()
+            finally:
+                with self._lock:
+                    self._idle = False
+                    self._event = None
+
+    def stop(self) -> None:
+        """Stop accepting work; stop draining and cancel running targets (any thread)."""
+        with self._lock:
+            self._closed = True
+        if self.on_main_thread():
+            self._stop_here()
+        else:
+            call_soon(self.token, self._stop_here)
+
+    def _stop_here(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+
+    def _close_inbox(self) -> None:
+        with self._lock:
+            self._closed = True
+            leftovers = list(self._inbox)
+            self._inbox.clear()
+        for _kind, _func, _args, _kwargs, _what, call in leftovers:
+            if call is not None:
+                call.set_exception(
+                    MainLoopUnavailableError("the scheduler stopped before the call ran")
+                )
+
+    async def _handle(
+        self,
+        task_group: TaskGroup,
+        kind: _Kind,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        what: str,
+        call: MainCall | None,
+    ) -> None:
+        if call is not None and call.done:  # the caller gave up before it ran
+            self._settled()
+            return
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            self._settled()
+            if call is not None:
+                call.set_exception(exc)
+            else:
+                self._log_failure(what, func, exc)
+            return
+        if not inspect.isawaitable(result):
+            self._settled()
+            if call is not None:
+                call.set_result(result)
+            return
+        if kind is _Kind.ORDERED:
+            await self._await_logged(result, what, func)
+        else:
+            task_group.start_soon(self._await_target, result, what, func, call)
+
+    async def _await_logged(
+        self, awaitable: Awaitable[Any], what: str, func: Callable[..., Any]
+    ) -> None:
+        try:
+            await awaitable
+        except Exception as exc:
+            self._log_failure(what, func, exc)
+        finally:
+            self._settled()
+
+    async def _await_target(
+        self, awaitable: Awaitable[Any], what: str, func: Callable[..., Any], call: MainCall | None
+    ) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                if call is not None:
+                    call.scope = scope
+                    if call.done:
+                        scope.cancel()
+                result = await awaitable
+            if call is not None:
+                if scope.cancelled_caught:
+                    call.set_exception(JobCancelledError(call.cancel_reason or "cancelled"))
+                else:
+                    call.set_result(result)
+        except Exception as exc:
+            if call is not None:
+                call.set_exception(exc)
+            else:
+                self._log_failure(what, func, exc)
+        finally:
+            if call is not None and not call.done:
+                call.set_exception(
+                    MainLoopUnavailableError("the scheduler stopped before the call finished")
+                )
+            self._settled()
+
+    def _log_failure(self, what: str, func: Callable[..., Any], exc: BaseException) -> None:
+        self._logger.error("quiv: %s %s raised", what, callable_name(func), exc_info=exc)

@@ -1,0 +1,358 @@
+"""The engine: timer, ready queue, job tasks and what happens after a job.
+
+Everything here runs on the scheduler's loop. The timer task sleeps until the
+heap's earliest deadline (or until a wake-up when an earlier deadline is
+pushed); due tasks become jobs in a ready queue ordered by due time; a job
+starts as a task of the scheduler's task group only when a pool slot is free,
+so under saturation the earliest due job always runs first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import random
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._bridge import MainLoopBridge
+from ._clock import Clock
+from ._context import JobContext
+from ._errors import SchedulerStoppedError
+from ._events import Event, Listeners
+from ._loops import call_soon
+from ._models import Job, JobStatus, TaskStatus
+from ._runner import Outcome, execute
+from ._state import JobRun, TaskState, new_id, utcnow
+from ._store._base import Store
+from ._timer import TimerHeap
+from ._triggers import IntervalSchedule, next_run, retry_delay
+
+__all__ = ("Engine",)
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+SHUTDOWN_REASON = "scheduler shut down"
+ABANDONED_REASON = "abandoned at shutdown: the handler was still running"
+
+_JOB_EVENTS = {
+    JobStatus.COMPLETED: Event.JOB_COMPLETED,
+    JobStatus.FAILED: Event.JOB_FAILED,
+    JobStatus.CANCELLED: Event.JOB_CANCELLED,
+}
+
+
+def describe_error(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class Engine:
+    """Scheduling state and mechanics of one scheduler (its loop only)."""
+
+    def __init__(
+        self,
+        *,
+        pool_size: int,
+        clock: Clock,
+        store: Store,
+        listeners: Listeners,
+        logger: Logger,
+    ) -> None:
+        self.pool_size = pool_size
+        self.clock = clock
+        self.store = store
+        self.listeners = listeners
+        self.logger = logger
+        self.limiter = anyio.CapacityLimiter(pool_size)
+        self.timer: TimerHeap[Callable[[], object]] = TimerHeap()
+        self.tasks: dict[str, TaskState] = {}
+        self.jobs: dict[str, JobRun] = {}
+        self.running = 0
+        self.bridge: MainLoopBridge | None = None
+        self.worker_backend = "asyncio"
+        self._ready: list[JobRun] = []
+        self._free_slots = pool_size
+        self._task_group: TaskGroup | None = None
+        self._timer_scope: anyio.CancelScope | None = None
+        self._sleep_scope: anyio.CancelScope | None = None
+        self._sleeping_until = math.inf
+        self._idle: anyio.Event | None = None
+        self._token: Any = None
+        self.stopping = False
+
+    # -- startup ---------------------------------------------------------------
+
+    async def start(self, task_group: TaskGroup, worker_backend: str) -> None:
+        self._task_group = task_group
+        self.worker_backend = worker_backend
+        self._token = anyio.lowlevel.current_token()
+        await task_group.start(self._timer_loop)
+
+    # -- the timer -------------------------------------------------------------
+
+    def schedule(self, task: TaskState, deadline: float) -> None:
+        """(Re)schedule *task*'s next run at *deadline*."""
+        if task.entry is not None:
+            task.entry.cancel()
+        task.status = TaskStatus.ACTIVE
+        task.set_deadline(deadline, self.clock.now())
+        task.entry = self.timer.push(deadline, partial(self._on_due, task))
+        if deadline < self._sleeping_until and self._sleep_scope is not None:
+            self._sleep_scope.cancel()
+
+    def unschedule(self, task: TaskState) -> None:
+        if task.entry is not None:
+            task.entry.cancel()
+            task.entry = None
+        task.set_deadline(None, self.clock.now())
+
+    async def _timer_loop(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        with anyio.CancelScope() as self._timer_scope:
+            task_status.started()
+            while True:
+                for entry in self.timer.pop_due(self.clock.now()):
+                    try:
+                        entry.payload()
+                    except Exception:  # an engine bug must not stop the timer
+                        self.logger.exception("quiv: timer callback failed")
+                deadline = self.timer.next_deadline()
+                with anyio.CancelScope() as self._sleep_scope:
+                    self._sleeping_until = math.inf if deadline is None else deadline
+                    await self.clock.sleep_until(self._sleeping_until)
+                self._sleep_scope = None
+                self._sleeping_until = -math.inf
+
+    def stop_timer(self) -> None:
+        if self._timer_scope is not None:
+            self._timer_scope.cancel()
+
+    # -- dispatch --------------------------------------------------------------
+
+    def _on_due(self, task: TaskState) -> None:
+        task.entry = None
+        due = task.deadline if task.deadline is not None else self.clock.now()
+        self.dispatch(task, due)
+
+    def dispatch(self, task: TaskState, due: float) -> JobRun | None:
+        """Create a job for *task* now and queue it for a pool slot."""
+        if task.removed or task.run is not None or task.status is TaskStatus.PAUSED:
+            return None
+        if task.entry is not None:
+            task.entry.cancel()
+            task.entry = None
+        ctx = JobContext(
+            job_id=new_id(),
+            task_id=task.id,
+            task_name=task.settings.task_name,
+            attempt=task.retry_attempt + 1,
+            bridge=self.bridge,
+            progress_callback=task.settings.progress_callback,
+        )
+        run = JobRun(task, due, ctx)
+        ctx._on_cancel(run.cancel_worker)
+        task.run = run
+        task.status = TaskStatus.RUNNING
+        task.set_deadline(None, self.clock.now())
+        self.jobs[run.id] = run
+        self.store.put_job(run.snapshot())
+        self.store.put_task(task.snapshot())
+        heapq.heappush(self._ready, run)
+        self._pump()
+        return run
+
+    def _pump(self) -> None:
+        ready = self._ready
+        task_group = self._task_group
+        assert task_group is not None
+        while self._free_slots > 0 and ready:
+            run = heapq.heappop(ready)
+            if run.done:
+                continue
+            self._free_slots -= 1
+            task_group.start_soon(self._job_task, run, name=f"quiv job {run.id}")
+
+    async def _job_task(self, run: JobRun) -> None:
+        outcome: Outcome | None = None
+        settings = run.task.settings
+        try:
+            # Shielded: only this job's own cancellation (before it starts, or
+            # abandonment at shutdown) may interrupt the wait for the thread.
+            with anyio.CancelScope(shield=True) as run.scope:
+                if run.ctx.cancelled and not run.started:
+                    run.scope.cancel()
+                outcome = await anyio.to_thread.run_sync(
+                    execute,
+                    run,
+                    settings.args,
+                    settings.kwargs,
+                    self.worker_backend,
+                    self._notify_started,
+                    limiter=self.limiter,
+                    abandon_on_cancel=True,
+                )
+        finally:
+            self._free_slots += 1
+            self.finish(run, outcome)
+            self._pump()
+
+    def _notify_started(self, run: JobRun) -> None:
+        """Worker thread: tell the scheduler loop the handler is starting."""
+        call_soon(self._token, partial(self._on_started, run))
+
+    def _on_started(self, run: JobRun) -> None:
+        if run.done or run.status is not JobStatus.SCHEDULED:
+            return
+        run.status = JobStatus.RUNNING
+        self.running += 1
+        timeout = run.task.settings.timeout
+        if timeout is not None:
+            run.timeout_entry = self.timer.push(
+                self.clock.now() + timeout,
+                partial(self.cancel_run, run, f"timed out after {timeout:g} s"),
+            )
+            if run.timeout_entry.deadline < self._sleeping_until and self._sleep_scope:
+                self._sleep_scope.cancel()
+        self.store.put_job(run.snapshot())
+        self.listeners.emit(self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot())
+
+    # -- cancellation ----------------------------------------------------------
+
+    def cancel_run(self, run: JobRun, reason: str) -> bool:
+        """Request cancellation of *run*; return ``False`` if it already ended."""
+        if run.done:
+            return False
+        run.ctx._cancel(reason)
+        if run.scope is None:  # still waiting for a pool slot: it never starts
+            self.finish(run, None)
+        elif not run.started:
+            run.scope.cancel()
+        return True
+
+    # -- the end of a job ------------------------------------------------------
+
+    def finish(self, run: JobRun, outcome: Outcome | None) -> None:
+        """Record how *run* ended, update its task, notify listeners and waiters."""
+        if run.done:
+            return
+        if outcome is not None and outcome.started and run.status is JobStatus.SCHEDULED:
+            self._on_started(run)  # the start notice has not arrived yet
+        run.done = True
+        if run.status is JobStatus.RUNNING:
+            self.running -= 1
+        if run.timeout_entry is not None:
+            run.timeout_entry.cancel()
+        ctx = run.ctx
+        status, message = self._classify(run, outcome)
+        run.status = status
+        run.error_message = message
+        run.ended_at = utcnow()
+        if outcome is not None and outcome.duration is not None:
+            run.duration = outcome.duration
+        elif run.started_at is not None:
+            run.duration = (run.ended_at - run.started_at).total_seconds()
+        if status is JobStatus.FAILED and outcome is not None and outcome.error is not None:
+            self.logger.error(
+                "quiv: job %s of task %r failed",
+                run.id,
+                run.task.settings.task_name,
+                exc_info=outcome.error,
+            )
+        del ctx  # the context stays alive only as long as user code holds it
+        job = run.final = run.snapshot()
+        self.jobs.pop(run.id, None)
+        retrying = self._after_job(run.task, status)
+        self.store.put_job(job)
+        task_snapshot = run.task.snapshot()
+        self.listeners.emit(self.bridge, _JOB_EVENTS[status], task_snapshot, job)
+        if retrying:
+            self.listeners.emit(self.bridge, Event.JOB_RETRYING, task_snapshot, job)
+        task_waiters, run.task.waiters = run.task.waiters, []
+        for waiter in [*run.waiters, *task_waiters]:
+            if self.stopping:
+                waiter.fail(SchedulerStoppedError("the scheduler was shut down"))
+            else:
+                waiter.resolve(job)
+        if not self.jobs and self._idle is not None:
+            self._idle.set()
+
+    def _classify(self, run: JobRun, outcome: Outcome | None) -> tuple[JobStatus, str | None]:
+        ctx = run.ctx
+        if outcome is None and run.started:
+            return JobStatus.CANCELLED, ABANDONED_REASON
+        if outcome is None or not outcome.started or ctx.cancelled or outcome.cancelled:
+            return JobStatus.CANCELLED, ctx.cancel_reason or "cancelled"
+        if outcome.error is not None:
+            return JobStatus.FAILED, describe_error(outcome.error)
+        return JobStatus.COMPLETED, None
+
+    def _after_job(self, task: TaskState, status: JobStatus) -> bool:
+        """Update *task* after its job ended; return True if a retry was scheduled."""
+        task.run = None
+        if task.removed:
+            return False
+        settings = task.settings
+        now = self.clock.now()
+        retrying = status is JobStatus.FAILED and task.retry_attempt < settings.max_retries
+        deadline: float | None = None
+        if retrying:
+            task.retry_attempt += 1
+            deadline = now + retry_delay(settings.retry_backoff, task.retry_attempt)
+        else:
+            task.retry_attempt = 0
+        if task.rerun_requested:
+            task.rerun_requested = False
+            deadline = now
+        elif task.pending_deadline is not None:
+            deadline, task.pending_deadline = task.pending_deadline, None
+        elif deadline is None and not settings.run_once:
+            assert settings.interval is not None
+            schedule = IntervalSchedule(settings.interval, settings.fixed_interval, task.anchor)
+            jitter = random.uniform(0.0, settings.jitter) if settings.jitter else 0.0
+            deadline = next_run(schedule, ended=now, jitter=jitter)
+        if deadline is None:  # a run-once task that is done
+            task.removed = True
+            task.status = TaskStatus.ACTIVE
+            task.set_deadline(None, now)
+            self.tasks.pop(task.id, None)
+            self.store.delete_task(task.id)
+            return False
+        if task.status is TaskStatus.PAUSED:
+            task.set_deadline(None, now)
+            task.pending_deadline = None
+        else:
+            self.schedule(task, deadline)
+        self.store.put_task(task.snapshot())
+        return retrying
+
+    # -- shutdown --------------------------------------------------------------
+
+    async def shutdown(self, timeout: float | None) -> list[Job]:
+        """Cancel every job and wait up to *timeout* for them; abandon the rest.
+
+        Return the records of the abandoned jobs.
+        """
+        self.stopping = True
+        self.stop_timer()
+        for run in list(self.jobs.values()):
+            self.cancel_run(run, SHUTDOWN_REASON)
+        with anyio.move_on_after(math.inf if timeout is None else timeout, shield=True):
+            await self._wait_idle()
+        stuck = list(self.jobs.values())
+        for run in stuck:
+            if run.scope is not None:
+                run.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self._wait_idle()
+        return [run.final for run in stuck if run.final is not None]
+
+    async def _wait_idle(self) -> None:
+        while self.jobs:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+        self._idle = None

@@ -1,0 +1,113 @@
+"""Handler inspection: sync or async, and which values to inject.
+
+A handler receives its own ``args``/``kwargs`` plus any of the injected values
+it declares by name (the seed spelling ``_job_id`` or the quiv 1.x spelling
+``job_id``). Only declared parameters are injected; ``**kwargs`` gets nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._errors import ConfigurationError, HandlerRegistrationError
+
+__all__ = ("HandlerSpec", "callable_name", "inspect_handler", "is_async_callable")
+
+Injected = Literal["job_id", "stop_event", "progress_hook"]
+
+#: parameter name -> what it receives
+INJECTED_NAMES: Mapping[str, Injected] = {
+    "_job_id": "job_id",
+    "job_id": "job_id",
+    "_stop_event": "stop_event",
+    "stop_event": "stop_event",
+    "_progress_hook": "progress_hook",
+    "progress_hook": "progress_hook",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """What the runner needs to know about a handler."""
+
+    func: Callable[..., Any]
+    is_async: bool
+    #: declared parameter name -> injected value kind
+    injected: Mapping[str, Injected]
+    name: str
+
+
+def callable_name(func: object) -> str:
+    """A readable name for *func* (for logs and reprs)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    name = getattr(func, "__qualname__", None) or getattr(type(func), "__qualname__", None)
+    module = getattr(func, "__module__", None)
+    return f"{module}.{name}" if module and name else repr(func)
+
+
+def is_async_callable(func: object) -> bool:
+    """Whether calling *func* returns a coroutine.
+
+    Sees through :func:`functools.partial` and objects whose ``__call__`` is
+    ``async def``. A sync wrapper that returns a coroutine is detected when it
+    runs: the runner then awaits the coroutine in a worker loop.
+    """
+    while isinstance(func, functools.partial):
+        func = func.func
+    if inspect.iscoroutinefunction(func):
+        return True
+    if not inspect.isfunction(func) and not inspect.ismethod(func) and callable(func):
+        call = getattr(type(func), "__call__", None)  # noqa: B004
+        return inspect.iscoroutinefunction(call)
+    return False
+
+
+def _declared_injections(func: Callable[..., Any]) -> dict[str, Injected]:
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # builtins and other uninspectable callables
+        return {}
+    declared: dict[str, Injected] = {}
+    for parameter in signature.parameters.values():
+        if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+            continue
+        kind = INJECTED_NAMES.get(parameter.name)
+        if kind is not None:
+            declared[parameter.name] = kind
+    return declared
+
+
+def inspect_handler(func: object, kwargs: Mapping[str, Any], *, param: str = "func") -> HandlerSpec:
+    """Inspect *func* and check it against *kwargs*.
+
+    :raises HandlerRegistrationError: if *func* is not callable
+    :raises ConfigurationError: if it declares both spellings of one injected
+        value, or *kwargs* supplies a name that will be injected
+    """
+    if not callable(func):
+        raise HandlerRegistrationError(f"{param} must be callable, got {func!r}")
+    injected = _declared_injections(func)
+    seen: dict[Injected, str] = {}
+    for name, kind in injected.items():
+        if kind in seen:
+            raise ConfigurationError(
+                f"{param} declares both {seen[kind]!r} and {name!r}; "
+                "they receive the same value, declare only one"
+            )
+        seen[kind] = name
+    clashes = sorted(set(injected) & set(kwargs))
+    if clashes:
+        raise ConfigurationError(
+            f"kwargs key {clashes[0]!r} collides with a parameter quiv injects into {param}"
+        )
+    return HandlerSpec(
+        func=func,
+        is_async=is_async_callable(func),
+        injected=injected,
+        name=callable_name(func),
+    )

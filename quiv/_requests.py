@@ -1,0 +1,168 @@
+"""Validation of ``add_task`` and ``update_task`` requests.
+
+Both build a complete new :class:`TaskSettings` before anything changes, so
+a rejected request leaves no state behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ._config import UNSET
+from ._errors import ConfigurationError, HandlerRegistrationError
+from ._handlers import HandlerSpec, inspect_handler
+from ._state import TaskSettings, utcnow
+from ._triggers import MAX_DELAY, clamp_delay
+from ._validation import (
+    check_args,
+    check_bool,
+    check_datetime,
+    check_int,
+    check_kwargs,
+    check_name,
+    check_number,
+)
+
+__all__ = ("TaskUpdate", "validate_new_task", "validate_update")
+
+_MAX_RETRIES = 1_000_000
+
+
+def _interval(value: object) -> float:
+    return min(check_number(value, "interval", exclusive=True), MAX_DELAY)
+
+
+def _optional_timeout(value: object) -> float | None:
+    return None if value is None else check_number(value, "timeout", exclusive=True)
+
+
+def _callback(value: object) -> Any:
+    if value is not None and not callable(value):
+        raise HandlerRegistrationError(f"progress_callback must be callable, got {value!r}")
+    return value
+
+
+def _delay_until(run_at: object) -> float:
+    when = check_datetime(run_at, "run_at")
+    return clamp_delay((when - utcnow()).total_seconds())
+
+
+def validate_new_task(
+    *,
+    task_name: object,
+    interval: object,
+    delay: object,
+    run_once: object,
+    fixed_interval: object,
+    args: object,
+    kwargs: object,
+    progress_callback: object,
+    run_at: object,
+    timeout: object,
+    max_retries: object,
+    retry_backoff: object,
+    jitter: object,
+) -> tuple[TaskSettings, float]:
+    """Check an ``add_task`` request; return its settings and the first run's delay."""
+    name = check_name(task_name, "task_name")
+    once = check_bool(run_once, "run_once")
+    fixed = check_bool(fixed_interval, "fixed_interval")
+    every: float | None = None
+    if interval is not None or not once:
+        if interval is None:
+            raise ConfigurationError(
+                "interval is required for a recurring task (or pass run_once=True), got None"
+            )
+        every = _interval(interval)
+    if delay is not None and run_at is not None:
+        raise ConfigurationError(
+            f"pass delay or run_at, not both (got delay={delay!r}, run_at={run_at!r})"
+        )
+    first = 0.0
+    if delay is not None:
+        first = clamp_delay(check_number(delay, "delay"))
+    elif run_at is not None:
+        first = _delay_until(run_at)
+    settings = TaskSettings(
+        task_name=name,
+        args=check_args(args),
+        kwargs=check_kwargs(kwargs),
+        interval=every,
+        fixed_interval=fixed,
+        run_once=once,
+        timeout=_optional_timeout(timeout),
+        max_retries=check_int(max_retries, "max_retries", maximum=_MAX_RETRIES),
+        retry_backoff=min(check_number(retry_backoff, "retry_backoff", exclusive=True), MAX_DELAY),
+        jitter=min(check_number(jitter, "jitter"), MAX_DELAY),
+        progress_callback=_callback(progress_callback),
+    )
+    return settings, first
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUpdate:
+    """A validated ``update_task`` request."""
+
+    settings: TaskSettings
+    interval_changed: bool
+    #: seconds from now to the requested ``run_at``, if one was given
+    run_at_delay: float | None
+
+
+def validate_update(
+    current: TaskSettings,
+    handler: HandlerSpec,
+    *,
+    task_name: object,
+    interval: object,
+    fixed_interval: object,
+    args: object,
+    kwargs: object,
+    timeout: object,
+    max_retries: object,
+    retry_backoff: object,
+    jitter: object,
+    progress_callback: object,
+    run_at: object,
+) -> TaskUpdate:
+    """Check an ``update_task`` request against the task's current settings."""
+    changes: dict[str, Any] = {}
+    if interval is not UNSET and run_at is not UNSET:
+        raise ConfigurationError(
+            f"pass interval or run_at, not both (got interval={interval!r}, run_at={run_at!r})"
+        )
+    if task_name is not UNSET:
+        changes["task_name"] = check_name(task_name, "task_name")
+    if interval is not UNSET:
+        if current.run_once:
+            raise ConfigurationError(
+                f"interval cannot be set on a run-once task, got interval={interval!r}"
+            )
+        changes["interval"] = _interval(interval)
+    if fixed_interval is not UNSET:
+        changes["fixed_interval"] = check_bool(fixed_interval, "fixed_interval")
+    if args is not UNSET:
+        changes["args"] = check_args(args)
+    if kwargs is not UNSET:
+        changes["kwargs"] = check_kwargs(kwargs)
+        inspect_handler(handler.func, changes["kwargs"])  # injected-name clashes
+    if timeout is not UNSET:
+        changes["timeout"] = _optional_timeout(timeout)
+    if max_retries is not UNSET:
+        changes["max_retries"] = check_int(max_retries, "max_retries", maximum=_MAX_RETRIES)
+    if retry_backoff is not UNSET:
+        changes["retry_backoff"] = min(
+            check_number(retry_backoff, "retry_backoff", exclusive=True), MAX_DELAY
+        )
+    if jitter is not UNSET:
+        changes["jitter"] = min(check_number(jitter, "jitter"), MAX_DELAY)
+    if progress_callback is not UNSET:
+        changes["progress_callback"] = _callback(progress_callback)
+    run_at_delay = None if run_at is UNSET else _delay_until(run_at)
+    return TaskUpdate(
+        settings=dataclasses.replace(current, **changes),
+        interval_changed="interval" in changes,
+        run_at_delay=run_at_delay,
+    )

@@ -1,0 +1,212 @@
+"""The engine's mutable records of tasks and jobs, and their public snapshots.
+
+These objects are owned by the scheduler's loop. The only fields a worker
+thread touches are marked; it touches them under the job context's lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import anyio
+from anyio.lowlevel import EventLoopToken
+
+from ._context import JobContext
+from ._handlers import HandlerSpec
+from ._loops import call_soon
+from ._models import Job, JobStatus, Task, TaskStatus
+from ._timer import TimerEntry
+
+__all__ = ("JobRun", "TaskState", "Waiter", "utcnow")
+
+_job_seq = itertools.count()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(eq=False, slots=True)
+class TaskSettings:
+    """What ``add_task``/``update_task`` set (validated)."""
+
+    task_name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    interval: float | None
+    fixed_interval: bool
+    run_once: bool
+    timeout: float | None
+    max_retries: int
+    retry_backoff: float
+    jitter: float
+    progress_callback: Callable[..., Any] | None
+
+
+class Waiter:
+    """One caller of ``wait_for_job``/``wait_for_task`` (scheduler loop only)."""
+
+    __slots__ = ("error", "event", "job")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.job: Job | None = None
+        self.error: BaseException | None = None
+
+    def resolve(self, job: Job) -> None:
+        self.job = job
+        self.event.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.event.set()
+
+
+@dataclass(eq=False, slots=True)
+class TaskState:
+    """A task as the engine keeps it."""
+
+    id: str
+    settings: TaskSettings
+    handler: HandlerSpec
+    status: TaskStatus = TaskStatus.ACTIVE
+    #: deadline of the next run on the scheduler clock, and its wall-clock form
+    deadline: float | None = None
+    next_run_at: datetime | None = None
+    #: origin of the fixed-interval grid
+    anchor: float = 0.0
+    entry: TimerEntry[Callable[[], object]] | None = None
+    retry_attempt: int = 0
+    rerun_requested: bool = False
+    #: a ``run_at`` set by ``update_task`` while a job was in flight
+    pending_deadline: float | None = None
+    run: JobRun | None = None
+    removed: bool = False
+    waiters: list[Waiter] = field(default_factory=list)
+
+    def snapshot(self) -> Task:
+        s = self.settings
+        return Task(
+            id=self.id,
+            task_name=s.task_name,
+            args=s.args,
+            kwargs=dict(s.kwargs),
+            interval_seconds=s.interval,
+            fixed_interval=s.fixed_interval,
+            run_once=s.run_once,
+            status=self.status,
+            next_run_at=self.next_run_at,
+            timeout_seconds=s.timeout,
+            max_retries=s.max_retries,
+            retry_backoff_seconds=s.retry_backoff,
+            retry_attempt=self.retry_attempt,
+            jitter_seconds=s.jitter,
+            rerun_requested=self.rerun_requested,
+        )
+
+    def set_deadline(self, deadline: float | None, clock_now: float) -> None:
+        self.deadline = deadline
+        self.next_run_at = (
+            None
+            if deadline is None
+            else utcnow() + timedelta(seconds=max(0.0, deadline - clock_now))
+        )
+
+
+class JobRun:
+    """One job as the engine keeps it, from creation to its final record."""
+
+    __slots__ = (
+        "attempt",
+        "ctx",
+        "done",
+        "due",
+        "duration",
+        "ended_at",
+        "error_message",
+        "final",
+        "handler",
+        "id",
+        "scheduled_at",
+        "scope",
+        "seq",
+        "started",
+        "started_at",
+        "status",
+        "task",
+        "timeout_entry",
+        "waiters",
+        "worker",
+    )
+
+    def __init__(self, task: TaskState, due: float, ctx: JobContext) -> None:
+        self.id = ctx.job_id
+        self.task = task
+        self.handler = task.handler
+        self.attempt = ctx.attempt
+        self.ctx = ctx
+        self.due = due
+        self.seq = next(_job_seq)
+        self.status = JobStatus.SCHEDULED
+        self.scheduled_at = utcnow()
+        #: written by the worker thread under ``ctx._lock``
+        self.started = False
+        self.started_at: datetime | None = None
+        self.worker: tuple[EventLoopToken, anyio.CancelScope] | None = None
+        # scheduler loop only
+        self.ended_at: datetime | None = None
+        self.duration: float | None = None
+        self.error_message: str | None = None
+        self.scope: anyio.CancelScope | None = None
+        self.timeout_entry: TimerEntry[Callable[[], object]] | None = None
+        self.waiters: list[Waiter] = []
+        self.done = False
+        self.final: Job | None = None
+
+    def __lt__(self, other: JobRun) -> bool:
+        return (self.due, self.seq) < (other.due, other.seq)
+
+    def snapshot(self) -> Job:
+        return Job(
+            id=self.id,
+            task_id=self.task.id,
+            task_name=self.task.settings.task_name,
+            status=self.status,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            duration_seconds=self.duration,
+            error_message=self.error_message,
+            attempt=self.attempt,
+            scheduled_at=self.scheduled_at,
+        )
+
+    # -- worker-loop cancellation (any thread) ---------------------------------
+
+    def attach_worker(self, token: EventLoopToken, scope: anyio.CancelScope) -> None:
+        """Called in the worker loop: cancel *scope* when the job is cancelled."""
+        with self.ctx._lock:
+            if self.ctx.stop_event.is_set():
+                scope.cancel()
+            else:
+                self.worker = (token, scope)
+
+    def detach_worker(self) -> None:
+        with self.ctx._lock:
+            self.worker = None
+
+    def cancel_worker(self) -> None:
+        """Cancel the worker loop's scope, if the handler runs in one (non-blocking)."""
+        with self.ctx._lock:
+            worker = self.worker
+        if worker is not None:
+            token, scope = worker
+            call_soon(token, scope.cancel)

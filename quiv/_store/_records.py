@@ -1,0 +1,207 @@
+"""Records to rows and back: datetimes, display forms of arguments, column order.
+
+Datetimes are stored as integer microseconds since the Unix epoch (UTC): exact,
+sortable and comparable in SQL. Naive datetimes are read as UTC. Every datetime
+read back is timezone-aware UTC.
+
+Handler arguments are never pickled. A task's ``args`` and ``kwargs`` are kept
+only as display strings (:func:`display`, built on :mod:`reprlib`); a task read
+back from a store has ``args`` as a tuple of those strings and ``kwargs`` as a
+``dict`` of them.
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .._models import Job, JobStatus, Task, TaskStatus
+from ._connection import Row
+
+__all__ = (
+    "JOB_COLUMNS",
+    "TASK_COLUMNS",
+    "display",
+    "display_task",
+    "from_micros",
+    "job_from_row",
+    "job_to_row",
+    "normalize_job",
+    "task_from_row",
+    "task_to_row",
+    "to_micros",
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+TASK_COLUMNS = (
+    "id",
+    "task_name",
+    "args",
+    "kwargs",
+    "interval_seconds",
+    "fixed_interval",
+    "run_once",
+    "status",
+    "next_run_at",
+    "timeout_seconds",
+    "max_retries",
+    "retry_backoff_seconds",
+    "retry_attempt",
+    "jitter_seconds",
+    "rerun_requested",
+)
+
+JOB_COLUMNS = (
+    "id",
+    "task_id",
+    "task_name",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "error_message",
+    "attempt",
+    "scheduled_at",
+)
+
+
+def _make_repr() -> reprlib.Repr:
+    shortener = reprlib.Repr()
+    shortener.maxlevel = 4
+    shortener.maxstring = 200
+    shortener.maxother = 200
+    shortener.maxlong = 60
+    return shortener
+
+
+_REPR = _make_repr()
+
+
+def display(value: object) -> str:
+    """Return a bounded, never-raising display string for *value* (no pickling)."""
+    return _REPR.repr(value)
+
+
+def to_utc(value: datetime) -> datetime:
+    """Return *value* as an aware UTC datetime (naive values are read as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def to_micros(value: datetime | None) -> int | None:
+    """Return *value* as integer microseconds since the epoch, or ``None``."""
+    if value is None:
+        return None
+    return (to_utc(value) - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int | None) -> datetime | None:
+    """Return an aware UTC datetime from :func:`to_micros`'s integer, or ``None``."""
+    if value is None:
+        return None
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def task_to_row(task: Task) -> Row:
+    """Return *task*'s row in :data:`TASK_COLUMNS` order, arguments as display strings."""
+    kwargs: Mapping[str, Any] = task.kwargs or {}
+    return (
+        str(task.id),
+        str(task.task_name),
+        json.dumps([display(arg) for arg in task.args]),
+        json.dumps({str(key): display(value) for key, value in kwargs.items()}),
+        _opt_float(task.interval_seconds),
+        int(bool(task.fixed_interval)),
+        int(bool(task.run_once)),
+        TaskStatus(task.status).value,
+        to_micros(task.next_run_at),
+        _opt_float(task.timeout_seconds),
+        int(task.max_retries),
+        float(task.retry_backoff_seconds),
+        int(task.retry_attempt),
+        float(task.jitter_seconds),
+        int(bool(task.rerun_requested)),
+    )
+
+
+def task_from_row(row: Row) -> Task:
+    """Build a :class:`Task` from a row in :data:`TASK_COLUMNS` order.
+
+    :raises ValueError: if the row does not hold a valid task
+    """
+    args = json.loads(row[2])
+    kwargs = json.loads(row[3])
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise ValueError(f"task {row[0]!r}: args/kwargs are not display forms")
+    return Task(
+        id=row[0],
+        task_name=row[1],
+        args=tuple(str(arg) for arg in args),
+        kwargs={str(key): str(value) for key, value in kwargs.items()},
+        interval_seconds=_opt_float(row[4]),
+        fixed_interval=bool(row[5]),
+        run_once=bool(row[6]),
+        status=TaskStatus(row[7]),
+        next_run_at=from_micros(row[8]),
+        timeout_seconds=_opt_float(row[9]),
+        max_retries=int(row[10]),
+        retry_backoff_seconds=float(row[11]),
+        retry_attempt=int(row[12]),
+        jitter_seconds=float(row[13]),
+        rerun_requested=bool(row[14]),
+    )
+
+
+def display_task(task: Task) -> Task:
+    """Return *task* as a store gives it back: arguments replaced by display strings."""
+    return task_from_row(task_to_row(task))
+
+
+def job_to_row(job: Job) -> Row:
+    """Return *job*'s row in :data:`JOB_COLUMNS` order."""
+    return (
+        str(job.id),
+        str(job.task_id),
+        str(job.task_name),
+        JobStatus(job.status).value,
+        to_micros(job.started_at),
+        to_micros(job.ended_at),
+        _opt_float(job.duration_seconds),
+        None if job.error_message is None else str(job.error_message),
+        int(job.attempt),
+        to_micros(job.scheduled_at),
+    )
+
+
+def job_from_row(row: Row) -> Job:
+    """Build a :class:`Job` from a row in :data:`JOB_COLUMNS` order.
+
+    :raises ValueError: if the row does not hold a valid job
+    """
+    return Job(
+        id=row[0],
+        task_id=row[1],
+        task_name=row[2],
+        status=JobStatus(row[3]),
+        started_at=from_micros(row[4]),
+        ended_at=from_micros(row[5]),
+        duration_seconds=_opt_float(row[6]),
+        error_message=row[7],
+        attempt=int(row[8]),
+        scheduled_at=from_micros(row[9]),
+    )
+
+
+def normalize_job(job: Job) -> Job:
+    """Return *job* as a store gives it back (UTC datetimes, enum status)."""
+    return job_from_row(job_to_row(job))

@@ -1,0 +1,193 @@
+"""The SQL: schema, upserts, job queries and pruning, shared by every connection.
+
+User values only ever travel as bound parameters. The only identifiers put
+into SQL text come from fixed whitelists (:data:`ORDER_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import ConfigurationError, StoreError
+from .._models import JobStatus
+from ._base import JobQuery
+from ._connection import Connection
+from ._records import JOB_COLUMNS, TASK_COLUMNS, to_micros
+
+__all__ = (
+    "COUNT_JOBS",
+    "DELETE_TASK",
+    "FINAL_STATUSES",
+    "ORDER_COLUMNS",
+    "PRUNE_CHUNK",
+    "SCHEMA_VERSION",
+    "SELECT_JOB",
+    "SELECT_TASKS",
+    "UPSERT_JOB",
+    "UPSERT_TASK",
+    "check_query",
+    "create_schema",
+    "jobs_query",
+    "prune_statement",
+)
+
+#: bumped when the tables change; a file with another non-zero version is refused
+SCHEMA_VERSION = 1
+
+#: ``order_by`` value -> column name (the only identifiers ever interpolated)
+ORDER_COLUMNS = {
+    "started_at": "started_at",
+    "ended_at": "ended_at",
+    "scheduled_at": "scheduled_at",
+}
+
+FINAL_STATUSES = (
+    JobStatus.COMPLETED.value,
+    JobStatus.CANCELLED.value,
+    JobStatus.FAILED.value,
+)
+
+#: rows deleted per pruning transaction, so writes never wait long
+PRUNE_CHUNK = 500
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS tasks (
+        id TEXT PRIMARY KEY NOT NULL,
+        task_name TEXT NOT NULL,
+        args TEXT NOT NULL,
+        kwargs TEXT NOT NULL,
+        interval_seconds REAL,
+        fixed_interval INTEGER NOT NULL,
+        run_once INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        next_run_at INTEGER,
+        timeout_seconds REAL,
+        max_retries INTEGER NOT NULL,
+        retry_backoff_seconds REAL NOT NULL,
+        retry_attempt INTEGER NOT NULL,
+        jitter_seconds REAL NOT NULL,
+        rerun_requested INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY NOT NULL,
+        task_id TEXT NOT NULL,
+        task_name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER,
+        duration_seconds REAL,
+        error_message TEXT,
+        attempt INTEGER NOT NULL,
+        scheduled_at INTEGER
+    )""",
+    "CREATE INDEX IF NOT EXISTS jobs_task_id ON jobs (task_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
+    "CREATE INDEX IF NOT EXISTS jobs_started_at ON jobs (started_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_ended_at ON jobs (ended_at)",
+)
+
+
+def _upsert(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"{col} = excluded.{col}" for col in columns[1:])
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}"
+    )
+
+
+UPSERT_TASK = _upsert("tasks", TASK_COLUMNS)
+UPSERT_JOB = _upsert("jobs", JOB_COLUMNS)
+DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
+SELECT_JOB = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?"
+SELECT_TASKS = f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks ORDER BY rowid"
+COUNT_JOBS = "SELECT count(*) FROM jobs"
+
+
+async def create_schema(conn: Connection) -> None:
+    """Set WAL mode and create the tables and indexes if they are missing.
+
+    :raises StoreError: if the file holds a schema version quiv does not know
+    :raises sqlite3.Error: if SQLite fails (not a database, read-only, ...)
+    """
+    await conn.fetchall("PRAGMA journal_mode = WAL")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+    rows = await conn.fetchall("PRAGMA user_version")
+    version = int(rows[0][0])
+    if version not in (0, SCHEMA_VERSION):
+        raise StoreError(
+            f"the database has quiv schema version {version}, this quiv knows {SCHEMA_VERSION}"
+        )
+    async with conn.transaction():
+        for statement in _DDL:
+            await conn.execute(statement)
+        await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+
+
+def check_query(query: JobQuery) -> tuple[str, str | None, int, int]:
+    """Return ``(order column, status value or None, limit, offset)``, ``-1`` for no limit.
+
+    :raises ConfigurationError: if ``order_by``, ``status``, ``limit`` or
+        ``offset`` is not valid (the engine validates first; this is a guard)
+    """
+    column = ORDER_COLUMNS.get(query.order_by) if isinstance(query.order_by, str) else None
+    if column is None:
+        raise ConfigurationError.bad_value(
+            "order_by", query.order_by, f"one of {sorted(ORDER_COLUMNS)}"
+        )
+    status: str | None = None
+    if query.status is not None:
+        try:
+            status = JobStatus(query.status).value
+        except ValueError:
+            raise ConfigurationError.bad_value(
+                "status", query.status, f"one of {[s.value for s in JobStatus]}"
+            ) from None
+    limit, offset = query.limit, query.offset
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ConfigurationError.bad_value("limit", limit, "a non-negative int or None")
+    if type(offset) is not int or offset < 0:
+        raise ConfigurationError.bad_value("offset", offset, "a non-negative int")
+    return column, status, (-1 if limit is None else limit), offset
+
+
+def jobs_query(query: JobQuery) -> tuple[str, list[Any]]:
+    """Build the ``SELECT`` for :meth:`~quiv._store.Store.get_jobs`.
+
+    ``since`` is inclusive and ``until`` exclusive, both on ``started_at``
+    (jobs that never started match neither). NULLs sort last in both
+    directions; ties keep insertion order (reversed when descending).
+
+    :raises ConfigurationError: see :func:`check_query`
+    """
+    column, status, limit, offset = check_query(query)
+    where: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if query.task_id is not None:
+        where.append("task_id = ?")
+        params.append(str(query.task_id))
+    if query.since is not None:
+        where.append("started_at >= ?")
+        params.append(to_micros(query.since))
+    if query.until is not None:
+        where.append("started_at < ?")
+        params.append(to_micros(query.until))
+    direction = "DESC" if query.descending else "ASC"
+    sql = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {column} IS NULL, {column} {direction}, rowid {direction} LIMIT ? OFFSET ?"
+    params += [limit, offset]
+    return sql, params
+
+
+def prune_statement() -> str:
+    """The chunked ``DELETE`` of finished jobs that ended before a cutoff (microseconds)."""
+    marks = ", ".join("?" for _ in FINAL_STATUSES)
+    return (
+        "DELETE FROM jobs WHERE rowid IN (SELECT rowid FROM jobs"
+        f" WHERE status IN ({marks}) AND ended_at < ? LIMIT {PRUNE_CHUNK:d})"
+    )

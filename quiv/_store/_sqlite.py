@@ -1,0 +1,363 @@
+"""SQLiteStore: tasks and job history in one SQLite file, on asyncio and trio."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from .._errors import StoreError
+from .._models import Job, Task
+from ._base import JobQuery, Store
+from ._connection import Connection, Row, open_connection
+from ._files import TempDatabase, create_private_file
+from ._records import job_from_row, job_to_row, task_from_row, task_to_row
+from ._retention import check_retention, cutoff_micros, prune_interval
+from ._schema import (
+    COUNT_JOBS,
+    DELETE_TASK,
+    FINAL_STATUSES,
+    PRUNE_CHUNK,
+    SELECT_JOB,
+    SELECT_TASKS,
+    UPSERT_JOB,
+    UPSERT_TASK,
+    create_schema,
+    jobs_query,
+    prune_statement,
+)
+from ._writer import BatchWriter
+
+__all__ = ("SQLiteStore",)
+
+T = TypeVar("T")
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+ConnectionFactory = Callable[[str], Awaitable[Connection]]
+
+#: rows handed to one ``executemany`` call (conversion yields to the loop between chunks)
+WRITE_CHUNK = 2000
+_DRIVER_ERRORS = (sqlite3.Error, OSError, ValueError, TypeError)
+
+
+class SQLiteStore(Store):
+    """Tasks and job history in SQLite, written in batches by one writer task.
+
+    Writes (``put_*``) only queue a row; the writer commits everything queued
+    in one transaction per batch (a job updated three times in a row is
+    written once). Reads wait for earlier writes first. Connections use
+    aiosqlite under asyncio and the stdlib :mod:`sqlite3` in a worker thread
+    otherwise (trio); WAL journal, ``synchronous=NORMAL``.
+
+    Finished jobs whose ``ended_at`` is older than the retention are pruned
+    every ``min(max(retention / 2, 1), 60)`` seconds (and once at start);
+    with a retention of ``0`` every finished job goes at the next pass, with
+    ``inf`` none ever does. Scheduled and running jobs are never pruned.
+
+    Handler arguments are stored as display strings only (never pickled): a
+    task read back has its ``args``/``kwargs`` as those strings.
+
+    :param db_path: ``None`` for a private temporary database (a fresh 0700
+        directory, file mode 0600) removed by :meth:`aclose`, or at garbage
+        collection or interpreter exit if :meth:`aclose` never ran; otherwise
+        a file path kept across runs (created 0600 if missing)
+    :param history_retention_seconds: how long finished jobs are kept
+    :param logger: where write failures are reported (default ``quiv``)
+    :param connection_factory: opens the connection (a seam for tests);
+        the default picks aiosqlite or :mod:`sqlite3` by async library
+    :raises ConfigurationError: if the retention is not a number >= 0
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        history_retention_seconds: float = 86400,
+        logger: Logger | None = None,
+        connection_factory: ConnectionFactory | None = None,
+    ) -> None:
+        self._retention = check_retention(history_retention_seconds)
+        self._db_path = None if db_path is None else os.fspath(db_path)
+        self._logger: Logger = logger if logger is not None else logging.getLogger("quiv")
+        self._connect = connection_factory if connection_factory is not None else open_connection
+        self._writer = BatchWriter(self._write_batch, self._logger)
+        self._lock = anyio.Lock()
+        self._conn: Connection | None = None
+        self._temp: TempDatabase | None = None
+        self._state = "new"  # -> open -> closing -> closed
+        self._scope: anyio.CancelScope | None = None
+        self._stopped = anyio.Event()
+
+    @property
+    def path(self) -> str | None:
+        """The database file (``None`` until a temporary one is created)."""
+        return self._temp.path if self._temp is not None else self._db_path
+
+    @property
+    def connection(self) -> Connection | None:
+        """The open connection (``None`` before :meth:`start` and after :meth:`aclose`)."""
+        return self._conn
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self, task_group: TaskGroup) -> None:
+        """Open the database, create the schema and start the writer and pruner.
+
+        :param task_group: the scheduler's task group, which hosts the background work
+        :raises StoreError: if the database cannot be opened or has an unknown schema
+        """
+        if self._state != "new":
+            raise StoreError("the job store was started already")
+        self._state = "closed"  # until opened successfully
+        try:
+            path = self._prepare_file()
+            conn = await self._connect(path)
+        except (*_DRIVER_ERRORS, StoreError) as exc:
+            self._remove_temp()
+            raise StoreError(f"cannot open the job store {self.path!r}: {exc}") from exc
+        try:
+            await create_schema(conn)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+            self._remove_temp()
+            if isinstance(exc, StoreError) or not isinstance(exc, _DRIVER_ERRORS):
+                raise
+            raise StoreError(f"cannot open the job store {self.path!r}: {exc}") from exc
+        self._conn = conn
+        self._state = "open"
+        await task_group.start(self._background)
+
+    def _prepare_file(self) -> str:
+        if self._db_path is None:
+            self._temp = TempDatabase(self)
+            return self._temp.path
+        if self._db_path != ":memory:" and not self._db_path.startswith("file:"):
+            create_private_file(self._db_path)
+        return self._db_path
+
+    def _remove_temp(self) -> None:
+        if self._temp is not None:
+            self._temp.remove()
+
+    async def _background(self, *, task_status: TaskStatus[None]) -> None:
+        try:
+            with anyio.CancelScope() as self._scope:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(self._writer.run, name="quiv store writer")
+                    if not math.isinf(self._retention):
+                        tg.start_soon(self._prune_loop, name="quiv store pruning")
+                    task_status.started()
+        finally:
+            self._stopped.set()
+
+    async def aclose(self) -> None:
+        """Stop the background work, write what is queued, close, remove temp files.
+
+        Shielded from cancellation. If the final write fails, the error is
+        logged with the number of records lost. A second call does nothing.
+        """
+        if self._state in ("closing", "closed"):
+            self._remove_temp()
+            return
+        started = self._state == "open"
+        self._state = "closing"
+        with anyio.CancelScope(shield=True):
+            try:
+                if started:
+                    if self._scope is not None:
+                        self._scope.cancel()
+                    await self._stopped.wait()
+                    # rows queued while the last batch was written get one more batch
+                    while self._writer.pending_writes:
+                        if not await self._writer.write_now():
+                            self._logger.error(
+                                "quiv store: closing with %d records unwritten; they are lost",
+                                self._writer.pending_writes,
+                            )
+                            break
+            finally:
+                self._state = "closed"
+                conn, self._conn = self._conn, None
+                try:
+                    if conn is not None:
+                        await conn.close()
+                except _DRIVER_ERRORS as exc:
+                    self._logger.error("quiv store: closing the database failed: %s", exc)
+                finally:
+                    self._remove_temp()
+
+    # -- writes -----------------------------------------------------------------
+
+    def _writable(self, kind: str, record_id: str) -> bool:
+        # puts are fire-and-forget: a late one (an abandoned job ending after
+        # shutdown) must not raise into the engine; it is reported and dropped
+        if self._state != "closed":
+            return True
+        self._logger.warning("quiv store: closed, not recording %s %r", kind, record_id)
+        return False
+
+    def put_task(self, task: Task) -> None:
+        """Queue an insert-or-replace of *task*'s row.
+
+        After :meth:`aclose` the row is dropped with a warning.
+        """
+        if self._writable("task", task.id):
+            self._writer.put_task(task)
+
+    def delete_task(self, task_id: str) -> None:
+        """Queue the deletion of a task's row (its job history stays).
+
+        After :meth:`aclose` the deletion is dropped with a warning.
+        """
+        if self._writable("task deletion", task_id):
+            self._writer.delete_task(task_id)
+
+    def put_job(self, job: Job) -> None:
+        """Queue an insert-or-replace of *job*'s row.
+
+        After :meth:`aclose` the row is dropped with a warning.
+        """
+        if self._writable("job", job.id):
+            self._writer.put_job(job)
+
+    @property
+    def pending_writes(self) -> int:
+        """How many rows are queued (or being written) and not yet committed."""
+        return self._writer.pending_writes
+
+    async def _write_batch(self, tasks: dict[str, Task | None], jobs: dict[str, Job]) -> None:
+        async with self._lock:
+            conn = self._live()
+            async with conn.transaction():
+                deleted = [(task_id,) for task_id, task in tasks.items() if task is None]
+                if deleted:
+                    await conn.executemany(DELETE_TASK, deleted)
+                live = (task for task in tasks.values() if task is not None)
+                await self._write_rows(conn, UPSERT_TASK, live, task_to_row)
+                await self._write_rows(conn, UPSERT_JOB, jobs.values(), job_to_row)
+
+    async def _write_rows(
+        self, conn: Connection, sql: str, records: Iterable[T], to_row: Callable[[T], Row]
+    ) -> None:
+        chunk: list[Row] = []
+        for record in records:
+            try:
+                chunk.append(to_row(record))
+            except Exception:
+                # a record that cannot become a row would fail every retry: drop it alone
+                self._logger.exception(
+                    "quiv store: dropping %s %r, it cannot be stored",
+                    type(record).__name__,
+                    getattr(record, "id", None),
+                )
+            if len(chunk) >= WRITE_CHUNK:
+                await conn.executemany(sql, chunk)
+                chunk = []
+        if chunk:
+            await conn.executemany(sql, chunk)
+
+    # -- reads --------------------------------------------------------------------
+
+    def _live(self) -> Connection:
+        if self._conn is None or self._state not in ("open", "closing"):
+            raise StoreError("the job store is not open")
+        return self._conn
+
+    async def flush(self) -> None:
+        """Return once every write queued before the call is committed.
+
+        :raises StoreError: if the store is not open, or the batch holding
+            these writes failed (the rows stay queued and are retried)
+        """
+        if self._state != "open":
+            raise StoreError("the job store is not open")
+        await self._writer.flush()
+
+    async def _read(self, sql: str, params: Sequence[Any], convert: Callable[[Row], T]) -> list[T]:
+        await self.flush()
+        try:
+            async with self._lock:
+                rows = await self._live().fetchall(sql, params)
+            return [convert(row) for row in rows]
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"the job store query failed: {exc}") from exc
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """Return the job with this id, or ``None``.
+
+        :raises StoreError: if the store cannot answer
+        """
+        jobs = await self._read(SELECT_JOB, (job_id,), job_from_row)
+        return jobs[0] if jobs else None
+
+    async def get_jobs(self, query: JobQuery) -> list[Job]:
+        """Return the jobs matching *query* (NULL sort keys last).
+
+        :raises ConfigurationError: if the query holds invalid values
+        :raises StoreError: if the store cannot answer
+        """
+        sql, params = jobs_query(query)
+        return await self._read(sql, params, job_from_row)
+
+    async def count_jobs(self) -> int:
+        """Return how many job records the store holds.
+
+        :raises StoreError: if the store cannot answer
+        """
+        counts = await self._read(COUNT_JOBS, (), lambda row: int(row[0]))
+        return counts[0]
+
+    async def get_tasks(self) -> list[Task]:
+        """Return the stored tasks, arguments as display strings, in insertion order.
+
+        :raises StoreError: if the store cannot answer
+        """
+        return await self._read(SELECT_TASKS, (), task_from_row)
+
+    # -- retention ------------------------------------------------------------------
+
+    async def prune(self, now: datetime | None = None) -> int:
+        """Delete finished jobs that ended more than the retention before *now*.
+
+        Runs in chunks of :data:`~quiv._store._schema.PRUNE_CHUNK` rows, one
+        statement each, so writes wait at most one chunk.
+
+        :param now: the reference time (default: the current UTC time)
+        :returns: how many job records were deleted
+        :raises StoreError: if the store cannot flush or delete
+        """
+        await self.flush()
+        cutoff = cutoff_micros(self._retention, now)
+        if cutoff is None:
+            return 0
+        statement, params = prune_statement(), (*FINAL_STATUSES, cutoff)
+        total = 0
+        while True:
+            try:
+                async with self._lock:
+                    deleted = await self._live().execute(statement, params)
+            except _DRIVER_ERRORS as exc:
+                raise StoreError(f"pruning the job history failed: {exc}") from exc
+            total += deleted
+            if deleted < PRUNE_CHUNK:
+                return total
+            await anyio.lowlevel.checkpoint()
+
+    async def _prune_loop(self) -> None:
+        interval = prune_interval(self._retention)
+        while True:
+            try:
+                deleted = await self.prune()
+            except StoreError as exc:
+                self._logger.warning("quiv store: %s", exc)
+            else:
+                if deleted:
+                    self._logger.debug("quiv store: pruned %d finished jobs", deleted)
+            await anyio.sleep(interval)

@@ -1,0 +1,198 @@
+"""The write queue: coalescing pending rows, one writer, flush barriers, retries.
+
+``put_*`` record the newest state of a row in a dict keyed by id (a job put
+three times before the writer runs is written once, last state wins) and wake
+the writer. The writer hands everything pending to ``write_batch`` (one
+transaction). On failure the rows go back into the queue under any newer ones,
+the error is logged, and the writer retries with a doubling backoff; a
+:meth:`BatchWriter.flush` during a failure asks for an immediate retry and
+raises :class:`~quiv.StoreError` if the attempt that covered its writes failed,
+so it never hangs.
+
+Every method runs on the scheduler's loop; the anyio events here never cross
+threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .._errors import StoreError
+from .._models import Job, Task
+
+__all__ = ("BACKOFF_MAX", "BACKOFF_MIN", "BatchWriter", "WriteBatch")
+
+#: first retry delay after a failed batch, in seconds (doubles up to BACKOFF_MAX)
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 5.0
+
+#: ``write_batch(tasks, jobs)``: tasks map id -> Task, or None for a deletion
+WriteBatch = Callable[[dict[str, "Task | None"], dict[str, Job]], Awaitable[None]]
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+class BatchWriter:
+    """Queue rows and write them in batches through *write_batch*.
+
+    :param write_batch: writes one batch in one transaction, raising on failure
+    :param logger: where failures and recoveries are reported
+    """
+
+    def __init__(self, write_batch: WriteBatch, logger: Logger) -> None:
+        self._write_batch = write_batch
+        self._logger = logger
+        self._tasks: dict[str, Task | None] = {}
+        self._jobs: dict[str, Job] = {}
+        self._in_flight = 0
+        # every put gets a sequence number; flush waits for _committed >= its number
+        self._seq = 0
+        self._committed = 0
+        self._last_attempt = 0  # the sequence number the last finished attempt covered
+        self._failure: BaseException | None = None
+        self._failures = 0  # consecutive failed attempts
+        self._wake = anyio.Event()  # rows were queued
+        self._retry = anyio.Event()  # a flush wants a retry now
+        self._attempted = anyio.Event()  # replaced after every attempt
+        self.running = False
+
+    # -- queueing ---------------------------------------------------------
+
+    def put_task(self, task: Task) -> None:
+        """Queue *task*'s row (replacing any queued state of it)."""
+        self._tasks[task.id] = task
+        self._queued()
+
+    def delete_task(self, task_id: str) -> None:
+        """Queue the deletion of a task's row (replacing any queued state of it)."""
+        self._tasks[task_id] = None
+        self._queued()
+
+    def put_job(self, job: Job) -> None:
+        """Queue *job*'s row (replacing any queued state of it)."""
+        self._jobs[job.id] = job
+        self._queued()
+
+    def _queued(self) -> None:
+        self._seq += 1
+        self._wake.set()
+
+    @property
+    def pending_writes(self) -> int:
+        """Rows queued or being written, not yet committed."""
+        return len(self._tasks) + len(self._jobs) + self._in_flight
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error of the last attempt, while the writer is failing."""
+        return self._failure
+
+    # -- the writer task -----------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Write batches until cancelled (start this with ``await task_group.start``)."""
+        self.running = True
+        backoff = 0.0
+        try:
+            task_status.started()
+            while True:
+                if backoff:
+                    with anyio.move_on_after(backoff):
+                        await self._retry.wait()
+                while not (self._tasks or self._jobs):
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                # let tasks that are ready run first: their writes join this batch
+                await anyio.lowlevel.checkpoint()
+                ok = await self.write_now()
+                backoff = 0.0 if ok else min(max(backoff * 2, BACKOFF_MIN), BACKOFF_MAX)
+        finally:
+            self.running = False
+            self._notify_attempt()
+
+    async def write_now(self) -> bool:
+        """Write everything queued in one batch; return whether it was committed."""
+        tasks, self._tasks = self._tasks, {}
+        jobs, self._jobs = self._jobs, {}
+        if not (tasks or jobs):
+            return True
+        covered = self._seq
+        self._retry = anyio.Event()
+        self._in_flight = len(tasks) + len(jobs)
+        try:
+            await self._write_batch(tasks, jobs)
+        except Exception as exc:
+            self._requeue(tasks, jobs)
+            self._failed(exc)
+            return False
+        except BaseException:
+            self._requeue(tasks, jobs)
+            raise
+        finally:
+            self._in_flight = 0
+            self._last_attempt = covered
+            self._notify_attempt()
+        self._committed = covered
+        if self._failure is not None:
+            self._logger.warning(
+                "quiv store: writing works again after %d failed attempts", self._failures
+            )
+        self._failure = None
+        self._failures = 0
+        return True
+
+    def _requeue(self, tasks: dict[str, Task | None], jobs: dict[str, Job]) -> None:
+        # rows queued meanwhile are newer: they win
+        for task_id, task in tasks.items():
+            self._tasks.setdefault(task_id, task)
+        for job_id, job in jobs.items():
+            self._jobs.setdefault(job_id, job)
+
+    def _failed(self, exc: Exception) -> None:
+        self._failure = exc
+        self._failures += 1
+        self._logger.error(
+            "quiv store: writing %d records failed (attempt %d); they stay queued and"
+            " are retried: %s",
+            len(self._tasks) + len(self._jobs),
+            self._failures,
+            exc,
+            exc_info=exc if self._failures == 1 else None,
+        )
+
+    def _notify_attempt(self) -> None:
+        done, self._attempted = self._attempted, anyio.Event()
+        done.set()
+
+    # -- barriers --------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Return once every row queued before the call is committed.
+
+        While the writer is failing this triggers an immediate retry instead
+        of waiting for the backoff.
+
+        :raises StoreError: if the attempt covering these rows failed, or the
+            writer is not running
+        """
+        target = self._seq
+        while self._committed < target:
+            if not self.running:
+                raise StoreError(
+                    f"the job store's writer is not running; {self.pending_writes}"
+                    " records are not written"
+                )
+            attempted = self._attempted
+            if self._failure is not None:
+                self._retry.set()
+            await attempted.wait()
+            if self._committed < target and self._last_attempt >= target:
+                failure = self._failure
+                raise StoreError(
+                    f"the job store cannot write ({self.pending_writes} records queued,"
+                    f" retrying in the background): {failure}"
+                ) from failure

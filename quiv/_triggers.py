@@ -1,0 +1,69 @@
+"""Next-run computation: pure functions of the schedule and the last fire.
+
+Times are seconds on the scheduler's monotonic clock. Nothing here reads a
+clock or draws randomness itself (jitter is passed in), so every function is
+deterministic and property-tested.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ("MAX_DELAY", "IntervalSchedule", "next_fixed_slot", "next_run", "retry_delay")
+
+#: Longest delay quiv schedules (about 100 years); larger values are clamped,
+#: so huge intervals or backoffs never overflow datetime arithmetic.
+MAX_DELAY = 100 * 365.25 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalSchedule:
+    """An interval schedule. ``anchor`` is the first scheduled run (the grid origin)."""
+
+    interval: float
+    fixed: bool
+    anchor: float
+
+
+def clamp_delay(seconds: float) -> float:
+    """Clamp a delay into ``[0, MAX_DELAY]``."""
+    return min(max(seconds, 0.0), MAX_DELAY)
+
+
+def next_fixed_slot(anchor: float, interval: float, now: float) -> float:
+    """The first grid slot ``anchor + k * interval`` (k >= 1) strictly after *now*.
+
+    Missed slots are skipped; the grid never moves, so latency never
+    accumulates.
+    """
+    k = max(1, math.floor((now - anchor) / interval) + 1)
+    slot = anchor + k * interval
+    # Guard against floating-point rounding landing on or before now.
+    while slot <= now:
+        k += 1
+        slot = anchor + k * interval
+    return slot
+
+
+def next_run(schedule: IntervalSchedule, *, ended: float, jitter: float = 0.0) -> float:
+    """When a recurring task runs next, given that its last job ended at *ended*.
+
+    Fixed-interval tasks run on the grid from ``schedule.anchor``; others run
+    ``interval`` after the end of the previous run. *jitter* (already drawn,
+    ``>= 0``) is added on top and never moves the grid.
+    """
+    if schedule.fixed:
+        base = next_fixed_slot(schedule.anchor, schedule.interval, ended)
+    else:
+        base = ended + clamp_delay(schedule.interval)
+    return base + clamp_delay(jitter)
+
+
+def retry_delay(backoff: float, attempt: int) -> float:
+    """Delay before retry number *attempt* (1-based): ``backoff * 2 ** (attempt - 1)``, clamped."""
+    exponent = min(attempt - 1, 1024)
+    try:
+        return clamp_delay(backoff * math.ldexp(1.0, exponent))
+    except OverflowError:
+        return MAX_DELAY
