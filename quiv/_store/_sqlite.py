@@ -90,7 +90,7 @@ class SQLiteStore(Store):
         self._lock = anyio.Lock()
         self._conn: Connection | None = None
         self._temp: TempDatabase | None = None
-        self._state = "new"  # -> open -> closing -> closed
+        self._state = "new"  # -> starting -> open -> closing -> closed
         self._scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
 
@@ -114,22 +114,23 @@ class SQLiteStore(Store):
         """
         if self._state != "new":
             raise StoreError("the job store was started already")
-        self._state = "closed"  # until opened successfully
+        self._state = "starting"
+        conn: Connection | None = None
         try:
             path = self._prepare_file()
             conn = await self._connect(path)
-        except (*_DRIVER_ERRORS, StoreError) as exc:
-            self._remove_temp()
-            raise StoreError(f"cannot open the job store {self.path!r}: {exc}") from exc
-        try:
             await create_schema(conn)
         except BaseException as exc:
+            self._state = "closed"
             with anyio.CancelScope(shield=True):
-                await conn.close()
-            self._remove_temp()
-            if isinstance(exc, StoreError) or not isinstance(exc, _DRIVER_ERRORS):
-                raise
-            raise StoreError(f"cannot open the job store {self.path!r}: {exc}") from exc
+                try:
+                    if conn is not None:
+                        await conn.close()
+                finally:
+                    self._remove_temp()
+            if isinstance(exc, _DRIVER_ERRORS) and not isinstance(exc, StoreError):
+                raise StoreError(f"cannot open the job store {self.path!r}: {exc}") from exc
+            raise
         self._conn = conn
         self._state = "open"
         await task_group.start(self._background)
