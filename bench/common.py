@@ -1,0 +1,350 @@
+"""What every runner shares: the command line, the result line, measurements.
+
+Runners are ``python -m bench.runner_<family> <workload> <params-json>``. A
+runner prints exactly one line ``BENCH_RESULT {json}`` and exits. The JSON
+is ``{"ok": true, "metrics": {...}, "reasons": {...}, "notes": [...]}`` or
+``{"ok": false, "error": "..."}``. A metric that a system cannot produce is
+``null`` with a reason; a reason starting with ``never`` renders as "never".
+
+Stdlib (plus psutil) only: this module is imported in every venv.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NoReturn
+
+from bench.stats import ms_summary
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+now = time.perf_counter
+
+
+class Result:
+    """What one workload run found."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float | None] = {}
+        self.reasons: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def set(self, **values: float | None) -> Result:
+        self.metrics.update(values)
+        return self
+
+    def na(self, reason: str, *keys: str) -> Result:
+        for key in keys:
+            self.metrics[key] = None
+            self.reasons[key] = reason
+        return self
+
+    def note(self, text: str) -> Result:
+        self.notes.append(text)
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        return {"ok": True, "metrics": self.metrics, "reasons": self.reasons, "notes": self.notes}
+
+
+class Unsupported(Exception):
+    """The system has no way to run this workload; the message says why."""
+
+
+def unsupported(reason: str) -> Callable[[dict[str, Any]], Result]:
+    """A workload entry for a feature the system lacks."""
+
+    def run(params: dict[str, Any]) -> Result:
+        raise Unsupported(reason)
+
+    return run
+
+
+def emit(payload: Mapping[str, Any]) -> None:
+    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def run_cli(workloads: Mapping[str, Callable[[dict[str, Any]], Result]]) -> NoReturn:
+    """Entry point of a runner module: run one workload, print one line, exit.
+
+    Exits with ``os._exit`` so a peer's stuck worker thread cannot hold the
+    process (the measurement is over by then).
+    """
+    code = 0
+    try:
+        workload, raw = sys.argv[1], sys.argv[2]
+        if workload not in workloads:
+            raise Unsupported(f"unknown workload {workload!r}")
+        emit(workloads[workload](json.loads(raw)).payload())
+    except Unsupported as exc:
+        emit({"ok": True, "unsupported": str(exc), "metrics": {}, "reasons": {}, "notes": []})
+    except BaseException as exc:
+        traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        emit({"ok": False, "error": f"{type(exc).__name__}: {first}"})
+        code = 1
+    sys.stderr.flush()
+    os._exit(code)
+
+
+# -- process measurements ------------------------------------------------------
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / (1024 * 1024)
+
+
+def cpu_seconds() -> float:
+    """CPU time of the whole process (all threads), at nanosecond resolution."""
+    return time.process_time()
+
+
+# -- workload helpers ----------------------------------------------------------
+
+
+def w3_delays(params: Mapping[str, Any]) -> list[float]:
+    """The same pseudo-random delays for every system."""
+    rng = random.Random(params["seed"])
+    return [rng.uniform(params["min_delay"], params["max_delay"]) for _ in range(params["jobs"])]
+
+
+def throughput(n: int, t0: float, t_added: float, t_done: float | None, completed: int) -> Result:
+    """W1/W2 metrics from the add start, the add end and the last completion."""
+    result = Result().set(add_s=t_added - t0, completed=completed)
+    if t_done is None or completed < n:
+        return result.na(f"timed out: {completed}/{n} completed", "jobs_per_s", "total_s")
+    return result.set(jobs_per_s=n / (t_done - t0), total_s=t_done - t0)
+
+
+def lateness(intended: Mapping[int, float], started: Mapping[int, float]) -> Result:
+    """W3 metrics: handler start minus intended start, per job."""
+    late = [started[i] - intended[i] for i in intended if i in started]
+    result = Result().set(started=len(late))
+    if not late:
+        return result.na("no job started", "late_p50_ms", "late_p99_ms", "late_max_ms")
+    result.set(**ms_summary(late, "late"))
+    if len(late) < len(intended):
+        result.note(f"only {len(late)}/{len(intended)} jobs started in time")
+    return result
+
+
+def cadence(
+    starts: Mapping[int, list[float]], added: Mapping[int, float], params: Mapping[str, Any]
+) -> Result:
+    """W4 metrics: runs started in each task's window, and drift of the last one.
+
+    Task *i*'s window is ``[added_i, added_i + duration)``; drift is
+    ``last − first − (runs − 1) · interval``: the time a task lost against its
+    own grid over the window (0 for a perfect fixed-interval scheduler).
+    """
+    interval, duration = params["interval"], params["duration"]
+    runs: list[int] = []
+    drifts: list[float] = []
+    for i, t_add in added.items():
+        inside = sorted(t for t in starts.get(i, []) if t_add <= t < t_add + duration)
+        runs.append(len(inside))
+        if len(inside) >= 2:
+            drifts.append(abs(inside[-1] - inside[0] - (len(inside) - 1) * interval))
+    result = Result().set(
+        runs_min=min(runs),
+        runs_median=statistics.median(runs),
+        runs_max=max(runs),
+        ideal_runs=round(duration / interval),
+    )
+    if not drifts:
+        return result.na("fewer than 2 runs per task", "drift_ms", "drift_max_ms")
+    return result.set(
+        drift_ms=statistics.median(drifts) * 1000.0, drift_max_ms=max(drifts) * 1000.0
+    )
+
+
+_PHASE = random.Random(11)
+
+
+def cancel_phase() -> float:
+    """A random pause between a W6 job's start and its cancel (2-6 ms).
+
+    So the cancel lands at a random point of the job's 1 ms check period,
+    not always just after the job started.
+    """
+    return _PHASE.uniform(0.002, 0.006)
+
+
+def cancel_latency(
+    sync_stop: list[float],
+    sync_event: list[float],
+    async_stop: list[float],
+    async_never: str | None,
+) -> Result:
+    """W6 metrics from the latencies (seconds) measured per cancel."""
+    result = Result()
+    for values, prefix in ((sync_stop, "sync_stop"), (sync_event, "sync_event")):
+        keys = (f"{prefix}_p50_ms", f"{prefix}_p99_ms")
+        if values:
+            summary = ms_summary(values, prefix)
+            result.set(**{key: summary[key] for key in keys})
+        else:
+            result.na("no cancel completed", *keys)
+    keys = ("async_stop_p50_ms", "async_stop_p99_ms", "async_stop_max_ms")
+    if async_never is not None:
+        result.na(async_never, *keys)
+    elif async_stop:
+        result.set(**ms_summary(async_stop, "async_stop"))
+    else:
+        result.na("no cancel completed", *keys)
+    return result
+
+
+class Progress:
+    """W7 receiver: counts deliveries, checks their order, notes the last one."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.expected = 0
+        self.in_order = True
+        self.t_first_call: float | None = None
+        self.t_calls_done: float | None = None
+        self.t_last: float | None = None
+
+    def produce(self, hook: Callable[..., Any]) -> None:
+        """The job side: call *hook* ``n`` times with ``i=0..n-1``."""
+        self.t_first_call = now()
+        for i in range(self.n):
+            hook(i=i)
+        self.t_calls_done = now()
+
+    def receive(self, i: int) -> bool:
+        """The main-loop side; return ``True`` at the last expected delivery."""
+        if i != self.expected:
+            self.in_order = False
+        self.expected = i + 1
+        self.count += 1
+        self.t_last = now()
+        return self.count == self.n
+
+    def result(self) -> Result:
+        result = Result().set(dropped=self.n - self.count, order_kept=int(self.in_order))
+        if self.t_first_call is None:
+            return result.na("the job never ran", "delivered_per_s", "producer_per_s")
+        if self.t_calls_done is not None:
+            result.set(producer_per_s=self.n / (self.t_calls_done - self.t_first_call))
+        else:
+            result.na("the job did not finish its calls", "producer_per_s")
+        if self.t_last is None or self.count == 0:
+            return result.na("nothing delivered", "delivered_per_s")
+        return result.set(delivered_per_s=self.count / (self.t_last - self.t_first_call))
+
+
+def round_trips(call: Callable[[], Any], n: int) -> float:
+    """Seconds per call of *call*, over *n* calls."""
+    t0 = now()
+    for _ in range(n):
+        call()
+    return (now() - t0) / n
+
+
+def noop() -> None:
+    """The no-op target used for round trips."""
+
+
+# -- asyncio-hosted peers --------------------------------------------------------
+
+
+class JobEnds:
+    """When each job's end event arrived (from any thread), for an asyncio host."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._changed = asyncio.Event()
+
+    def record(self, job_id: str) -> None:
+        self.times.setdefault(job_id, now())
+        if threading.get_ident() == self._loop_thread:
+            self._changed.set()
+        else:
+            self._loop.call_soon_threadsafe(self._changed.set)
+
+    async def wait(self, job_id: str, timeout: float) -> float | None:
+        """The time *job_id* ended, or ``None`` if it did not within *timeout*."""
+        deadline = now() + timeout
+        while job_id not in self.times:
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - now()))
+            except asyncio.TimeoutError:
+                return self.times.get(job_id)
+        return self.times[job_id]
+
+
+class Countdown:
+    """Counts completions reported from any thread; wakes an asyncio loop at *n*."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.failed = 0
+        self.t_done: float | None = None
+        self._lock = threading.Lock()
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._done = asyncio.Event()
+
+    def hit(self, failed: bool = False) -> None:
+        with self._lock:
+            self.count += 1
+            self.failed += failed
+            if self.count != self.n:
+                return
+            self.t_done = now()
+        if threading.get_ident() == self._loop_thread:
+            self._done.set()
+        else:
+            self._loop.call_soon_threadsafe(self._done.set)
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+async def idle_tail(
+    sleep: Callable[[float], Awaitable[Any]],
+    params: Mapping[str, Any],
+    result: Result,
+    rss_before: float,
+) -> None:
+    """W5's tail: settle, measure CPU over an idle window, then RSS growth.
+
+    RSS is read after the window (and a ``gc.collect()``), so work a system
+    defers past ``add_task`` is counted too.
+    """
+    await sleep(params["settle"])
+    cpu0 = cpu_seconds()
+    await sleep(params["idle"])
+    result.set(idle_cpu_ms=(cpu_seconds() - cpu0) * 1000.0)
+    gc.collect()
+    result.set(rss_mb_per_10k=(rss_mb() - rss_before) * 10000.0 / params["tasks"])
+
+
+def rss_baseline() -> float:
+    """RSS before W5 adds anything (after a ``gc.collect()``)."""
+    gc.collect()
+    return rss_mb()
