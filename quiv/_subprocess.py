@@ -299,15 +299,17 @@ class _Supervisor:
         if pidfd < 0:
             return self._run_polling(input)
         self._pidfd = pidfd
-        waker = _Waker()
-        unregister: Callable[[], None] = _noop
         try:
-            if self._job is not None:
-                unregister = self._job._on_cancel(waker)
-            return self._run_pidfd(input, waker)
+            waker = _Waker()
+            unregister: Callable[[], None] = _noop
+            try:
+                if self._job is not None:
+                    unregister = self._job._on_cancel(waker)
+                return self._run_pidfd(input, waker)
+            finally:
+                unregister()
+                waker.close()
         finally:
-            unregister()
-            waker.close()
             self._pidfd = -1
             os.close(pidfd)
 
@@ -365,11 +367,11 @@ class _Supervisor:
         if self.stop_kind is None:
             if self._deadline is not None:
                 due.append(self._deadline - now)
-            if polling or self._stop_event is not None:
+            if self._stop_event is not None:
                 due.append(_POLL_INTERVAL)
         elif not self._killed and self._kill_at is not None:
             due.append(self._kill_at - now)
-        elif polling:
+        if polling:
             due.append(_POLL_INTERVAL)
         return max(0.0, min(due)) if due else None
 

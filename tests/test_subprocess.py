@@ -1,0 +1,681 @@
+"""run_subprocess: a subprocess.run look-alike that a job cancel or timeout stops.
+
+Children are small Python programs (portable, no shell needed). A child that
+must be running before the test acts writes its pid to a "ready" pipe the test
+owns; the test blocks on that pipe (bounded), never on a sleep.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import os
+import select
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from quiv import _subprocess
+from quiv._context import JobContext, _current
+from quiv._errors import ConfigurationError, JobCancelledError
+from quiv._subprocess import run_subprocess
+
+POSIX = sys.platform != "win32"
+WAIT = 10.0  # upper bound for every wait in this file
+
+posix_only = pytest.mark.skipif(not POSIX, reason="POSIX signals")
+
+
+def _has_pidfd() -> bool:
+    try:
+        fd = os.pidfd_open(os.getpid())  # type: ignore[attr-defined,unused-ignore]
+    except (AttributeError, OSError):
+        return False
+    os.close(fd)
+    return True
+
+
+HAS_PIDFD = _has_pidfd()
+
+
+@pytest.fixture(params=["pidfd", "polling"])
+def waiting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with the event-driven Linux path and with the portable fallback."""
+    if request.param == "pidfd":
+        if not HAS_PIDFD:
+            pytest.skip("no pidfd on this platform")
+    else:
+        monkeypatch.setattr(_subprocess, "_open_pidfd", lambda pid: -1)
+    return str(request.param)
+
+
+def python(code: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", code, *args]
+
+
+# A child that reports its pid on the ready pipe (fd in argv[1]), then waits.
+SLEEPER = "import os, sys, time; os.write(int(sys.argv[1]), b'%d ' % os.getpid()); time.sleep(60)"
+# The same, ignoring SIGTERM (installed before it reports ready).
+STUBBORN = (
+    "import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "os.write(int(sys.argv[1]), b'%d ' % os.getpid()); time.sleep(60)"
+)
+# A child that starts a grandchild (which inherits its stdout/stderr), reports
+# both pids, then waits.
+PARENT = (
+    "import os, subprocess, sys, time; "
+    "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+    "os.write(int(sys.argv[1]), b'%d %d ' % (os.getpid(), g.pid)); time.sleep(60)"
+)
+
+
+class ReadyPipe:
+    """A pipe whose write end is passed to a child, which writes its pid(s) on it."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        return {"pass_fds": (self.w,)}
+
+    def args(self, code: str) -> list[str]:
+        return python(code, str(self.w))
+
+    def wait(self) -> list[int]:
+        """Block (bounded) until the child reported; return the pids it wrote."""
+        data = b""
+        while not data.endswith(b" "):
+            readable, _, _ = select.select([self.r], [], [], WAIT)
+            assert readable, "the child never reported ready"
+            chunk = os.read(self.r, 100)
+            assert chunk, "the child exited before reporting ready"
+            data += chunk
+        return [int(pid) for pid in data.split()]
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
+@pytest.fixture
+def ready() -> Iterator[ReadyPipe]:
+    pipe = ReadyPipe()
+    yield pipe
+    pipe.close()
+
+
+def make_job() -> JobContext:
+    return JobContext(
+        job_id="job-1",
+        task_id="task-1",
+        task_name="convert",
+        attempt=1,
+        bridge=None,
+        progress_callback=None,
+    )
+
+
+@dataclass
+class Outcome:
+    result: Any = None
+    error: BaseException | None = None
+    ended_at: float = math.nan
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def in_thread(func: Callable[[], Any], job: JobContext | None = None) -> Outcome:
+    """Run *func* in a new thread (inside *job*'s context, if given)."""
+    outcome = Outcome()
+
+    def target() -> None:
+        if job is not None:
+            _current.set(job)
+        try:
+            outcome.result = func()
+        except BaseException as exc:
+            outcome.error = exc
+        finally:
+            outcome.ended_at = time.monotonic()
+            outcome.done.set()
+
+    threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True).start()
+    return outcome
+
+
+def finished(outcome: Outcome) -> Outcome:
+    assert outcome.done.wait(WAIT), "run_subprocess did not return"
+    return outcome
+
+
+def gone(pid: int) -> bool:
+    """Whether *pid* has exited (waits up to WAIT for it, event-driven where possible)."""
+    if HAS_PIDFD:
+        try:
+            fd = os.pidfd_open(pid)  # type: ignore[attr-defined,unused-ignore]
+        except ProcessLookupError:
+            return True
+        try:
+            readable, _, _ = select.select([fd], [], [], WAIT)
+            return bool(readable)
+        finally:
+            os.close(fd)
+    deadline = time.monotonic() + WAIT  # pragma: no cover - no pidfd here
+    while time.monotonic() < deadline:  # pragma: no cover
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.01)
+    return False  # pragma: no cover
+
+
+def kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# -- like subprocess.run ----------------------------------------------------------
+
+
+def test_returns_completed_process_with_output(waiting: str) -> None:
+    result = run_subprocess(
+        python("import sys; print('out'); print('err', file=sys.stderr)"),
+        capture_output=True,
+        text=True,
+    )
+    assert isinstance(result, subprocess.CompletedProcess)
+    assert result.returncode == 0
+    assert result.stdout == "out\n"
+    assert result.stderr == "err\n"
+    assert result.args[0] == sys.executable
+
+
+def test_bytes_output_and_merged_stderr(waiting: str) -> None:
+    result = run_subprocess(
+        python("import sys; sys.stdout.write('a'); sys.stdout.flush(); sys.stderr.write('b')"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert result.stdout == b"ab"
+    assert result.stderr is None
+
+
+def test_text_mode_translates_newlines(waiting: str) -> None:
+    result = run_subprocess(
+        python("import sys; sys.stdout.buffer.write(b'a\\r\\nb\\rc\\n')"),
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout == "a\nb\nc\n"
+
+
+def test_output_not_captured_is_none(waiting: str) -> None:
+    result = run_subprocess(python("pass"), stdout=subprocess.DEVNULL)
+    assert result.returncode == 0
+    assert result.stdout is None
+    assert result.stderr is None
+
+
+def test_large_output_does_not_deadlock(waiting: str) -> None:
+    result = run_subprocess(
+        python("import sys; sys.stdout.write('x' * 3_000_000); sys.stderr.write('y' * 300_000)"),
+        capture_output=True,
+    )
+    assert result.stdout == b"x" * 3_000_000
+    assert result.stderr == b"y" * 300_000
+
+
+def test_nonzero_exit_without_check_is_returned(waiting: str) -> None:
+    result = run_subprocess(python("raise SystemExit(3)"))
+    assert result.returncode == 3
+
+
+def test_check_raises_called_process_error(waiting: str) -> None:
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        run_subprocess(
+            python("print('before'); raise SystemExit(5)"),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    assert info.value.returncode == 5
+    assert info.value.stdout == "before\n"
+
+
+def test_check_passes_on_success() -> None:
+    assert run_subprocess(python("pass"), check=True).returncode == 0
+
+
+def test_missing_program_raises_like_popen() -> None:
+    with pytest.raises(FileNotFoundError):
+        run_subprocess(["/nonexistent/quiv-test-program"])
+
+
+# -- input ------------------------------------------------------------------------
+
+
+def test_input_bytes(waiting: str) -> None:
+    result = run_subprocess(
+        python("import sys; sys.stdout.buffer.write(sys.stdin.buffer.read()[::-1])"),
+        input=b"abc",
+        capture_output=True,
+    )
+    assert result.stdout == b"cba"
+
+
+def test_input_text(waiting: str) -> None:
+    result = run_subprocess(
+        python("import sys; print(sys.stdin.read().upper(), end='')"),
+        input="héllo\n",
+        capture_output=True,
+        encoding="utf-8",
+    )
+    assert result.stdout == "HÉLLO\n"
+
+
+def test_large_input_and_output_together(waiting: str) -> None:
+    data = os.urandom(2_000_000)
+    result = run_subprocess(
+        python("import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"),
+        input=data,
+        capture_output=True,
+    )
+    assert result.stdout == data
+
+
+def test_input_the_child_does_not_read(waiting: str) -> None:
+    # The child exits without reading: the broken pipe is not an error.
+    result = run_subprocess(python("pass"), input=b"x" * 1_000_000)
+    assert result.returncode == 0
+
+
+def test_empty_input_closes_stdin(waiting: str) -> None:
+    result = run_subprocess(
+        python("import sys; print(len(sys.stdin.read()))"), input=b"", capture_output=True
+    )
+    assert result.stdout.strip() == b"0"
+
+
+# -- timeout ----------------------------------------------------------------------
+
+
+def test_timeout_raises_timeout_expired_with_output(waiting: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        run_subprocess(
+            python("import sys, time; print('partial', flush=True); time.sleep(60)"),
+            timeout=1.0,
+            capture_output=True,
+            text=True,  # the output of TimeoutExpired is bytes anyway, as in subprocess
+        )
+    assert time.monotonic() - started < WAIT
+    assert info.value.timeout == 1.0
+    assert info.value.output == b"partial\n"
+    assert info.value.stderr == b""
+
+
+@posix_only
+def test_output_written_while_stopping_is_kept(waiting: str) -> None:
+    code = (
+        "import signal, sys, time\n"
+        "def bye(*_):\n"
+        "    print('z' * 1_000_000 + 'bye', flush=True)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        "print('partial', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        run_subprocess(python(code), timeout=1.0, capture_output=True)
+    assert info.value.output == b"partial\n" + b"z" * 1_000_000 + b"bye\n"
+
+
+def test_timeout_zero_stops_at_once(waiting: str, ready: ReadyPipe) -> None:
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_subprocess(ready.args(SLEEPER), timeout=0, **ready.popen_kwargs())
+
+
+def test_timeout_not_reached(waiting: str) -> None:
+    assert run_subprocess(python("pass"), timeout=30).returncode == 0
+
+
+@posix_only
+def test_timeout_respects_kill_grace(waiting: str, ready: ReadyPipe) -> None:
+    outcome = in_thread(
+        lambda: run_subprocess(
+            ready.args(STUBBORN), timeout=0.2, kill_grace=0.3, **ready.popen_kwargs()
+        )
+    )
+    (pid,) = ready.wait()
+    finished(outcome)
+    assert isinstance(outcome.error, subprocess.TimeoutExpired)
+    assert gone(pid)
+
+
+# -- cancellation -----------------------------------------------------------------
+
+
+def test_cancel_raises_job_cancelled_promptly(waiting: str, ready: ReadyPipe) -> None:
+    job = make_job()
+    outcome = in_thread(
+        lambda: run_subprocess(ready.args(SLEEPER), capture_output=True, **ready.popen_kwargs()),
+        job,
+    )
+    (pid,) = ready.wait()
+    cancelled_at = time.monotonic()
+    job._cancel("cancelled by test")
+    finished(outcome)
+    assert isinstance(outcome.error, JobCancelledError)
+    assert str(outcome.error) == "cancelled by test"
+    assert outcome.ended_at - cancelled_at < 2.0  # far below the default kill_grace (5 s)
+    assert gone(pid)
+    assert job._cancel_callbacks == []
+
+
+@pytest.mark.skipif(not HAS_PIDFD, reason="the event-driven path needs pidfd")
+def test_cancel_wakes_the_waiting_thread_without_polling(
+    ready: ReadyPipe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With polling effectively disabled, only the cancel callback can wake the job thread.
+    monkeypatch.setattr(_subprocess, "_POLL_INTERVAL", 3600.0)
+    job = make_job()
+    outcome = in_thread(
+        lambda: run_subprocess(
+            ready.args(SLEEPER), stop_event=job.stop_event, **ready.popen_kwargs()
+        ),
+        job,
+    )
+    ready.wait()
+    cancelled_at = time.monotonic()
+    job._cancel("stop now")
+    finished(outcome)
+    assert isinstance(outcome.error, JobCancelledError)
+    assert str(outcome.error) == "stop now"
+    assert outcome.ended_at - cancelled_at < 2.0
+
+
+def test_cancel_while_input_is_still_pending(waiting: str, ready: ReadyPipe) -> None:
+    # The child never reads stdin: the writer is blocked on a full pipe when the job is cancelled.
+    job = make_job()
+    outcome = in_thread(
+        lambda: run_subprocess(
+            ready.args(SLEEPER), input=b"x" * 10_000_000, **ready.popen_kwargs()
+        ),
+        job,
+    )
+    (pid,) = ready.wait()
+    job._cancel("cancelled by test")
+    finished(outcome)
+    assert isinstance(outcome.error, JobCancelledError)
+    assert gone(pid)
+
+
+def test_falls_back_when_pidfd_open_fails(
+    monkeypatch: pytest.MonkeyPatch, ready: ReadyPipe
+) -> None:
+    def refuse(pid: int) -> int:
+        raise PermissionError("pidfd_open blocked by a sandbox")
+
+    monkeypatch.setattr(os, "pidfd_open", refuse, raising=False)
+    result = run_subprocess(python("print('fine')"), capture_output=True, text=True)
+    assert result.stdout == "fine\n"
+    job = make_job()
+    outcome = in_thread(lambda: run_subprocess(ready.args(SLEEPER), **ready.popen_kwargs()), job)
+    ready.wait()
+    job._cancel("cancelled by test")
+    assert isinstance(finished(outcome).error, JobCancelledError)
+
+
+def test_already_cancelled_job_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_popen(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a process was started")
+
+    monkeypatch.setattr(subprocess, "Popen", no_popen)
+    job = make_job()
+    job._cancel("removed")
+    outcome = finished(in_thread(lambda: run_subprocess(["anything"]), job))
+    assert isinstance(outcome.error, JobCancelledError)
+    assert str(outcome.error) == "removed"
+
+
+def test_cancel_after_completion_is_harmless(waiting: str) -> None:
+    job = make_job()
+    outcome = finished(in_thread(lambda: run_subprocess(python("print(1)")), job))
+    assert outcome.error is None
+    assert outcome.result.returncode == 0
+    assert job._cancel_callbacks == []
+    assert job._cancel("late")
+
+
+@posix_only
+def test_sigterm_ignored_is_killed_after_grace(waiting: str, ready: ReadyPipe) -> None:
+    job = make_job()
+    outcome = in_thread(
+        lambda: run_subprocess(
+            ready.args(STUBBORN), kill_grace=0.5, capture_output=True, **ready.popen_kwargs()
+        ),
+        job,
+    )
+    (pid,) = ready.wait()
+    cancelled_at = time.monotonic()
+    job._cancel("cancelled by test")
+    finished(outcome)
+    assert isinstance(outcome.error, JobCancelledError)
+    assert 0.5 <= outcome.ended_at - cancelled_at < WAIT
+    assert gone(pid)
+
+
+@posix_only
+def test_kill_grace_zero_kills_at_once(waiting: str, ready: ReadyPipe) -> None:
+    job = make_job()
+    outcome = in_thread(
+        lambda: run_subprocess(ready.args(STUBBORN), kill_grace=0, **ready.popen_kwargs()), job
+    )
+    (pid,) = ready.wait()
+    cancelled_at = time.monotonic()
+    job._cancel("now")
+    finished(outcome)
+    assert isinstance(outcome.error, JobCancelledError)
+    assert outcome.ended_at - cancelled_at < 2.0
+    assert gone(pid)
+
+
+def test_explicit_stop_event_outside_a_job(waiting: str, ready: ReadyPipe) -> None:
+    stop = threading.Event()
+    outcome = in_thread(
+        lambda: run_subprocess(ready.args(SLEEPER), stop_event=stop, **ready.popen_kwargs())
+    )
+    (pid,) = ready.wait()
+    stop.set()
+    finished(outcome)
+    assert isinstance(outcome.error, JobCancelledError)
+    assert str(outcome.error) == "stop_event was set"
+    assert gone(pid)
+
+
+def test_explicit_stop_event_inside_a_job_watches_both(waiting: str, ready: ReadyPipe) -> None:
+    job = make_job()
+    stop = threading.Event()
+    outcome = in_thread(
+        lambda: run_subprocess(ready.args(SLEEPER), stop_event=stop, **ready.popen_kwargs()),
+        job,
+    )
+    ready.wait()
+    job._cancel("the job went first")
+    finished(outcome)
+    assert isinstance(outcome.error, JobCancelledError)
+    assert str(outcome.error) == "the job went first"
+
+
+def test_explicit_stop_event_already_set_starts_nothing() -> None:
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(JobCancelledError, match="stop_event was set"):
+        run_subprocess(["/nonexistent/quiv-test-program"], stop_event=stop)
+
+
+@posix_only
+@pytest.mark.skipif(not HAS_PIDFD, reason="waits for the grandchild through a pidfd")
+@pytest.mark.parametrize(
+    "new_group",
+    [
+        {"start_new_session": True},
+        pytest.param(
+            {"process_group": 0},
+            marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="Python 3.11+"),
+        ),
+    ],
+    ids=["start_new_session", "process_group"],
+)
+def test_new_group_signals_the_whole_group(
+    waiting: str, ready: ReadyPipe, new_group: dict[str, Any]
+) -> None:
+    job = make_job()
+    outcome = in_thread(
+        lambda: run_subprocess(
+            ready.args(PARENT), capture_output=True, **new_group, **ready.popen_kwargs()
+        ),
+        job,
+    )
+    child, grandchild = ready.wait()
+    try:
+        job._cancel("cancelled by test")
+        finished(outcome)
+        assert isinstance(outcome.error, JobCancelledError)
+        assert gone(child)
+        assert gone(grandchild)
+    finally:
+        kill_quietly(grandchild)
+
+
+@posix_only
+def test_grandchild_holding_the_pipes_does_not_block_a_cancel(
+    waiting: str, ready: ReadyPipe
+) -> None:
+    # Only the direct child is signalled; its child keeps stdout/stderr open.
+    job = make_job()
+    outcome = in_thread(
+        lambda: run_subprocess(ready.args(PARENT), capture_output=True, **ready.popen_kwargs()),
+        job,
+    )
+    child, grandchild = ready.wait()
+    try:
+        cancelled_at = time.monotonic()
+        job._cancel("cancelled by test")
+        finished(outcome)
+        assert isinstance(outcome.error, JobCancelledError)
+        assert outcome.ended_at - cancelled_at < 2.0
+        assert gone(child)
+    finally:
+        kill_quietly(grandchild)
+
+
+def test_unexpected_error_kills_the_child(
+    ready: ReadyPipe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(self: object, input: object) -> None:
+        ready.wait()
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_subprocess._Supervisor, "run", boom)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="boom"):
+        run_subprocess(ready.args(SLEEPER), **ready.popen_kwargs())
+    assert time.monotonic() - started < WAIT  # killed and reaped, not waited for 60 s
+
+
+@posix_only
+def test_drain_reads_what_is_waiting_without_waiting_for_more() -> None:
+    # After a stop, what the child wrote before exiting is kept, but a pipe that
+    # a grandchild holds open is not waited for.
+    r_done, w_done = os.pipe()
+    r_held, w_held = os.pipe()
+    os.write(w_done, b"a" * 60_000)
+    os.close(w_done)
+    os.write(w_held, b"b" * 10)
+    with (
+        open(r_done, "rb", buffering=0) as done,
+        open(r_held, "rb", buffering=0) as held,
+        selectors.DefaultSelector() as selector,
+    ):
+        selector.register(done, selectors.EVENT_READ)
+        selector.register(held, selectors.EVENT_READ)
+        chunks: dict[int, list[bytes]] = {r_done: [], r_held: []}
+        pipes = {r_done, r_held}
+        _subprocess._drain(selector, chunks, pipes)
+        assert b"".join(chunks[r_done]) == b"a" * 60_000
+        assert b"".join(chunks[r_held]) == b"b" * 10
+        assert done.closed
+        assert pipes == {r_held}
+    os.close(w_held)
+
+
+# -- validation -------------------------------------------------------------------
+
+BAD_SECONDS = [True, "5", -1, -0.5, math.nan, math.inf, -math.inf, 10**400, [1]]
+
+
+@pytest.mark.parametrize("value", BAD_SECONDS, ids=repr)
+def test_bad_timeout(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="timeout") as info:
+        run_subprocess(["/nonexistent/quiv-test-program"], timeout=value)  # type: ignore[arg-type]
+    assert repr(value)[:20] in str(info.value)
+
+
+@pytest.mark.parametrize("value", [*BAD_SECONDS, None], ids=repr)
+def test_bad_kill_grace(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="kill_grace") as info:
+        run_subprocess(["/nonexistent/quiv-test-program"], kill_grace=value)  # type: ignore[arg-type]
+    assert repr(value)[:20] in str(info.value)
+
+
+def test_good_seconds_accept_ints_and_zero() -> None:
+    result = run_subprocess(python("pass"), timeout=30, kill_grace=0)
+    assert result.returncode == 0
+
+
+@pytest.mark.parametrize("name", ["check", "capture_output"])
+def test_flags_must_be_bool(name: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        kwargs: dict[str, Any] = {name: "yes"}
+        run_subprocess(["/nonexistent/quiv-test-program"], **kwargs)
+
+
+def test_stop_event_must_be_a_threading_event() -> None:
+    with pytest.raises(ConfigurationError, match="stop_event"):
+        run_subprocess(["/nonexistent/quiv-test-program"], stop_event=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_capture_output_conflicts_with_stdout_and_stderr(stream: str) -> None:
+    kwargs: dict[str, Any] = {stream: subprocess.DEVNULL}
+    with pytest.raises(ConfigurationError, match="capture_output"):
+        run_subprocess(["/nonexistent/quiv-test-program"], capture_output=True, **kwargs)
+
+
+def test_input_conflicts_with_stdin() -> None:
+    with pytest.raises(ConfigurationError, match="stdin"):
+        run_subprocess(["/nonexistent/quiv-test-program"], input=b"x", stdin=subprocess.DEVNULL)
+
+
+def test_input_type_must_match_the_mode() -> None:
+    with pytest.raises(ConfigurationError, match="input must be bytes"):
+        run_subprocess(["/nonexistent/quiv-test-program"], input="text")
+    with pytest.raises(ConfigurationError, match="input must be a str"):
+        run_subprocess(["/nonexistent/quiv-test-program"], input=b"bytes", text=True)
+
+
+def test_configuration_error_is_a_value_error() -> None:
+    # subprocess.run raises ValueError for the same conflicts.
+    with pytest.raises(ValueError):
+        run_subprocess(["x"], input=b"x", stdin=subprocess.DEVNULL)
