@@ -76,12 +76,13 @@ class Connection(ABC):
     async def transaction(self) -> AsyncIterator[None]:
         """Run the block in one write transaction: commit on success, roll back on error.
 
-        The rollback runs shielded from cancellation; its own failure (for
-        example when a failed ``COMMIT`` already ended the transaction) is
-        ignored so the original error propagates.
+        The rollback runs shielded from cancellation; its own failure (when
+        ``BEGIN`` failed, or a failed ``COMMIT`` already ended the
+        transaction) is ignored so the original error propagates.
         """
-        await self.execute("BEGIN IMMEDIATE")
         try:
+            # inside the try: aiosqlite may still run BEGIN after a cancelled await
+            await self.execute("BEGIN IMMEDIATE")
             yield
             await self.execute("COMMIT")
         except BaseException:

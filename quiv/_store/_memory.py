@@ -65,7 +65,7 @@ class MemoryStore(Store):
                 if math.isinf(self._retention):
                     return
                 interval = prune_interval(self._retention)
-                while True:
+                while self._state == "open":
                     deleted = await self.prune()
                     if deleted:
                         self._logger.debug("quiv store: pruned %d finished jobs", deleted)

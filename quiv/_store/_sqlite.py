@@ -357,6 +357,8 @@ class SQLiteStore(Store):
             try:
                 deleted = await self.prune()
             except StoreError as exc:
+                if self._state != "open":
+                    return  # closing: not a failure
                 self._logger.warning("quiv store: %s", exc)
             else:
                 if deleted:

@@ -16,6 +16,7 @@ threads.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,11 +26,13 @@ from anyio.abc import TaskStatus
 from .._errors import StoreError
 from .._models import Job, Task
 
-__all__ = ("BACKOFF_MAX", "BACKOFF_MIN", "BatchWriter", "WriteBatch")
+__all__ = ("BACKOFF_MAX", "BACKOFF_MIN", "LOG_EVERY", "BatchWriter", "WriteBatch")
 
 #: first retry delay after a failed batch, in seconds (doubles up to BACKOFF_MAX)
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 5.0
+#: while writes keep failing, the same error is logged again after this many seconds
+LOG_EVERY = 60.0
 
 #: ``write_batch(tasks, jobs)``: tasks map id -> Task, or None for a deletion
 WriteBatch = Callable[[dict[str, "Task | None"], dict[str, Job]], Awaitable[None]]
@@ -55,6 +58,7 @@ class BatchWriter:
         self._last_attempt = 0  # the sequence number the last finished attempt covered
         self._failure: BaseException | None = None
         self._failures = 0  # consecutive failed attempts
+        self._logged_at = 0.0
         self._wake = anyio.Event()  # rows were queued
         self._retry = anyio.Event()  # a flush wants a retry now
         self._attempted = anyio.Event()  # replaced after every attempt
@@ -153,15 +157,22 @@ class BatchWriter:
             self._jobs.setdefault(job_id, job)
 
     def _failed(self, exc: Exception) -> None:
+        first = self._failure is None
+        # a long outage logs its first error, then a reminder a minute (or a new error)
+        now = time.monotonic()
+        loud = first or str(exc) != str(self._failure) or now - self._logged_at >= LOG_EVERY
         self._failure = exc
         self._failures += 1
-        self._logger.error(
+        if loud:
+            self._logged_at = now
+        self._logger.log(
+            logging.ERROR if loud else logging.DEBUG,
             "quiv store: writing %d records failed (attempt %d); they stay queued and"
             " are retried: %s",
             len(self._tasks) + len(self._jobs),
             self._failures,
             exc,
-            exc_info=exc if self._failures == 1 else None,
+            exc_info=exc if first else None,
         )
 
     def _notify_attempt(self) -> None:
