@@ -32,12 +32,14 @@ def clamp_delay(seconds: float) -> float:
 
 
 def next_fixed_slot(anchor: float, interval: float, now: float) -> float:
-    """The first grid slot ``anchor + k * interval`` (k >= 1) strictly after *now*.
+    """The first grid slot ``anchor + k * interval`` (k >= 0) strictly after *now*.
 
     Missed slots are skipped; the grid never moves, so latency never
-    accumulates.
+    accumulates. Before the anchor (a run outside the schedule, such as
+    ``run_task_immediately``, ended before the first scheduled run) the next
+    slot is the anchor itself: the scheduled first run is kept.
     """
-    k = max(1, math.floor((now - anchor) / interval) + 1)
+    k = max(0, math.floor((now - anchor) / interval) + 1)
     slot = anchor + k * interval
     # Guard against floating-point rounding landing on or before now.
     while slot <= now:
