@@ -33,6 +33,7 @@ from ._models import QuivStats as QuivStats
 from ._models import Task as Task
 from ._models import TaskStatus as TaskStatus
 from ._scheduler import AsyncQuiv as AsyncQuiv
+from ._sync import Quiv as Quiv
 from ._validation import resolve_timezone as resolve_timezone
 from ._version import __version__ as __version__
 
@@ -50,6 +51,7 @@ __all__ = (
     "JobNotFoundError",
     "JobStatus",
     "MainLoopUnavailableError",
+    "Quiv",
     "QuivConfig",
     "QuivError",
     "QuivStats",

@@ -1,0 +1,75 @@
+"""The sync face's safety nets: the caller's loop, and shutdown at interpreter exit."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from typing import TYPE_CHECKING
+
+import sniffio
+from anyio.lowlevel import EventLoopToken, current_token
+
+if TYPE_CHECKING:
+    from ._sync import Quiv
+
+__all__ = ("forget", "remember", "running_loop_token")
+
+#: how long the exit hook waits for the running jobs of a forgotten scheduler
+EXIT_TIMEOUT = 5.0
+
+_live: weakref.WeakSet[Quiv] = weakref.WeakSet()
+_lock = threading.Lock()
+_hook_installed = False
+
+
+def running_loop_token() -> EventLoopToken | None:
+    """The token of the event loop running in this thread, or ``None`` if there is none.
+
+    anyio's worker threads (sync FastAPI endpoints, for example) run no loop.
+    """
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+    try:
+        return current_token()
+    except Exception:  # a library sniffio knows but anyio does not run here
+        return None
+
+
+def remember(scheduler: Quiv) -> None:
+    """Shut *scheduler* down at interpreter exit if it is still running then."""
+    global _hook_installed
+    with _lock:
+        _live.add(scheduler)
+        if _hook_installed:
+            return
+        _hook_installed = True
+    # threading._register_atexit hooks run before the interpreter joins
+    # non-daemon threads (anyio's asyncio worker threads are not daemons), so
+    # the scheduler is stopped before exit waits for its workers; plain atexit
+    # hooks would run too late for that.
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(_shutdown_all)
+        else:  # pragma: no cover - every supported CPython has it
+            atexit.register(_shutdown_all)
+    except RuntimeError:  # pragma: no cover - the interpreter is already exiting
+        pass
+
+
+def forget(scheduler: Quiv) -> None:
+    with _lock:
+        _live.discard(scheduler)
+
+
+def _shutdown_all() -> None:
+    with _lock:
+        schedulers = list(_live)
+    for scheduler in schedulers:
+        try:
+            scheduler._shutdown_at_exit(EXIT_TIMEOUT)
+        except Exception:  # pragma: no cover - never let one stop the others
+            scheduler._logger.exception("quiv: shutting down %r at exit failed", scheduler)

@@ -1,0 +1,304 @@
+"""An event loop in a thread of its own, serving one async context manager.
+
+This is the machinery under :class:`~quiv.Quiv`. anyio's blocking portal is
+close to what is needed, but its calls raise from a thread that runs a trio
+loop, and leaving ``start_blocking_portal()`` from such a thread waits forever
+for a portal it could not stop. So the thread here takes calls through a
+non-blocking hand-off (:func:`~quiv._loops.call_soon` with the loop's token)
+and hands results back through :class:`concurrent.futures.Future`, which
+works from any thread: plain threads, threads running an asyncio loop, and
+threads running a trio loop. Only the loop's own thread cannot wait for a
+call (it would wait for itself); :meth:`LoopThread.on_loop_thread` tells.
+"""
+
+from __future__ import annotations
+
+import builtins
+import concurrent.futures
+import contextvars
+import importlib
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.lowlevel import EventLoopToken, current_token
+
+from ._errors import SchedulerStoppedError
+from ._loops import call_soon
+
+__all__ = ("Call", "LoopThread")
+
+T = TypeVar("T")
+
+#: BaseExceptionGroup: a builtin since Python 3.11, the backport's before
+_GROUP: type[BaseException] = (
+    getattr(builtins, "BaseExceptionGroup", None)
+    or importlib.import_module("exceptiongroup").BaseExceptionGroup
+)
+
+_STOPPED = "the scheduler was shut down"
+
+
+class Call(Generic[T]):
+    """One coroutine call handed to the loop thread; settles a future (thread-safe)."""
+
+    __slots__ = ("_cancel_requested", "_scope", "fn", "future")
+
+    def __init__(self, fn: Callable[[], Awaitable[T]]) -> None:
+        self.fn = fn
+        self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+
+    def settle_error(self, error: BaseException) -> None:
+        try:
+            self.future.set_exception(error)
+        except concurrent.futures.InvalidStateError:
+            pass
+
+    def settle_result(self, result: T) -> None:
+        try:
+            self.future.set_result(result)
+        except concurrent.futures.InvalidStateError:
+            pass
+
+    async def run(self) -> None:
+        """Run the call on the loop thread and settle the future (never raises errors)."""
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self._cancel_requested:
+                scope.cancel()
+            try:
+                result = await self.fn()
+            except Exception as exc:
+                self.settle_error(exc)
+                return
+            except BaseException:  # cancellation (re-raised) or a fatal error
+                reason = "the call was cancelled" if self._cancel_requested else _STOPPED
+                self.settle_error(SchedulerStoppedError(reason))
+                raise
+            self.settle_result(result)
+        if scope.cancelled_caught:
+            self.settle_error(SchedulerStoppedError("the call was cancelled"))
+
+    def cancel_here(self) -> None:
+        """Cancel the call (on the loop thread)."""
+        self._cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+
+class LoopThread:
+    """A daemon thread running an event loop that serves an async context manager.
+
+    :param backend: ``"asyncio"`` or ``"trio"``
+    :param backend_options: passed to :func:`anyio.run`
+    :param name: the thread's name
+    """
+
+    def __init__(
+        self, backend: str, backend_options: Mapping[str, Any] | None, *, name: str
+    ) -> None:
+        self._backend = backend
+        self._backend_options = dict(backend_options or {})
+        self._name = name
+        self._lock = threading.Lock()
+        self._accepting = False
+        self._pending: set[Call[Any]] = set()
+        self._thread: threading.Thread | None = None
+        self._thread_id: int | None = None
+        self._token: EventLoopToken | None = None
+        self._task_group: TaskGroup | None = None
+        self._exit: anyio.Event | None = None
+        self._context: contextvars.Context | None = None
+        #: called on the loop thread after the loop ended (even if it crashed)
+        self.on_exit: Callable[[BaseException | None], None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self, resource: AbstractAsyncContextManager[Any]) -> None:
+        """Start the thread, enter *resource* there, and return once it is entered.
+
+        :raises BaseException: whatever entering *resource* raised
+        """
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        kwargs: dict[str, Any] = {}
+        if sys.version_info >= (3, 14):  # never inherit the caller's context variables
+            kwargs["context"] = contextvars.Context()
+        thread = threading.Thread(
+            target=self._thread_main, args=(resource, ready), name=self._name, daemon=True, **kwargs
+        )
+        self._thread = thread
+        thread.start()
+        try:
+            ready.result()
+        except BaseException as exc:
+            thread.join()
+            raise _unwrap(exc) from None
+
+    def on_loop_thread(self) -> bool:
+        """Whether the caller runs on this loop's own thread."""
+        return self._thread_id is not None and threading.get_ident() == self._thread_id
+
+    @property
+    def alive(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def stop_accepting(self) -> None:
+        """Make :meth:`submit` refuse new calls (they raise SchedulerStoppedError)."""
+        with self._lock:
+            self._accepting = False
+
+    def request_exit(self) -> None:
+        """On the loop thread: leave *resource* and end the loop once calls finish."""
+        self.stop_accepting()
+        if self._exit is not None:
+            self._exit.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; return ``False`` if it is still alive."""
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    # -- calls ---------------------------------------------------------------------
+
+    def submit(self, fn: Callable[[], Awaitable[T]], *, final: bool = False) -> Call[T]:
+        """Start ``fn()`` on the loop without blocking; return its :class:`Call`.
+
+        :param final: allowed after :meth:`stop_accepting` (the shutdown call)
+        :raises SchedulerStoppedError: if the loop no longer takes calls
+        """
+        call: Call[T] = Call(fn)
+        with self._lock:
+            token = self._token
+            if token is None or not (self._accepting or final):
+                raise SchedulerStoppedError(_STOPPED)
+            self._pending.add(call)
+        call.future.add_done_callback(lambda _: self._forget(call))
+        if self.on_loop_thread():
+            self._start_call(call)
+        elif not self._post(token, partial(self._start_call, call)):
+            call.settle_error(SchedulerStoppedError(_STOPPED))
+        return call
+
+    def call(self, fn: Callable[[], Awaitable[T]], *, final: bool = False) -> T:
+        """Run ``fn()`` on the loop and block until it returns (not on the loop thread).
+
+        :raises SchedulerStoppedError: if the loop no longer takes calls
+        """
+        return self.submit(fn, final=final).future.result()
+
+    async def call_async(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn()`` on the loop; wait for it without blocking the caller's loop.
+
+        Cancelling the caller cancels the call.
+        """
+        call = self.submit(fn)
+        event = anyio.Event()
+        token = current_token()
+        call.future.add_done_callback(lambda _: call_soon(token, event.set))
+        try:
+            await event.wait()
+        except BaseException:
+            self.cancel(call)
+            raise
+        return call.future.result()
+
+    def cancel(self, call: Call[Any]) -> None:
+        """Cancel *call* from any thread."""
+        token = self._token
+        if self.on_loop_thread():
+            call.cancel_here()
+        elif token is not None:
+            self._post(token, call.cancel_here)
+
+    def _post(self, token: EventLoopToken, fn: Callable[[], object]) -> bool:
+        # A bare loop callback runs outside any task, where anyio cannot tell
+        # which backend runs it; run it in the loop's own context so it can.
+        context = self._context
+        return call_soon(token, fn if context is None else partial(context.run, fn))
+
+    def _forget(self, call: Call[Any]) -> None:
+        with self._lock:
+            self._pending.discard(call)
+
+    def _start_call(self, call: Call[Any]) -> None:
+        # Runs on the loop thread, often as a bare callback: it must never raise
+        # (an exception escaping a trio ``run_sync_soon`` callback crashes the run).
+        task_group = self._task_group
+        if task_group is None or call.future.done():
+            call.settle_error(SchedulerStoppedError(_STOPPED))
+            return
+        try:
+            task_group.start_soon(call.run, name="quiv sync-face call")
+        except RuntimeError:  # the task group is closing
+            call.settle_error(SchedulerStoppedError(_STOPPED))
+
+    # -- the thread ------------------------------------------------------------------
+
+    def _thread_main(
+        self,
+        resource: AbstractAsyncContextManager[Any],
+        ready: concurrent.futures.Future[None],
+    ) -> None:
+        self._thread_id = threading.get_ident()
+        error: BaseException | None = None
+        try:
+            anyio.run(
+                self._serve,
+                resource,
+                ready,
+                backend=self._backend,
+                backend_options=self._backend_options,
+            )
+        except BaseException as exc:
+            error = exc
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            with self._lock:
+                self._accepting = False
+                self._token = None
+                leftovers, self._pending = self._pending, set()
+            for call in leftovers:
+                call.settle_error(SchedulerStoppedError(_STOPPED))
+            if self.on_exit is not None:
+                self.on_exit(error)
+
+    async def _serve(
+        self,
+        resource: AbstractAsyncContextManager[Any],
+        ready: concurrent.futures.Future[None],
+    ) -> None:
+        try:
+            async with resource, anyio.create_task_group() as task_group:
+                self._exit = anyio.Event()
+                self._task_group = task_group
+                self._context = contextvars.copy_context()
+                with self._lock:
+                    self._token = current_token()
+                    self._accepting = True
+                ready.set_result(None)
+                await self._exit.wait()
+                task_group.cancel_scope.cancel()
+        finally:
+            self._task_group = None
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """The one error inside (nested) single-error exception groups, else *error*."""
+    while isinstance(error, _GROUP):
+        inner: tuple[BaseException, ...] = getattr(error, "exceptions", ())
+        if len(inner) != 1:
+            break
+        error = inner[0]
+    return error

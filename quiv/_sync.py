@@ -1,0 +1,583 @@
+"""Quiv: the sync face, an :class:`~quiv.AsyncQuiv` running on a thread of its own."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, tzinfo
+from functools import partial
+from os import PathLike
+from types import TracebackType
+from typing import Any, TypeVar
+
+from anyio.from_thread import BlockingPortal
+
+from . import _main
+from ._bridge import MainLoopBridge
+from ._clock import Clock
+from ._config import UNSET, Unset
+from ._errors import ConfigurationError, QuivError, SchedulerStoppedError
+from ._events import Event
+from ._exit import forget, remember, running_loop_token
+from ._loop_thread import LoopThread
+from ._loops import spawn_here
+from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
+from ._scheduler import AsyncQuiv
+from ._typing import Logger
+from ._validation import check_number
+
+__all__ = ("Quiv",)
+
+T = TypeVar("T")
+
+#: how long shutdown() waits for the scheduler's thread after the engine stopped
+_JOIN_TIMEOUT = 10.0
+
+
+class Quiv:
+    """The scheduler, for sync code: methods are plain calls, from any thread.
+
+    ``start()`` runs an :class:`~quiv.AsyncQuiv` on an event loop in a daemon
+    thread of its own; ``shutdown()`` stops it and ends the thread::
+
+        scheduler = Quiv(timezone="UTC")
+        scheduler.start()
+        task_id = scheduler.add_task("report", build_report, interval=60)
+        ...
+        scheduler.shutdown()
+
+    or ``with Quiv() as scheduler: ...``. Every method of
+    :class:`~quiv.AsyncQuiv` exists here with the same name and parameters,
+    as a blocking call; :meth:`await_job` and :meth:`await_task` wait from
+    async code (asyncio or trio) without blocking its loop.
+
+    **The main loop.** If ``start()`` is called from a thread running an event
+    loop (a FastAPI lifespan, ``asyncio.run``, ``trio.run``), that loop is the
+    *main loop*: progress callbacks, listeners and :func:`~quiv.run_on_main`
+    targets run there. Otherwise they run on the scheduler's own loop.
+
+    **Threads.** Methods can be called from any thread: plain threads, worker
+    threads (sync FastAPI endpoints), the main loop's own thread (the call
+    blocks that loop for the short time the engine takes to answer, like any
+    sync call would), handlers. The one exception is the scheduler's own loop
+    thread, where callbacks run when there is no host loop: a blocking call
+    there would wait for itself, so it raises :class:`~quiv.QuivError`.
+    There, ``cancel_job``, ``add_listener``, ``remove_listener``,
+    ``pending_main_loop_work`` and ``shutdown`` (which then only starts the
+    shutdown) still work, and async callbacks can ``await`` the methods of
+    :attr:`async_quiv`.
+
+    A ``Quiv`` runs once: ``start()`` twice does nothing, ``shutdown()`` twice
+    does nothing, and using it after shutdown raises
+    :class:`~quiv.SchedulerStoppedError`. A scheduler that is never shut down
+    is shut down at interpreter exit (waiting at most 5 s for running jobs,
+    or ``shutdown_timeout``), so no thread or temporary file is left behind.
+
+    The parameters are those of :class:`~quiv.AsyncQuiv`, plus:
+
+    :param backend: the event loop of the scheduler's thread, ``"asyncio"``
+        (default) or ``"trio"``; async handlers run on it too unless
+        ``worker_backend`` says otherwise
+    :param backend_options: options for that loop, as for :func:`anyio.run`
+    :raises ConfigurationError: for an invalid or conflicting setting
+    """
+
+    def __init__(
+        self,
+        config: QuivConfig | None = None,
+        pool_size: int | Unset = UNSET,
+        history_retention_seconds: float | Unset = UNSET,
+        timezone: str | tzinfo | Unset = UNSET,
+        *,
+        logger: Logger | None | Unset = UNSET,
+        db_path: str | PathLike[str] | None | Unset = UNSET,
+        worker_backend: str | None | Unset = UNSET,
+        clock: Clock | None | Unset = UNSET,
+        shutdown_timeout: float | None | Unset = UNSET,
+        backend: str = "asyncio",
+        backend_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._async = AsyncQuiv(
+            config,
+            pool_size,
+            history_retention_seconds,
+            timezone,
+            logger=logger,
+            db_path=db_path,
+            worker_backend=worker_backend,
+            clock=clock,
+            shutdown_timeout=shutdown_timeout,
+        )
+        if backend not in ("asyncio", "trio"):
+            raise ConfigurationError.bad_value("backend", backend, "'asyncio' or 'trio'")
+        if backend == "trio" and importlib.util.find_spec("trio") is None:
+            raise ConfigurationError("backend='trio' needs trio: pip install 'quiv[trio]'")
+        if backend_options is not None and not isinstance(backend_options, Mapping):
+            raise ConfigurationError.bad_value("backend_options", backend_options, "a mapping")
+        self._backend = backend
+        self._backend_options = dict(backend_options or {})
+        self._logger: Logger = self._async.config.logger or logging.getLogger("quiv")
+        self._lock = threading.Lock()
+        self._state = "new"
+        self._loop: LoopThread | None = None
+        self._bridge: MainLoopBridge | None = None
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"<Quiv {self._state} pool_size={self.config.pool_size} backend={self._backend}>"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def config(self) -> QuivConfig:
+        """The settings this scheduler runs with."""
+        return self._async.config
+
+    @property
+    def timezone(self) -> tzinfo:
+        """The display time zone."""
+        return self._async.timezone
+
+    @property
+    def is_running(self) -> bool:
+        """``True`` between :meth:`start` and :meth:`shutdown`."""
+        return self._state == "running" and self._async.is_running
+
+    @property
+    def portal(self) -> BlockingPortal:
+        """A portal into the scheduler's loop, for plain threads that want to run
+        coroutines there (``scheduler.portal.call(...)``).
+
+        :raises SchedulerStoppedError: if the scheduler is not running
+        """
+        return self._async.portal
+
+    @property
+    def async_quiv(self) -> AsyncQuiv:
+        """The :class:`~quiv.AsyncQuiv` this face drives.
+
+        Its coroutine methods may only be awaited on the scheduler's own loop:
+        in async callbacks or listeners of a ``Quiv`` started outside any event
+        loop (where the blocking methods of this class refuse to run).
+        """
+        return self._async
+
+    def start(self) -> None:
+        """Start the scheduler; do nothing if it is already running.
+
+        Called from a thread that runs an event loop, that loop becomes the
+        main loop for callbacks (see the class documentation).
+
+        :raises SchedulerStoppedError: if it was shut down (a ``Quiv`` runs once)
+        :raises StoreError: if the job store cannot be opened
+        """
+        while True:
+            with self._lock:
+                state = self._state
+                if state == "new":
+                    self._state = "starting"
+                    break
+            if state == "running":
+                return
+            if state == "starting":  # another thread is starting it
+                self._started.wait()
+                continue
+            raise SchedulerStoppedError("this Quiv was shut down; create a new one to start again")
+        try:
+            self._start()
+        except BaseException:
+            with self._lock:
+                self._state = "stopped"
+            self._stopped.set()
+            raise
+        finally:
+            self._started.set()
+        with self._lock:
+            self._state = "running"
+        remember(self)
+
+    startup = start
+
+    def _start(self) -> None:
+        cancel_drain: Callable[[], None] | None = None
+        token = running_loop_token()
+        if token is not None:  # the caller's loop is the main loop
+            bridge = MainLoopBridge(token, threading.get_ident(), self._logger)
+            self._async._use_main_loop(bridge)
+            cancel_drain = spawn_here(bridge.run, "quiv main-loop bridge")
+            self._bridge = bridge
+        loop = LoopThread(self._backend, self._backend_options, name=f"quiv-{id(self):x}")
+        loop.on_exit = self._on_loop_exit
+        self._loop = loop
+        try:
+            loop.start(self._async)
+        except BaseException:
+            if cancel_drain is not None:
+                cancel_drain()
+            raise
+
+    def shutdown(self, timeout: float | None | Unset = UNSET) -> None:
+        """Stop the scheduler and end its thread; a second call does nothing.
+
+        Running jobs are cancelled (stop events set, async handlers cancelled)
+        and waited for up to *timeout* seconds; the ones still running are
+        recorded as cancelled ("abandoned at shutdown"). The temporary database
+        is removed. Called on the main loop's own thread, it does not wait for
+        events still queued for that loop (the loop is blocked by this call);
+        called on the scheduler's own thread, it starts the shutdown and returns.
+
+        :param timeout: seconds to wait for running jobs; ``None`` waits for
+            them all; default: the ``shutdown_timeout`` setting
+        :raises ConfigurationError: for an invalid *timeout*
+        """
+        if timeout is UNSET:
+            timeout = self.config.shutdown_timeout
+        elif timeout is not None:
+            timeout = check_number(timeout, "timeout", allow_inf=True)
+        self._stop(timeout, flush=True)
+
+    stop = shutdown
+
+    def _stop(self, timeout: float | None, *, flush: bool) -> None:
+        while True:
+            with self._lock:
+                state = self._state
+                if state == "new":
+                    self._state = "stopped"
+                    self._stopped.set()
+                    return
+                if state == "running":
+                    self._state = "stopping"
+                    break
+            if state == "starting":
+                self._started.wait()
+                continue
+            if not self._on_own_loop() and not self._on_main_thread():
+                self._stopped.wait()  # another thread (or a callback) is shutting it down
+                if self._loop is not None:
+                    self._loop.join(_JOIN_TIMEOUT)
+            return
+        loop = self._loop
+        assert loop is not None
+        loop.stop_accepting()
+        flush = flush and not self._on_main_thread() and not loop.on_loop_thread()
+
+        async def final() -> None:
+            try:
+                await self._async._shutdown(timeout, flush_events=flush)
+            finally:
+                loop.request_exit()
+
+        if loop.on_loop_thread():
+            loop.submit(final, final=True)  # cannot wait for itself
+            return
+        try:
+            loop.call(final, final=True)
+        except SchedulerStoppedError:
+            pass  # the loop ended on its own meanwhile
+        finally:
+            if not loop.join(_JOIN_TIMEOUT):
+                self._logger.warning("quiv: the scheduler's thread did not end after shutdown")
+            forget(self)
+            self._stopped.set()
+
+    def _shutdown_at_exit(self, timeout: float) -> None:
+        """The safety net: shut down a scheduler that is still running at exit."""
+        if self._state != "running":
+            return
+        self._logger.warning("quiv: %r was never shut down; shutting it down at exit", self)
+        configured = self.config.shutdown_timeout
+        self._stop(timeout if configured is None else min(configured, timeout), flush=False)
+
+    def _on_loop_exit(self, error: BaseException | None) -> None:
+        # On the scheduler's thread, when its loop has ended (normally or not).
+        with self._lock:
+            crashed = self._state == "running"
+            if self._state in ("running", "stopping"):
+                self._state = "stopped"
+        if crashed and error is not None:
+            self._logger.error("quiv: the scheduler's loop stopped unexpectedly", exc_info=error)
+        bridge = self._bridge
+        if bridge is not None:
+            _main.unregister(bridge)
+            if not bridge.closed:
+                bridge.stop()
+        if self._state == "stopped":
+            forget(self)
+            self._stopped.set()
+
+    def __enter__(self) -> Quiv:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _on_main_thread(self) -> bool:
+        bridge = self._bridge
+        return bridge is not None and bridge.on_main_thread()
+
+    def _on_own_loop(self) -> bool:
+        return self._loop is not None and self._loop.on_loop_thread()
+
+    def _running_loop(self) -> LoopThread:
+        if self._state != "running" or self._loop is None:
+            if self._state in ("new", "starting"):
+                raise SchedulerStoppedError("the scheduler is not running; call start() first")
+            raise SchedulerStoppedError("the scheduler was shut down")
+        return self._loop
+
+    def _call(self, name: str, method: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        loop = self._running_loop()
+        if loop.on_loop_thread():
+            raise QuivError(
+                f"Quiv.{name}() cannot block the scheduler's own event loop, which runs "
+                "this code (a callback of a Quiv started outside any event loop): call it "
+                f"from another thread, or `await scheduler.async_quiv.{name}(...)` in an "
+                "async callback"
+            )
+        return loop.call(partial(method, *args, **kw))
+
+    def _call_plain(self, method: Callable[..., T], *args: Any) -> T:
+        """Run a non-blocking method of the engine on its loop (directly if on it)."""
+        loop = self._running_loop()
+        if loop.on_loop_thread():
+            return method(*args)
+
+        async def run() -> T:
+            return method(*args)
+
+        return loop.call(run)
+
+    # -- tasks -------------------------------------------------------------------
+
+    def add_task(
+        self,
+        task_name: str,
+        func: Callable[..., Any],
+        interval: float | None = None,
+        delay: float | None = None,
+        run_once: bool = False,
+        fixed_interval: bool = True,
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        progress_callback: Callable[..., Any] | None = None,
+        *,
+        run_at: datetime | None = None,
+        timeout: float | None = None,
+        max_retries: int = 0,
+        retry_backoff: float = 30.0,
+        jitter: float = 0.0,
+    ) -> str:
+        """Add a task and return its id; see :meth:`AsyncQuiv.add_task <quiv.AsyncQuiv.add_task>`."""
+        return self._call(
+            "add_task",
+            self._async.add_task,
+            task_name,
+            func,
+            interval,
+            delay,
+            run_once,
+            fixed_interval,
+            args,
+            kwargs,
+            progress_callback,
+            run_at=run_at,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            jitter=jitter,
+        )
+
+    def update_task(
+        self,
+        task_id: str,
+        *,
+        task_name: str | Unset = UNSET,
+        interval: float | Unset = UNSET,
+        fixed_interval: bool | Unset = UNSET,
+        args: tuple[Any, ...] | Unset = UNSET,
+        kwargs: Mapping[str, Any] | None | Unset = UNSET,
+        timeout: float | None | Unset = UNSET,
+        max_retries: int | Unset = UNSET,
+        retry_backoff: float | Unset = UNSET,
+        jitter: float | Unset = UNSET,
+        progress_callback: Callable[..., Any] | None | Unset = UNSET,
+        run_at: datetime | Unset = UNSET,
+    ) -> Task:
+        """Change a task in place; see :meth:`AsyncQuiv.update_task <quiv.AsyncQuiv.update_task>`."""
+        return self._call(
+            "update_task",
+            self._async.update_task,
+            task_id,
+            task_name=task_name,
+            interval=interval,
+            fixed_interval=fixed_interval,
+            args=args,
+            kwargs=kwargs,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            jitter=jitter,
+            progress_callback=progress_callback,
+            run_at=run_at,
+        )
+
+    def remove_task(self, task_id: str) -> None:
+        """Remove a task (cancelling its job in flight); history stays."""
+        self._call("remove_task", self._async.remove_task, task_id)
+
+    def pause_task(self, task_id: str) -> None:
+        """Pause a task: no new job starts until :meth:`resume_task`."""
+        self._call("pause_task", self._async.pause_task, task_id)
+
+    def resume_task(self, task_id: str, delay: float = 0) -> None:
+        """Make a task active again; its next run is *delay* seconds from now."""
+        self._call("resume_task", self._async.resume_task, task_id, delay)
+
+    def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
+        """Run a task now, outside its schedule (or right after its current job)."""
+        self._call(
+            "run_task_immediately",
+            self._async.run_task_immediately,
+            task_id,
+            after_current=after_current,
+        )
+
+    def get_task(self, task_id: str) -> Task:
+        """Return a task; see :meth:`AsyncQuiv.get_task <quiv.AsyncQuiv.get_task>`."""
+        return self._call("get_task", self._async.get_task, task_id)
+
+    def get_all_tasks(
+        self,
+        include_run_once: bool = False,
+        status: TaskStatus | str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        task_name: str | None = None,
+    ) -> list[Task]:
+        """Return tasks ordered by next run (tasks without one last)."""
+        return self._call(
+            "get_all_tasks",
+            self._async.get_all_tasks,
+            include_run_once,
+            status,
+            limit,
+            offset,
+            task_name,
+        )
+
+    # -- jobs --------------------------------------------------------------------
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Cancel a queued or running job; return ``False`` if it is not in flight."""
+        return self._call_plain(self._async.cancel_job, job_id)
+
+    def get_job(self, job_id: str) -> Job:
+        """Return a job's record; see :meth:`AsyncQuiv.get_job <quiv.AsyncQuiv.get_job>`."""
+        return self._call("get_job", self._async.get_job, job_id)
+
+    def get_all_jobs(
+        self,
+        status: JobStatus | str | None = None,
+        task_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        order_by: str = "started_at",
+        descending: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Return job records, newest first by default."""
+        return self._call(
+            "get_all_jobs",
+            self._async.get_all_jobs,
+            status,
+            task_id,
+            since,
+            until,
+            order_by,
+            descending,
+            limit,
+            offset,
+        )
+
+    def wait_for_job(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until a job ends; return its final record.
+
+        From async code, use :meth:`await_job`, which does not block the loop.
+
+        :raises TimeoutError: if *timeout* seconds pass first
+        :raises SchedulerStoppedError: if the scheduler stops first
+        """
+        return self._call("wait_for_job", self._async.wait_for_job, job_id, timeout)
+
+    def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
+        """Block until the next job of a task ends (the one in flight, if any).
+
+        From async code, use :meth:`await_task`, which does not block the loop.
+
+        :raises TimeoutError: if *timeout* seconds pass first
+        :raises SchedulerStoppedError: if the scheduler stops first
+        """
+        return self._call("wait_for_task", self._async.wait_for_task, task_id, timeout)
+
+    async def await_job(self, job_id: str, timeout: float | None = None) -> Job:
+        """Wait, in async code on any loop (asyncio or trio), until a job ends.
+
+        Does not block the caller's loop; cancelling the caller stops the wait.
+
+        :raises TimeoutError: if *timeout* seconds pass first
+        :raises SchedulerStoppedError: if the scheduler stops first
+        """
+        loop = self._running_loop()
+        if loop.on_loop_thread():
+            return await self._async.wait_for_job(job_id, timeout)
+        return await loop.call_async(partial(self._async.wait_for_job, job_id, timeout))
+
+    async def await_task(self, task_id: str, timeout: float | None = None) -> Job:
+        """Wait, in async code on any loop (asyncio or trio), for a task's next job to end.
+
+        Does not block the caller's loop; cancelling the caller stops the wait.
+
+        :raises TimeoutError: if *timeout* seconds pass first
+        :raises SchedulerStoppedError: if the scheduler stops first
+        """
+        loop = self._running_loop()
+        if loop.on_loop_thread():
+            return await self._async.wait_for_task(task_id, timeout)
+        return await loop.call_async(partial(self._async.wait_for_task, task_id, timeout))
+
+    def stats(self) -> QuivStats:
+        """A snapshot of the scheduler's state."""
+        return self._call("stats", self._async.stats)
+
+    # -- events and the main loop --------------------------------------------------
+
+    def add_listener(self, event: Event, callback: Callable[..., Any]) -> None:
+        """Call *callback* on the main loop for every *event* (also before start)."""
+        try:
+            self._call_plain(self._async.add_listener, event, callback)
+        except SchedulerStoppedError:  # not running: nothing else touches the registry
+            self._async.add_listener(event, callback)
+
+    def remove_listener(self, event: Event, callback: Callable[..., Any]) -> None:
+        """Stop calling *callback* for *event* (unknown callbacks are ignored)."""
+        try:
+            self._call_plain(self._async.remove_listener, event, callback)
+        except SchedulerStoppedError:
+            self._async.remove_listener(event, callback)
+
+    def pending_main_loop_work(self) -> int:
+        """How many calls handed to the main loop have not settled yet."""
+        return self._async.pending_main_loop_work()

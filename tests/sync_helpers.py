@@ -1,0 +1,90 @@
+"""Helpers for the tests of the sync face and of the example apps.
+
+Every wait is bounded; nothing is synchronised with sleeps.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+
+from quiv import Event, Job, Quiv, Task
+
+#: bound for every wait in these tests (seconds)
+WAIT = 10.0
+
+
+def quiv_threads() -> list[threading.Thread]:
+    """The sync face's scheduler threads that are alive."""
+    return [t for t in threading.enumerate() if t.name.startswith("quiv-")]
+
+
+def temp_databases() -> set[str]:
+    """The private temporary database directories that exist now."""
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "quiv-*")))
+
+
+@contextmanager
+def no_leftovers() -> Iterator[None]:
+    """Check that the block leaves no scheduler thread, worker thread or temp database.
+
+    The scheduler thread must be gone when the block ends. Worker threads
+    stop when the scheduler's loop has ended, a moment later: they are joined
+    with a bound. trio's idle thread cache (daemon threads of the *test's*
+    loop, not quiv's) is not counted.
+    """
+    threads_before = set(threading.enumerate())
+    files_before = temp_databases()
+    yield
+    assert not quiv_threads(), f"scheduler threads left: {quiv_threads()}"
+    for thread in set(threading.enumerate()) - threads_before:
+        if thread.name.startswith("Trio thread"):
+            continue
+        thread.join(WAIT)
+        assert not thread.is_alive(), f"thread left behind: {thread.name}"
+    left = temp_databases() - files_before
+    assert not left, f"temporary databases left behind: {left}"
+
+
+class JobEnds:
+    """Records the end of every job through listeners, for sync tests to wait on.
+
+    ``wait_for_task`` on a run-once task races with its end (once ended, the
+    task is gone); this waits on the ``JOB_*`` end events instead. Listeners
+    run on the main loop, so use it only where that is not the waiting
+    thread's own loop (sync tests without a host loop).
+    """
+
+    def __init__(self, scheduler: Quiv) -> None:
+        self._jobs: dict[str, list[Job]] = {}
+        self._changed = threading.Condition()
+        for event in (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED):
+            scheduler.add_listener(event, self._on_end)
+
+    def _on_end(self, event: Event, task: Task, job: Job) -> None:
+        with self._changed:
+            self._jobs.setdefault(task.id, []).append(job)
+            self._changed.notify_all()
+
+    def wait(self, task_id: str, count: int = 1) -> Job:
+        """Wait until *task_id* has *count* ended jobs; return the last of them."""
+        with self._changed:
+            assert self._changed.wait_for(
+                lambda: len(self._jobs.get(task_id, ())) >= count, WAIT
+            ), f"task {task_id} did not end {count} job(s) in {WAIT} s"
+            return self._jobs[task_id][count - 1]
+
+
+async def warm_up_worker_thread() -> None:
+    """Start the test loop's own worker thread before :func:`no_leftovers` looks.
+
+    ``anyio.to_thread`` keeps an idle worker thread around after a call; it
+    belongs to the test's loop, not to quiv, so it must exist beforehand.
+    """
+    await anyio.to_thread.run_sync(lambda: None)
