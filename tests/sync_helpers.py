@@ -5,14 +5,13 @@ Every wait is bounded; nothing is synchronised with sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import anyio
 
 from quiv import Event, Job, Quiv, Task
 
@@ -36,9 +35,11 @@ def no_leftovers() -> Iterator[None]:
 
     The scheduler thread must be gone when the block ends. Worker threads
     stop when the scheduler's loop has ended, a moment later: they are joined
-    with a bound. trio's idle thread cache (daemon threads of the *test's*
-    loop, not quiv's) is not counted.
+    with a bound. Threads of the *test's* own loop are not quiv's and are not
+    counted: anyio's idle workers of a running asyncio test loop (they serve
+    ``to_thread`` calls and a server's sync endpoints) and trio's thread cache.
     """
+    own_loop = _running_asyncio_loop()
     threads_before = set(threading.enumerate())
     files_before = temp_databases()
     yield
@@ -46,10 +47,19 @@ def no_leftovers() -> Iterator[None]:
     for thread in set(threading.enumerate()) - threads_before:
         if thread.name.startswith("Trio thread"):
             continue
+        if own_loop is not None and getattr(thread, "loop", None) is own_loop:
+            continue
         thread.join(WAIT)
         assert not thread.is_alive(), f"thread left behind: {thread.name}"
     left = temp_databases() - files_before
     assert not left, f"temporary databases left behind: {left}"
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class JobEnds:
@@ -79,12 +89,3 @@ class JobEnds:
                 lambda: len(self._jobs.get(task_id, ())) >= count, WAIT
             ), f"task {task_id} did not end {count} job(s) in {WAIT} s"
             return self._jobs[task_id][count - 1]
-
-
-async def warm_up_worker_thread() -> None:
-    """Start the test loop's own worker thread before :func:`no_leftovers` looks.
-
-    ``anyio.to_thread`` keeps an idle worker thread around after a call; it
-    belongs to the test's loop, not to quiv, so it must exist beforehand.
-    """
-    await anyio.to_thread.run_sync(lambda: None)

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 import sniffio
-from sync_helpers import WAIT, JobEnds, no_leftovers, quiv_threads, warm_up_worker_thread
+from sync_helpers import WAIT, JobEnds, no_leftovers, quiv_threads
 
 from quiv import (
     ConfigurationError,
@@ -356,7 +356,6 @@ async def test_the_loop_that_calls_start_is_the_main_loop() -> None:
         nested_step()
         count_to(50, _progress_hook)
 
-    await warm_up_worker_thread()
     with no_leftovers():
         scheduler = Quiv()
         scheduler.start()  # on this test's loop
@@ -389,7 +388,6 @@ async def test_await_job_and_await_task_do_not_block_the_calling_loop() -> None:
         gate.wait(WAIT)
         return "done"
 
-    await warm_up_worker_thread()
     with no_leftovers():
         scheduler = Quiv()
         await anyio.to_thread.run_sync(scheduler.start)  # no loop there: its own main loop
@@ -417,7 +415,6 @@ async def test_await_job_and_await_task_do_not_block_the_calling_loop() -> None:
 
 
 async def test_cancelling_await_task_stops_the_wait() -> None:
-    await warm_up_worker_thread()
     with no_leftovers():
         scheduler = Quiv()
         await anyio.to_thread.run_sync(scheduler.start)
@@ -435,7 +432,6 @@ async def test_cancelling_await_task_stops_the_wait() -> None:
 
 
 async def test_calls_from_the_main_loops_thread_and_worker_threads() -> None:
-    await warm_up_worker_thread()
     with no_leftovers():
         scheduler = Quiv()
         scheduler.start()
@@ -469,7 +465,6 @@ async def test_shutdown_on_the_main_loops_thread_does_not_wait_for_that_loop() -
             i += 1
             _progress_hook(i=i)
 
-    await warm_up_worker_thread()
     with no_leftovers():
         scheduler = Quiv()
         scheduler.start()

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 import sniffio
-from sync_helpers import WAIT, JobEnds, no_leftovers, warm_up_worker_thread
+from sync_helpers import WAIT, JobEnds, no_leftovers
 
 from quiv import Event, JobStatus, Quiv, current_job
 
@@ -131,7 +131,6 @@ async def test_quick_example_fastapi_app(capsys: pytest.CaptureFixture[str]) -> 
     import httpx
 
     completed = anyio.Event()
-    await warm_up_worker_thread()
     with no_leftovers():
         seed = run_seed(QUICK)
         app, scheduler = seed["app"], seed["scheduler"]
@@ -216,7 +215,6 @@ async def test_stream_progress_to_a_websocket() -> None:
             if _progress_hook:
                 _progress_hook(done=done_chunks, total=10)
 
-    await warm_up_worker_thread()
     with no_leftovers():
         scheduler = Quiv()
         scheduler.start()  # this test's loop is the main loop
@@ -244,7 +242,6 @@ async def test_dispatch_to_the_main_loop_from_anywhere() -> None:
             received.append((payload, threading.get_ident()))
             arrivals[len(received) - 1].set()
 
-    await warm_up_worker_thread()
     with no_leftovers():
         scheduler = Quiv()
         scheduler.start()
