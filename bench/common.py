@@ -91,11 +91,35 @@ def run_cli(workloads: Mapping[str, Callable[[dict[str, Any]], Result]]) -> NoRe
         emit({"ok": True, "unsupported": str(exc), "metrics": {}, "reasons": {}, "notes": []})
     except BaseException as exc:
         traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0]
-        emit({"ok": False, "error": f"{type(exc).__name__}: {first}"})
+        emit({"ok": False, "error": _first_line(exc)})
         code = 1
     sys.stderr.flush()
     os._exit(code)
+
+
+def watchdog(outcome: Result | BaseException, seconds: float) -> threading.Timer:
+    """Publish *outcome* and exit if the scheduler's teardown takes over *seconds*.
+
+    Start it when the measurement is over (or failed); cancel it after a
+    clean teardown.
+    """
+
+    def fire() -> None:
+        late = f"scheduler teardown did not finish within {seconds:g} s"
+        if isinstance(outcome, Result):
+            emit(outcome.note(late).payload())
+        else:
+            emit({"ok": False, "error": f"{_first_line(outcome)} (and {late})"})
+        os._exit(0)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
 
 
 # -- process measurements ------------------------------------------------------

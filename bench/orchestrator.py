@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs per pair (default 3)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="RAW",
+        help="only re-render --out from a raw bench/results/*.json file",
+    )
     args = parser.parse_args(argv)
     args.systems = _expand(args.systems, ALIASES, SYSTEMS, parser)
     args.workloads = _expand(args.workloads, {"all": ALL_WORKLOADS}, ALL_WORKLOADS, parser)
@@ -112,6 +118,7 @@ def run_one(env: Prepared, system: str, workload: str, quick: bool) -> dict[str,
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         return record | {
+            "seconds": time.perf_counter() - started,
             "ok": False,
             "error": f"timeout: no result within {spec.timeout_s:.0f} s",
             "stderr": err[-4000:],
@@ -138,8 +145,22 @@ def describe_run(result: dict[str, Any]) -> str:
     return ", ".join(shown[:4]) or "no numbers"
 
 
+def rerender(raw_path: Path, out: Path) -> int:
+    """Write the report again from a raw results file (no measuring)."""
+    raw = json.loads(raw_path.read_text())
+    runs = raw["runs"]
+    systems = [s for s in SYSTEMS if any(r["system"] == s for r in runs)]
+    workloads = [w for w in WORKLOADS if any(r["workload"] == w for r in runs)]
+    meta = report.Meta.from_json(raw["meta"])
+    out.write_text(report.render(meta, systems, workloads, runs, raw["imports"]))
+    log(f"wrote {out} from {raw_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json is not None:
+        return rerender(args.from_json, args.out)
     started = dt.datetime.now(dt.timezone.utc)
     env_names = sorted({SYSTEMS[s].env for s in args.systems}, key=list(ENVS).index)
     envs = prepare(env_names)

@@ -28,6 +28,18 @@ class Meta:
     envs: dict[str, dict[str, Any]]
     machine: dict[str, str] = field(default_factory=lambda: machine())
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Meta:
+        return cls(
+            started=dt.datetime.fromisoformat(data["started"]),
+            finished=dt.datetime.fromisoformat(data["finished"]),
+            argv=data["argv"],
+            quick=data["quick"],
+            repeats=data["repeats"],
+            envs=data["envs"],
+            machine=data["machine"],
+        )
+
     def as_json(self) -> dict[str, Any]:
         return {
             "started": self.started.isoformat(),
@@ -117,10 +129,8 @@ def _cell(group: list[dict[str, Any]]) -> Cell:
 
 def fmt(value: float) -> str:
     magnitude = abs(value)
-    if magnitude >= 1000 or float(value).is_integer():
+    if magnitude >= 99.5 or float(value).is_integer():
         return f"{value:,.0f}"
-    if magnitude >= 100:
-        return f"{value:.0f}"
     if magnitude >= 10:
         return f"{value:.1f}"
     if magnitude >= 1:
@@ -267,6 +277,7 @@ def render(
     imports: dict[str, dict[str, Any]],
 ) -> str:
     cells = aggregate(runs)
+    systems = sorted(systems, key=list(SYSTEMS).index)
     m = meta.machine
     sizes = "quick (smoke run, not comparable to full)" if meta.quick else "full"
     took = dt.timedelta(seconds=round((meta.finished - meta.started).total_seconds()))

@@ -42,6 +42,7 @@ from bench.common import (
     run_cli,
     throughput,
     w3_delays,
+    watchdog,
 )
 from quiv import Event, Job, Quiv, Task, call_on_main
 
@@ -87,10 +88,17 @@ def _run(body: Callable[[Quiv], Awaitable[Result]]) -> Callable[[], Result]:
         loop = asyncio.get_running_loop()
         scheduler = Quiv(pool_size=10, main_loop=loop)
         scheduler.start()
+        outcome: Result | BaseException
         try:
-            return await body(scheduler)
-        finally:
-            await loop.run_in_executor(None, partial(scheduler.shutdown, timeout=2.0))
+            outcome = await body(scheduler)
+        except Exception as exc:
+            outcome = exc
+        guard = watchdog(outcome, 15.0)
+        await loop.run_in_executor(None, partial(scheduler.shutdown, timeout=2.0))
+        guard.cancel()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     return lambda: asyncio.run(main())
 
