@@ -1,0 +1,352 @@
+"""Our quiv (this repository), in three configurations chosen by ``params["system"]``.
+
+- ``quiv-sync``: the ``Quiv`` face. ``start()`` is called inside a running
+  asyncio loop (as in a FastAPI lifespan), so that loop is the main loop;
+  methods are called on it; ``shutdown()`` at the end.
+- ``quiv-async-asyncio`` / ``quiv-async-trio``: ``async with AsyncQuiv(...)``
+  under ``anyio.run`` with that backend.
+
+All use ``pool_size=10``. Completion is the ``JOB_COMPLETED``/``JOB_FAILED``/
+``JOB_CANCELLED`` listeners (run on the main loop). Handlers declare the
+seed's names ``_job_id``, ``_stop_event``, ``_progress_hook``.
+
+Run: ``.venv/bin/python -m bench.runner_quiv <workload> <params-json>`` from
+the repository root.
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+
+import quiv
+from bench.common import (
+    Progress,
+    Result,
+    cadence,
+    cancel_latency,
+    cancel_phase,
+    idle_tail,
+    lateness,
+    noop,
+    now,
+    round_trips,
+    rss_baseline,
+    run_cli,
+    throughput,
+    w3_delays,
+    watchdog,
+)
+from quiv import AsyncQuiv, Event, call_on_main
+
+END_EVENTS = (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED)
+STARTS: dict[int, list[float]] = {}
+STARTED: queue.Queue[str] = queue.Queue()
+SEEN: dict[str, float] = {}
+PER_CALL: list[float] = []
+ASYNC_PER_CALL: list[float] = []
+
+
+def mark(i: int) -> None:
+    STARTS.setdefault(i, []).append(now())
+
+
+async def async_noop() -> None:
+    pass
+
+
+def spin(check_every: float, _stop_event: threading.Event, _job_id: str) -> None:
+    STARTED.put(_job_id)
+    while not _stop_event.is_set():
+        time.sleep(check_every)
+    SEEN[_job_id] = now()
+
+
+async def sleeper(hold: float, _job_id: str) -> None:
+    STARTED.put(_job_id)
+    try:
+        await anyio.sleep(hold)
+    finally:
+        SEEN[_job_id] = now()
+
+
+def caller(n: int) -> None:
+    PER_CALL.append(round_trips(partial(call_on_main, noop), n))
+
+
+async def async_caller(n: int) -> None:
+    call_async = quiv.call_on_main_async  # type: ignore[attr-defined]
+    t0 = now()
+    for _ in range(n):
+        await call_async(noop)
+    ASYNC_PER_CALL.append((now() - t0) / n)
+
+
+class Face:
+    """Either face behind one awaitable interface, so workloads are written once."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self.scheduler, method)(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+class Ends:
+    """Job ends reported by the listeners; wakes the host loop's waiters."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.count = 0
+        self.failed = 0
+        self.t_last: float | None = None
+        self._token = anyio.lowlevel.current_token()
+        self._thread = threading.get_ident()
+        self._changed = anyio.Event()
+
+    def record(self, event: Event, task: Any, job: Any) -> None:
+        self.times.setdefault(job.id, now())
+        self.count += 1
+        self.failed += job.status != "completed"
+        self.t_last = now()
+        self.wake()
+
+    def ended(self, job_id: str) -> bool:
+        return job_id in self.times
+
+    def wake(self) -> None:
+        if threading.get_ident() == self._thread:
+            self._fire()
+        else:  # listeners should run on the main loop; cope if they do not
+            anyio.from_thread.run_sync(self._fire, token=self._token)
+
+    def _fire(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            while not predicate():
+                await self._changed.wait()
+            return True
+        return False
+
+
+@asynccontextmanager
+async def open_face(system: str) -> AsyncIterator[Face]:
+    if system == "quiv-sync":
+        from quiv import Quiv  # type: ignore[attr-defined]
+
+        scheduler = Quiv(pool_size=10)
+        scheduler.start()
+        try:
+            yield Face(scheduler)
+        finally:
+            await anyio.to_thread.run_sync(partial(scheduler.shutdown, timeout=5.0))
+    else:
+        async with AsyncQuiv(pool_size=10) as scheduler:
+            yield Face(scheduler)
+
+
+def _run(params: dict[str, Any], body: Callable[[Face, Ends], Awaitable[Result]]) -> Result:
+    system = params["system"]
+
+    async def main() -> Result:
+        async with open_face(system) as face:
+            ends = Ends()
+            for event in END_EVENTS:
+                await face.call("add_listener", event, ends.record)
+            try:
+                result = await body(face, ends)
+            except Exception as exc:
+                watchdog(exc, 15.0)
+                raise
+            guard = watchdog(result, 15.0)
+        guard.cancel()
+        return result
+
+    return anyio.run(main, backend="trio" if system == "quiv-async-trio" else "asyncio")
+
+
+def throughput_run(params: dict[str, Any], is_async: bool) -> Result:
+    n = params["jobs"]
+    func = async_noop if is_async else noop
+
+    async def body(face: Face, ends: Ends) -> Result:
+        t0 = now()
+        for _ in range(n):
+            await face.call("add_task", task_name="job", func=func, run_once=True)
+        t_added = now()
+        done = await ends.until(lambda: ends.count >= n, params["limit_s"])
+        result = throughput(n, t0, t_added, ends.t_last if done else None, ends.count)
+        jobs = await face.call("get_all_jobs", status="completed")
+        return result.set(recorded=len(jobs))
+
+    return _run(params, body)
+
+
+def w3(params: dict[str, Any]) -> Result:
+    delays = w3_delays(params)
+
+    async def body(face: Face, ends: Ends) -> Result:
+        intended: dict[int, float] = {}
+        for i, delay in enumerate(delays):
+            intended[i] = now() + delay
+            await face.call(
+                "add_task", task_name="mark", func=mark, run_once=True, delay=delay, args=(i,)
+            )
+        await ends.until(lambda: ends.count >= len(delays), params["limit_s"])
+        return lateness(intended, {i: s[0] for i, s in STARTS.items()})
+
+    return _run(params, body)
+
+
+def w4(params: dict[str, Any]) -> Result:
+    async def body(face: Face, ends: Ends) -> Result:
+        added: dict[int, float] = {}
+        for i in range(params["tasks"]):
+            added[i] = now()
+            await face.call(
+                "add_task", task_name=f"tick{i}", func=mark, interval=params["interval"], args=(i,)
+            )
+        await anyio.sleep(max(added.values()) + params["duration"] - now() + 0.05)
+        return cadence(STARTS, added, params)
+
+    return _run(params, body)
+
+
+def w5(params: dict[str, Any]) -> Result:
+    n = params["tasks"]
+
+    async def body(face: Face, ends: Ends) -> Result:
+        rss0 = rss_baseline()
+        t0 = now()
+        for _ in range(n):
+            await face.call(
+                "add_task", task_name="later", func=noop, run_once=True, delay=params["delay"]
+            )
+        result = Result().set(add_per_s=n / (now() - t0))
+        await idle_tail(anyio.sleep, params, result, rss0)
+        return result
+
+    return _run(params, body)
+
+
+def w6(params: dict[str, Any]) -> Result:
+    never_after = params["never_after"]
+
+    async def start_victim(face: Face, func: Callable[..., Any], arg: float) -> str:
+        await face.call("add_task", task_name="victim", func=func, run_once=True, args=(arg,))
+        job_id = await anyio.to_thread.run_sync(partial(STARTED.get, timeout=10.0))
+        await anyio.sleep(cancel_phase())
+        return job_id
+
+    async def body(face: Face, ends: Ends) -> Result:
+        sync_stop: list[float] = []
+        sync_event: list[float] = []
+        for _ in range(params["cancels"]):
+            job_id = await start_victim(face, spin, params["check_every"])
+            t_cancel = now()
+            await face.call("cancel_job", job_id)
+            if await ends.until(partial(ends.ended, job_id), 10.0):
+                sync_event.append(ends.times[job_id] - t_cancel)
+            if job_id in SEEN:
+                sync_stop.append(SEEN[job_id] - t_cancel)
+        async_stop: list[float] = []
+        never: str | None = None
+        for _ in range(params["cancels"]):
+            job_id = await start_victim(face, sleeper, never_after + 1.0)
+            t_cancel = now()
+            await face.call("cancel_job", job_id)
+            if not await ends.until(partial(ends.ended, job_id), never_after):
+                never = f"never: the job still ran {never_after:g} s after cancel_job"
+                break
+            async_stop.append(SEEN[job_id] - t_cancel)
+        return cancel_latency(sync_stop, sync_event, async_stop, never)
+
+    return _run(params, body)
+
+
+def w7(params: dict[str, Any]) -> Result:
+    progress = Progress(params["calls"])
+
+    def chatter(_progress_hook: Callable[..., None]) -> None:
+        progress.produce(_progress_hook)
+
+    async def body(face: Face, ends: Ends) -> Result:
+        finished = [False]
+
+        def on_progress(i: int) -> None:
+            if progress.receive(i):
+                finished[0] = True
+                ends.wake()
+
+        await face.call(
+            "add_task",
+            task_name="chatter",
+            func=chatter,
+            run_once=True,
+            progress_callback=on_progress,
+        )
+        await ends.until(lambda: finished[0], params["limit_s"])
+        return progress.result()
+
+    return _run(params, body)
+
+
+def w8(params: dict[str, Any]) -> Result:
+    n = params["calls"]
+
+    async def body(face: Face, ends: Ends) -> Result:
+        bare = partial(anyio.from_thread.run_sync, noop, token=anyio.lowlevel.current_token())
+        floor = [await anyio.to_thread.run_sync(round_trips, bare, n)]
+        await face.call("add_task", task_name="caller", func=caller, run_once=True, args=(n,))
+        await ends.until(lambda: ends.count >= 1, params["limit_s"])
+        floor.append(await anyio.to_thread.run_sync(round_trips, bare, n))
+        result = Result()
+        if hasattr(quiv, "call_on_main_async"):
+            await face.call(
+                "add_task", task_name="caller", func=async_caller, run_once=True, args=(n,)
+            )
+            await ends.until(lambda: ends.count >= 2, params["limit_s"])
+        if ASYNC_PER_CALL:
+            result.set(async_us_per_call=ASYNC_PER_CALL[0] * 1e6)
+        else:
+            result.na("quiv.call_on_main_async missing or failed", "async_us_per_call")
+        if not PER_CALL:
+            return result.na("the job did not finish", "us_per_call", "floor_us", "x_floor")
+        floor_s = sum(floor) / len(floor)
+        return result.set(
+            us_per_call=PER_CALL[0] * 1e6, floor_us=floor_s * 1e6, x_floor=PER_CALL[0] / floor_s
+        )
+
+    return _run(params, body)
+
+
+if __name__ == "__main__":
+    run_cli(
+        {
+            "w1": lambda p: throughput_run(p, is_async=False),
+            "w2": lambda p: throughput_run(p, is_async=True),
+            "w3": w3,
+            "w4": w4,
+            "w5": w5,
+            "w6": w6,
+            "w7": w7,
+            "w8": w8,
+        }
+    )
