@@ -21,8 +21,17 @@ from typing import Any
 
 from bench import import_time, report
 from bench.common import RESULT_PREFIX
-from bench.venvs import ENVS, OURS, PEERS, ROOT, SYSTEMS, EnvError, clean_environ, describe
-from bench.venvs import ensure_env as _ensure_env
+from bench.venvs import (
+    ENVS,
+    OURS,
+    PEERS,
+    ROOT,
+    SYSTEMS,
+    EnvError,
+    clean_environ,
+    describe,
+    ensure_env,
+)
 from bench.workloads import WORKLOADS
 
 ALL_WORKLOADS = (*WORKLOADS, "import")
@@ -55,6 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     parser.add_argument(
+        "--ours-src",
+        type=Path,
+        metavar="DIR",
+        help="run our quiv from DIR/quiv (e.g. a git worktree) instead of this checkout",
+    )
+    parser.add_argument(
         "--from-json",
         type=Path,
         metavar="RAW",
@@ -81,12 +96,12 @@ def _expand(
     return names
 
 
-def prepare(env_names: list[str]) -> dict[str, Prepared]:
+def prepare(env_names: list[str], ours_src: Path | None) -> dict[str, Prepared]:
     prepared: dict[str, Prepared] = {}
     for name in env_names:
         log(f"preparing env {name} …")
         try:
-            python, cwd = _ensure_env(name)
+            python, cwd = ensure_env(name, ours_src)
         except EnvError as exc:
             prepared[name] = Prepared(error=str(exc))
             continue
@@ -132,6 +147,20 @@ def run_one(env: Prepared, system: str, workload: str, quick: bool) -> dict[str,
     return record | {"ok": False, "error": first, "stderr": err[-4000:]}
 
 
+def describe_source(ours_src: Path | None) -> str:
+    """Where our quiv came from: a path and its ``git describe``, if any."""
+    where = (ours_src or ROOT).resolve()
+    proc = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    described = proc.stdout.strip() if proc.returncode == 0 else "not a git checkout"
+    return f"{where} ({described})"
+
+
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -163,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         return rerender(args.from_json, args.out)
     started = dt.datetime.now(dt.timezone.utc)
     env_names = sorted({SYSTEMS[s].env for s in args.systems}, key=list(ENVS).index)
-    envs = prepare(env_names)
+    envs = prepare(env_names, args.ours_src)
     runs: list[dict[str, Any]] = []
     timed = [w for w in args.workloads if w != "import"]
     for repeat in range(args.repeats):
@@ -196,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         repeats=args.repeats,
         envs={name: {"error": env.error, **env.versions} for name, env in envs.items()},
+        ours_src=describe_source(args.ours_src) if "ours" in envs else None,
     )
     raw = {"meta": meta.as_json(), "runs": runs, "imports": imports}
     raw_dir = ROOT / "bench" / "results"

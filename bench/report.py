@@ -26,6 +26,8 @@ class Meta:
     quick: bool
     repeats: int
     envs: dict[str, dict[str, Any]]
+    #: where our quiv was imported from, when it ran
+    ours_src: str | None = None
     machine: dict[str, str] = field(default_factory=lambda: machine())
 
     @classmethod
@@ -37,6 +39,7 @@ class Meta:
             quick=data["quick"],
             repeats=data["repeats"],
             envs=data["envs"],
+            ours_src=data.get("ours_src"),
             machine=data["machine"],
         )
 
@@ -48,6 +51,7 @@ class Meta:
             "quick": self.quick,
             "repeats": self.repeats,
             "envs": self.envs,
+            "ours_src": self.ours_src,
             "machine": self.machine,
         }
 
@@ -291,6 +295,7 @@ def render(
         f"- date: {meta.started:%Y-%m-%d %H:%M} UTC, took {took}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, {m['os']}",
         f"- repository: {m['commit']}",
+        *([f"- our quiv imported from: {meta.ours_src}"] if meta.ours_src else []),
         "",
         "| env | Python | packages |",
         "|---|---|---|",

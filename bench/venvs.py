@@ -165,12 +165,29 @@ def _ensure_src() -> Path:
     return SRC
 
 
-def ensure_env(name: str) -> tuple[Path, Path]:
-    """Make sure the env exists; return ``(python, working directory)``."""
+def _ours_dir(source: Path) -> Path:
+    """A working directory where ``import quiv`` finds *source*/quiv."""
+    if not (source / "quiv" / "__init__.py").is_file():
+        raise EnvError(f"--ours-src {source}: no quiv/__init__.py there")
+    target = VENVS / "_ours"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    (target / "quiv").symlink_to(source.resolve() / "quiv", target_is_directory=True)
+    (target / "bench").symlink_to(ROOT / "bench", target_is_directory=True)
+    return target
+
+
+def ensure_env(name: str, ours_src: Path | None = None) -> tuple[Path, Path]:
+    """Make sure the env exists; return ``(python, working directory)``.
+
+    *ours_src* runs our quiv from another source tree (say a ``git worktree``
+    of an older commit) with the project's venv; default: this checkout.
+    """
     env = ENVS[name]
     if not env.requirements:
         _run(["uv", "sync", "--frozen", "--inexact", "--group", "bench", "--quiet"], ROOT)
-        return ROOT / ".venv" / "bin" / "python", ROOT
+        cwd = ROOT if ours_src is None else _ours_dir(ours_src)
+        return ROOT / ".venv" / "bin" / "python", cwd
     target = VENVS / name
     python = target / "bin" / "python"
     marker = target / ".bench-spec"
