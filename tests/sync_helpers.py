@@ -6,8 +6,8 @@ Every wait is bounded; nothing is synchronised with sleeps.
 from __future__ import annotations
 
 import asyncio
-import glob
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -24,14 +24,9 @@ def quiv_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("quiv-")]
 
 
-def temp_databases() -> set[str]:
-    """The private temporary database directories that exist now."""
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "quiv-*")))
-
-
 @contextmanager
 def no_leftovers() -> Iterator[None]:
-    """Check that the block leaves no scheduler thread, worker thread or temp database.
+    """Check that the block leaves no scheduler thread, worker thread or temporary file.
 
     The scheduler thread must be gone when the block ends. Worker threads
     stop when the scheduler's loop has ended, a moment later: they are joined
@@ -41,8 +36,16 @@ def no_leftovers() -> Iterator[None]:
     """
     own_loop = _running_asyncio_loop()
     threads_before = set(threading.enumerate())
-    files_before = temp_databases()
-    yield
+    # A private temporary directory: other processes may use /tmp meanwhile.
+    private = tempfile.mkdtemp(prefix="leftovers-")
+    saved, tempfile.tempdir = tempfile.tempdir, private
+    try:
+        yield
+        left = os.listdir(private)
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(private, ignore_errors=True)
+    assert not left, f"temporary files left behind: {left}"
     assert not quiv_threads(), f"scheduler threads left: {quiv_threads()}"
     for thread in set(threading.enumerate()) - threads_before:
         if thread.name.startswith("Trio thread"):
@@ -51,8 +54,6 @@ def no_leftovers() -> Iterator[None]:
             continue
         thread.join(WAIT)
         assert not thread.is_alive(), f"thread left behind: {thread.name}"
-    left = temp_databases() - files_before
-    assert not left, f"temporary databases left behind: {left}"
 
 
 def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:

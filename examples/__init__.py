@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m examples.fastapi_app`` and ``python -m examples.trio_app``."""

@@ -1,0 +1,105 @@
+"""The same app with the async face: an ``AsyncQuiv`` in the lifespan, served under trio.
+
+Nothing in it is specific to trio: it runs on whatever loop the server runs,
+and hypercorn's trio worker (``--worker-class trio``) runs trio. The endpoints
+are ``async def`` and ``await`` the scheduler, which lives on the server's loop
+for as long as the app runs (:func:`quiv.integrations.starlette.lifespan`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi.responses import HTMLResponse
+
+from quiv import AsyncQuiv, TaskNotFoundError
+from quiv.integrations.starlette import lifespan
+
+from ..fastapi_app.page import PAGE
+from ..fastapi_app.work import (
+    JOB_EVENTS,
+    DownloadRequest,
+    HeartbeatRequest,
+    ReportRequest,
+    build_report,
+    download,
+    heartbeat,
+    hub,
+    job_json,
+    on_job_event,
+    on_progress,
+)
+
+
+def create_app() -> FastAPI:
+    """Build the app and its scheduler (an ``AsyncQuiv`` runs once, so one per app)."""
+    scheduler = AsyncQuiv(timezone="UTC")
+    for event in JOB_EVENTS:
+        scheduler.add_listener(event, on_job_event)
+    app = FastAPI(title="quiv example (trio)", lifespan=lifespan(scheduler, shutdown_timeout=5))
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return PAGE
+
+    @app.post("/heartbeat")
+    async def start_heartbeat(body: HeartbeatRequest) -> dict[str, str]:
+        task_id = await scheduler.add_task(
+            task_name="heartbeat",
+            func=heartbeat,
+            interval=body.interval,
+            args=(body.beats, body.beat_seconds),
+            progress_callback=on_progress,
+        )
+        return {"task_id": task_id}
+
+    @app.post("/downloads")
+    async def start_download(body: DownloadRequest) -> dict[str, str]:
+        task_id = await scheduler.add_task(
+            task_name=f"download {body.media_id}",
+            func=download,
+            run_once=True,
+            args=(body.media_id, body.chunks, body.chunk_seconds),
+            progress_callback=on_progress,
+        )
+        return {"task_id": task_id}
+
+    @app.post("/reports")
+    async def start_report(body: ReportRequest) -> dict[str, str]:
+        task_id = await scheduler.add_task(
+            task_name="report",
+            func=build_report,
+            run_once=True,
+            args=(body.pages, body.page_seconds),
+            progress_callback=on_progress,
+        )
+        return {"task_id": task_id}
+
+    @app.post("/jobs/{job_id}/cancel")
+    async def cancel_job(job_id: str) -> dict[str, bool]:
+        return {"cancelled": scheduler.cancel_job(job_id)}
+
+    @app.get("/jobs")
+    async def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
+        return [job_json(job) for job in await scheduler.get_all_jobs(limit=limit)]
+
+    @app.get("/tasks")
+    async def list_tasks() -> list[dict[str, Any]]:
+        return [
+            {"id": t.id, "task_name": t.task_name, "status": t.status.value}
+            for t in await scheduler.get_all_tasks(include_run_once=True)
+        ]
+
+    @app.delete("/tasks/{task_id}", status_code=204)
+    async def remove_task(task_id: str) -> None:
+        try:
+            await scheduler.remove_task(task_id)
+        except TaskNotFoundError:
+            raise HTTPException(404, f"no task {task_id}") from None
+
+    @app.websocket("/ws")
+    async def progress_socket(websocket: WebSocket) -> None:
+        await hub.serve(websocket)
+
+    return app
