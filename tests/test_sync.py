@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -473,3 +477,44 @@ async def test_shutdown_on_the_main_loops_thread_does_not_wait_for_that_loop() -
         # Blocks this loop, which cannot deliver the queued callbacks meanwhile.
         scheduler.shutdown()
         assert not scheduler.is_running
+
+
+# -- the safety net ----------------------------------------------------------------------
+
+FORGOTTEN = """\
+import threading
+
+from quiv import Quiv
+
+scheduler = Quiv()
+scheduler.start()
+started = threading.Event()
+
+
+def polite(_stop_event):
+    started.set()
+    if _stop_event.wait(60):
+        print("the job saw its stop event", flush=True)
+
+
+scheduler.add_task("forgotten", polite, run_once=True)
+assert started.wait(10)
+print("exiting without shutdown()", flush=True)
+"""
+
+
+def test_a_forgotten_scheduler_is_shut_down_at_exit(tmp_path: Path) -> None:
+    # The scheduler's threads are daemons, so without the safety net the
+    # interpreter would kill the running job without telling it.
+    result = subprocess.run(
+        [sys.executable, "-c", FORGOTTEN],
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=WAIT * 3,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "exiting without shutdown()\nthe job saw its stop event\n"
+    assert "was never shut down; shutting it down at exit" in result.stderr
+    assert os.listdir(tmp_path) == []
