@@ -18,6 +18,7 @@ from . import _main
 from ._bridge import MainLoopBridge
 from ._clock import Clock
 from ._config import UNSET, Unset
+from ._context import current_job
 from ._errors import ConfigurationError, QuivError, SchedulerStoppedError
 from ._events import Event
 from ._exit import forget, remember, running_loop_token
@@ -227,7 +228,8 @@ class Quiv:
         recorded as cancelled ("abandoned at shutdown"). The temporary database
         is removed. Called on the main loop's own thread, it does not wait for
         events still queued for that loop (the loop is blocked by this call);
-        called on the scheduler's own thread, it starts the shutdown and returns.
+        called on the scheduler's own thread or inside a job, it starts the
+        shutdown and returns.
 
         :param timeout: seconds to wait for running jobs; ``None`` waits for
             them all; default: the ``shutdown_timeout`` setting
@@ -255,7 +257,7 @@ class Quiv:
             if state == "starting":
                 self._started.wait()
                 continue
-            if not self._on_own_loop() and not self._on_main_thread():
+            if not (self._on_own_loop() or self._on_main_thread() or current_job()):
                 self._stopped.wait()  # another thread (or a callback) is shutting it down
                 if self._loop is not None:
                     self._loop.join(_JOIN_TIMEOUT)
@@ -271,8 +273,10 @@ class Quiv:
             finally:
                 loop.request_exit()
 
-        if loop.on_loop_thread():
-            loop.submit(final, final=True)  # cannot wait for itself
+        if loop.on_loop_thread() or current_job() is not None:
+            # The scheduler's own thread cannot wait for itself, and a job
+            # cannot wait for a shutdown that waits for that very job.
+            loop.submit(final, final=True)
             return
         try:
             loop.call(final, final=True)

@@ -337,6 +337,25 @@ def test_shutdown_from_a_callback_on_the_schedulers_thread_starts_it() -> None:
         assert not scheduler.is_running
 
 
+def test_shutdown_from_inside_a_job_starts_it() -> None:
+    returned = threading.Event()
+
+    def quitter(_stop_event: threading.Event) -> None:
+        scheduler.shutdown()  # waiting would wait for this very job
+        returned.set()
+        _stop_event.wait(WAIT)  # the shutdown cancels this job
+
+    with no_leftovers():
+        scheduler = Quiv()
+        scheduler.start()
+        ends = JobEnds(scheduler)
+        task_id = scheduler.add_task("quitter", quitter, run_once=True)
+        assert returned.wait(WAIT)
+        assert ends.wait(task_id).status is JobStatus.CANCELLED
+        scheduler.shutdown()  # waits for the shutdown the job started
+        assert not scheduler.is_running
+
+
 # -- inside an event loop (asyncio and trio) ----------------------------------------------
 
 
