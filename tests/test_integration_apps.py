@@ -89,32 +89,47 @@ async def test_page_and_job_list(server_kind: str) -> None:
         assert (await client.get("/jobs")).json() == []
 
 
+class Collect(logging.Handler):
+    """Keeps the records it sees; the app's filter stamps them with job ids first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.addFilter(JobIdFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 async def test_download_progress_arrives_in_order(
     server_kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.handler.addFilter(JobIdFilter())
     caplog.set_level(logging.INFO, logger="examples.work")
-    async with site(server_kind) as (client, websocket, _):
-        response = await client.post(
-            "/downloads", json={"media_id": 7, "chunks": 40, "chunk_seconds": 0}
-        )
-        task_id = response.json()["task_id"]
-        messages = await receive_until(
-            websocket,
-            job_event(task_id, "job_completed"),
-            of_type("note", text="media 7: halfway"),  # run_on_main from nested code
-        )
-        job = next(m["job"] for m in messages if job_event(task_id, "job_completed")(m))
-        assert progress_of(messages, job["id"]) == list(range(1, 41))
-        listed = {j["id"]: j["status"] for j in (await client.get("/jobs")).json()}
-        assert listed == {job["id"]: "completed"}
+    collect = Collect()
+    logging.getLogger("examples.work").addHandler(collect)
+    try:
+        async with site(server_kind) as (client, websocket, _):
+            response = await client.post(
+                "/downloads", json={"media_id": 7, "chunks": 40, "chunk_seconds": 0}
+            )
+            task_id = response.json()["task_id"]
+            messages = await receive_until(
+                websocket,
+                job_event(task_id, "job_completed"),
+                of_type("note", text="media 7: halfway"),  # run_on_main from nested code
+            )
+            job = next(m["job"] for m in messages if job_event(task_id, "job_completed")(m))
+            assert progress_of(messages, job["id"]) == list(range(1, 41))
+            listed = {j["id"]: j["status"] for j in (await client.get("/jobs")).json()}
+            assert listed == {job["id"]: "completed"}
+    finally:
+        logging.getLogger("examples.work").removeHandler(collect)
     # the job's log lines carry its id
-    lines = [r for r in caplog.records if r.name == "examples.work"]
-    assert [r.getMessage() for r in lines] == [
+    assert [r.getMessage() for r in collect.records] == [
         "download of media 7 started: 40 chunks",
         "download of media 7 finished",
     ]
-    assert {r.__dict__["job_id"] for r in lines} == {job["id"]}
+    assert {r.__dict__["job_id"] for r in collect.records} == {job["id"]}
 
 
 async def test_cancel_a_running_download(server_kind: str) -> None:
