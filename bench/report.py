@@ -200,8 +200,13 @@ def workload_section(
     out += _table(["metric", *systems], rows)
     ours = [s for s in systems if s in OURS]
     peers = [s for s in systems if s in PEERS]
+    ratioed = [m for m in spec.metrics if m.better]
+    # peers with no number for any ratioed metric get no column
+    peers = [
+        p for p in peers if any(m.key in cells.get((p, workload), Cell()).spreads for m in ratioed)
+    ]
     ratio_rows = []
-    for metric in (m for m in spec.metrics if m.better):
+    for metric in ratioed:
         for system in ours:
             mine = cells.get((system, workload), Cell()).spreads.get(metric.key)
             theirs = [cells.get((p, workload), Cell()).spreads.get(metric.key) for p in peers]
