@@ -356,3 +356,17 @@ async def test_aclose_is_shielded_from_cancellation(make_store: StoreFactory) ->
             await store.aclose()
     with pytest.raises(StoreError):
         await store.count_jobs()
+
+
+async def test_a_record_that_cannot_be_stored_is_dropped_alone(make_store: StoreFactory) -> None:
+    logger, recorder = recording_logger()
+    async with running(make_store(logger=logger)) as store:
+        store.put_job(make_job("bad", status="bogus", ended_at=at(1)))  # type: ignore[arg-type]
+        store.put_job(make_job("good"))
+        store.put_task(make_task("bad-task", max_retries="many"))
+        store.put_task(make_task("good-task"))
+        assert _ids(await store.get_jobs(JobQuery())) == ["good"]
+        assert [t.id for t in await store.get_tasks()] == ["good-task"]
+    dropped = [m for m in recorder.messages(logging.ERROR) if "dropping" in m]
+    assert any("'bad'" in m for m in dropped)
+    assert any("'bad-task'" in m for m in dropped)

@@ -5,21 +5,19 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .._errors import StoreError
 from .._models import Job, Task
+from .._typing import Logger
 from ._base import JobQuery, Store
 from ._records import display_task, normalize_job, to_micros, to_utc
 from ._retention import check_retention, cutoff_micros, prune_interval
 from ._schema import FINAL_STATUSES, check_query
 
 __all__ = ("MemoryStore",)
-
-Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
 class MemoryStore(Store):
@@ -113,8 +111,13 @@ class MemoryStore(Store):
 
         After :meth:`aclose` the row is dropped with a warning.
         """
-        if self._writable("job", job.id):
+        if not self._writable("job", job.id):
+            return
+        try:
             self._jobs[job.id] = normalize_job(job)
+        except Exception:
+            # like SQLiteStore: a record that cannot be stored is reported, never raised
+            self._logger.exception("quiv store: dropping Job %r, it cannot be stored", job.id)
 
     @property
     def pending_writes(self) -> int:
@@ -185,7 +188,13 @@ class MemoryStore(Store):
         :raises StoreError: if the store is not open
         """
         await self.flush()
-        return [display_task(task) for task in self._tasks.values()]
+        tasks: list[Task] = []
+        for task in self._tasks.values():
+            try:
+                tasks.append(display_task(task))
+            except Exception:
+                self._logger.exception("quiv store: dropping Task %r, it cannot be stored", task.id)
+        return tasks
 
     async def prune(self, now: datetime | None = None) -> int:
         """Delete finished jobs that ended more than the retention before *now*.

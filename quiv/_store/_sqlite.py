@@ -15,6 +15,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from .._errors import StoreError
 from .._models import Job, Task
+from .._typing import Logger
 from ._base import JobQuery, Store
 from ._connection import Connection, Row, open_connection
 from ._files import TempDatabase, create_private_file
@@ -38,7 +39,6 @@ from ._writer import BatchWriter
 __all__ = ("SQLiteStore",)
 
 T = TypeVar("T")
-Logger = logging.Logger | logging.LoggerAdapter[Any]
 ConnectionFactory = Callable[[str], Awaitable[Connection]]
 
 #: rows handed to one ``executemany`` call (conversion yields to the loop between chunks)

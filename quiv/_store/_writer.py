@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
 from .._errors import StoreError
 from .._models import Job, Task
+from .._typing import Logger
 
 __all__ = ("BACKOFF_MAX", "BACKOFF_MIN", "LOG_EVERY", "BatchWriter", "WriteBatch")
 
@@ -36,7 +36,6 @@ LOG_EVERY = 60.0
 
 #: ``write_batch(tasks, jobs)``: tasks map id -> Task, or None for a deletion
 WriteBatch = Callable[[dict[str, "Task | None"], dict[str, Job]], Awaitable[None]]
-Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
 class BatchWriter:
