@@ -665,13 +665,15 @@ class AsyncQuiv:
         :raises StoreError: if the store cannot count the job history
         """
         engine = self._check_running()
+        # Count the history first: the await lets jobs start and end, and the
+        # in-memory figures below must all come from one moment.
+        history: int = await engine.store.count_jobs()
         by_status = dict.fromkeys((s.value for s in TaskStatus), 0)
         next_runs: list[datetime] = []
         for task in engine.tasks.values():
             by_status[task.status.value] += 1
             if task.next_run_at is not None and task.status is TaskStatus.ACTIVE:
                 next_runs.append(task.next_run_at)
-        history: int = await engine.store.count_jobs()
         return QuivStats(
             active_jobs=len(engine.jobs),
             pool_size=engine.pool_size,
