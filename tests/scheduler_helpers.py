@@ -1,0 +1,145 @@
+"""Helpers for the scheduler tests: event recorders, gates, thread probes.
+
+Tests synchronise on scheduler events (listeners, ``wait_for_*``) and on
+``threading.Event`` gates that handlers block on, never on sleeps. Every wait
+is bounded.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from quiv import AsyncQuiv, Event, Job, Task, TaskStatus
+
+#: bound for every wait in the tests (seconds)
+WAIT = 5.0
+
+
+@dataclass
+class Record:
+    event: Event
+    task: Task
+    job: Job | None
+
+
+class Recorder:
+    """Records scheduler events through listeners and lets a test wait for them."""
+
+    def __init__(self, scheduler: AsyncQuiv, events: Iterable[Event] | None = None) -> None:
+        self.records: list[Record] = []
+        self._changed = anyio.Event()
+        for event in events if events is not None else Event:
+            scheduler.add_listener(event, self._on_event)
+
+    def _on_event(self, event: Event, task: Task, job: Job | None = None) -> None:
+        self.records.append(Record(event, task, job))
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def events(self, *, task_id: str | None = None) -> list[Event]:
+        return [r.event for r in self.records if task_id is None or r.task.id == task_id]
+
+    def jobs(self, event: Event, *, task_id: str | None = None) -> list[Job]:
+        return [
+            r.job
+            for r in self.records
+            if r.event is event and r.job is not None and (task_id is None or r.task.id == task_id)
+        ]
+
+    def count(self, event: Event, *, task_id: str | None = None) -> int:
+        return sum(
+            1
+            for r in self.records
+            if r.event is event and (task_id is None or r.task.id == task_id)
+        )
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+        """Wait until *predicate()* is true, re-checking after every recorded event."""
+        with anyio.fail_after(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+    async def wait_count(
+        self, event: Event, count: int, *, task_id: str | None = None, timeout: float = WAIT
+    ) -> list[Job]:
+        """Wait until *event* was seen *count* times; return the jobs it carried."""
+        await self.wait_for(lambda: self.count(event, task_id=task_id) >= count, timeout)
+        return self.jobs(event, task_id=task_id)
+
+
+@dataclass
+class Gates:
+    """``threading.Event`` gates for handlers to block on; all released at teardown."""
+
+    gates: list[threading.Event] = field(default_factory=list)
+
+    def new(self) -> threading.Event:
+        gate = threading.Event()
+        self.gates.append(gate)
+        return gate
+
+    def release_all(self) -> None:
+        for gate in self.gates:
+            gate.set()
+
+
+def blocking(gate: threading.Event, log: list[Any] | None = None, tag: object = None) -> Any:
+    """A sync handler that blocks until *gate* is set (bounded), logging *tag* at entry."""
+
+    def handler() -> None:
+        if log is not None:
+            log.append(tag)
+        gate.wait(WAIT * 2)
+
+    return handler
+
+
+async def settle() -> None:
+    """Let the loop's tasks take a few turns, so the timer has seen a clock change.
+
+    The timer dispatches due tasks synchronously when it wakes (a task's status
+    turns ``running`` at once), and waking it takes one turn on asyncio and at
+    most two on trio. Handlers run in threads: their effects are waited for
+    through events, never through this.
+    """
+    for _ in range(8):
+        await anyio.lowlevel.checkpoint()
+
+
+async def is_idle(scheduler: AsyncQuiv, task_id: str) -> bool:
+    """Whether *task_id* has no job in flight (nothing was dispatched for it)."""
+    task = await scheduler.get_task(task_id)
+    return task.status is not TaskStatus.RUNNING
+
+
+def handler_threads() -> list[int]:
+    """Idents of threads currently running a quiv handler (``_runner.execute`` on the stack)."""
+    busy = []
+    for ident, frame in sys._current_frames().items():
+        f: Any = frame
+        while f is not None:
+            code = f.f_code
+            if code.co_name == "execute" and code.co_filename.replace("\\", "/").endswith(
+                "quiv/_runner.py"
+            ):
+                busy.append(ident)
+                break
+            f = f.f_back
+    return busy
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Wait until *predicate()* holds, checking at every loop turn (for thread-side state).
+
+    Only for state that no scheduler event reports (e.g. a worker thread
+    leaving its frame); yields with zero-length sleeps, bounded by *timeout*.
+    """
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.001)
