@@ -1,0 +1,307 @@
+"""AsyncQuiv lifecycle: start, stop, host cancellation, shutdown bounds, leftovers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from scheduler_helpers import WAIT, Gates, Recorder, handler_threads, settle, wait_until
+
+from quiv import (
+    AsyncQuiv,
+    Event,
+    FakeClock,
+    JobStatus,
+    SchedulerStoppedError,
+    TaskStatus,
+)
+from quiv._engine import ABANDONED_REASON, SHUTDOWN_REASON
+
+
+def _quiv_threads() -> list[str]:
+    """Names of threads (other than this one) with quiv code on their stack."""
+    here = threading.get_ident()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    quiv_dir = os.path.dirname(os.path.abspath(sys.modules["quiv"].__file__ or ""))
+    busy = []
+    for ident, frame in sys._current_frames().items():
+        if ident == here:
+            continue
+        f: Any = frame
+        while f is not None:
+            if os.path.abspath(f.f_code.co_filename).startswith(quiv_dir + os.sep):
+                busy.append(names.get(ident, str(ident)))
+                break
+            f = f.f_back
+    return busy
+
+
+def _is_idle_worker(thread: threading.Thread) -> bool:
+    # anyio (asyncio) and trio keep idle worker threads cached for reuse.
+    return thread.name == "AnyIO worker thread" or thread.name.startswith("Trio thread")
+
+
+async def test_async_with_starts_and_stops() -> None:
+    s = AsyncQuiv(clock=FakeClock())
+    assert not s.is_running
+    assert "new" in repr(s)
+    async with s as entered:
+        assert entered is s
+        assert s.is_running
+        assert (await s.stats()).loop_alive
+        assert s.portal is not None
+    assert not s.is_running
+    assert "stopped" in repr(s)
+
+
+async def test_a_scheduler_runs_only_once() -> None:
+    s = AsyncQuiv(clock=FakeClock())
+    async with s:
+        pass
+    with pytest.raises(SchedulerStoppedError, match="runs once"):
+        async with s:
+            pass
+
+
+async def test_methods_before_start_raise_scheduler_stopped() -> None:
+    s = AsyncQuiv()
+    with pytest.raises(SchedulerStoppedError, match="not running"):
+        await s.add_task("t", lambda: None, interval=1)
+    with pytest.raises(SchedulerStoppedError):
+        s.cancel_job("x")
+    with pytest.raises(SchedulerStoppedError):
+        _ = s.portal
+    await s.shutdown()  # never started: a no-op, and it cannot start afterwards
+    with pytest.raises(SchedulerStoppedError):
+        async with s:
+            pass
+
+
+async def test_every_method_raises_after_exit(gates: Gates) -> None:
+    async with AsyncQuiv(clock=FakeClock()) as s:
+        task_id = await s.add_task("t", lambda: None, interval=10)
+        job = await s.wait_for_task(task_id, timeout=WAIT)
+    calls: dict[str, Any] = {
+        "add_task": lambda: s.add_task("t", lambda: None, interval=1),
+        "update_task": lambda: s.update_task(task_id, task_name="u"),
+        "remove_task": lambda: s.remove_task(task_id),
+        "pause_task": lambda: s.pause_task(task_id),
+        "resume_task": lambda: s.resume_task(task_id),
+        "run_task_immediately": lambda: s.run_task_immediately(task_id),
+        "get_task": lambda: s.get_task(task_id),
+        "get_all_tasks": lambda: s.get_all_tasks(),
+        "get_job": lambda: s.get_job(job.id),
+        "get_all_jobs": lambda: s.get_all_jobs(),
+        "wait_for_job": lambda: s.wait_for_job(job.id, timeout=1),
+        "wait_for_task": lambda: s.wait_for_task(task_id, timeout=1),
+        "stats": lambda: s.stats(),
+    }
+    for name, call in calls.items():
+        with pytest.raises(SchedulerStoppedError, match="shut down"):
+            await call()
+        assert name  # keeps the name in the traceback on failure
+    with pytest.raises(SchedulerStoppedError):
+        s.cancel_job(job.id)
+    with pytest.raises(SchedulerStoppedError):
+        _ = s.portal
+    assert not s.is_running
+    await s.shutdown()  # a second shutdown is a no-op
+
+
+async def _start_blocked_jobs(s: AsyncQuiv, rec: Recorder) -> tuple[str, str]:
+    async def forever_async() -> None:
+        await anyio.sleep(3600)  # real time: only cancellation ends it
+
+    def waits_for_stop(_stop_event: threading.Event) -> None:
+        _stop_event.wait(WAIT * 2)
+
+    sync_id = await s.add_task("sync", waits_for_stop, interval=60)
+    async_id = await s.add_task("async", forever_async, interval=60)
+    await rec.wait_count(Event.JOB_STARTED, 2)
+    return sync_id, async_id
+
+
+async def test_leaving_the_block_cancels_running_jobs_and_records_them(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    async with AsyncQuiv(clock=FakeClock(), db_path=db) as s:
+        rec = Recorder(s)
+        await _start_blocked_jobs(s, rec)
+    cancelled = rec.jobs(Event.JOB_CANCELLED)
+    assert sorted(j.task_name for j in cancelled) == ["async", "sync"]
+    assert {j.error_message for j in cancelled} == {SHUTDOWN_REASON}
+    assert handler_threads() == []
+    # The final states were written: a new scheduler on the same file sees them.
+    async with AsyncQuiv(clock=FakeClock(), db_path=db) as s2:
+        jobs = await s2.get_all_jobs()
+    assert sorted((j.task_name, j.status) for j in jobs) == [
+        ("async", JobStatus.CANCELLED),
+        ("sync", JobStatus.CANCELLED),
+    ]
+    assert all(j.ended_at is not None and j.error_message == SHUTDOWN_REASON for j in jobs)
+
+
+async def test_host_cancelling_the_block_cancels_running_jobs() -> None:
+    with anyio.fail_after(WAIT):
+        with anyio.CancelScope() as host:
+            async with AsyncQuiv(clock=FakeClock()) as s:
+                rec = Recorder(s)
+                await _start_blocked_jobs(s, rec)
+                host.cancel()
+                await anyio.sleep_forever()
+    assert host.cancelled_caught
+    assert not s.is_running
+    cancelled = rec.jobs(Event.JOB_CANCELLED)
+    assert sorted(j.task_name for j in cancelled) == ["async", "sync"]
+    assert all(j.status is JobStatus.CANCELLED for j in cancelled)
+    assert handler_threads() == []
+
+
+async def test_an_error_in_the_block_propagates_and_stops_the_scheduler() -> None:
+    with pytest.raises(ZeroDivisionError):
+        async with AsyncQuiv(clock=FakeClock()) as s:
+            rec = Recorder(s)
+            await _start_blocked_jobs(s, rec)
+            1 / 0  # noqa: B018
+    assert not s.is_running
+    assert rec.count(Event.JOB_CANCELLED) == 2
+
+
+async def test_pending_waiters_get_scheduler_stopped() -> None:
+    results: dict[str, BaseException] = {}
+
+    async def wait(name: str, coro: Any) -> None:
+        try:
+            await coro
+        except BaseException as exc:
+            results[name] = exc
+
+    async with anyio.create_task_group() as tg:
+        async with AsyncQuiv(clock=FakeClock()) as s:
+            rec = Recorder(s)
+            sync_id, _ = await _start_blocked_jobs(s, rec)
+            running = rec.jobs(Event.JOB_STARTED, task_id=sync_id)[0]
+            idle = await s.add_task("idle", lambda: None, interval=60, delay=3600)
+            tg.start_soon(wait, "job", s.wait_for_job(running.id, timeout=WAIT))
+            tg.start_soon(wait, "running task", s.wait_for_task(sync_id, timeout=WAIT))
+            tg.start_soon(wait, "idle task", s.wait_for_task(idle, timeout=WAIT))
+            await settle()
+    assert set(results) == {"job", "running task", "idle task"}
+    for name, exc in results.items():
+        assert isinstance(exc, SchedulerStoppedError), (name, exc)
+
+
+async def test_shutdown_is_bounded_and_abandons_a_stuck_sync_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+    finished = threading.Event()
+
+    def stubborn() -> None:  # ignores its stop event
+        try:
+            release.wait(WAIT * 2)
+        finally:
+            finished.set()
+
+    try:
+        async with AsyncQuiv(clock=FakeClock()) as s:
+            rec = Recorder(s)
+            await s.add_task("stubborn", stubborn, run_once=True)
+            polite = await s.add_task("polite", lambda _stop_event: _stop_event.wait(9), interval=9)
+            await rec.wait_count(Event.JOB_STARTED, 2)
+            with caplog.at_level(logging.WARNING, logger="quiv"):
+                begin = time.monotonic()
+                await s.shutdown(timeout=0.2)
+                elapsed = time.monotonic() - begin
+            assert not s.is_running
+        assert elapsed < 0.2 + 2.0
+        assert not finished.is_set()  # it really was still running
+        by_name = {j.task_name: j for j in rec.jobs(Event.JOB_CANCELLED)}
+        assert by_name["stubborn"].error_message == ABANDONED_REASON
+        assert "abandoned at shutdown" in by_name["stubborn"].error_message
+        assert by_name["polite"].error_message == SHUTDOWN_REASON
+        assert by_name["polite"].task_id == polite
+        warnings = [r for r in caplog.records if "abandoned" in r.getMessage()]
+        assert len(warnings) == 1
+        assert "stubborn" in warnings[0].getMessage()
+        assert "polite" not in warnings[0].getMessage()
+    finally:
+        release.set()
+    assert await anyio.to_thread.run_sync(finished.wait, WAIT)
+    await wait_until(lambda: handler_threads() == [])
+
+
+async def test_shutdown_timeout_setting_applies_when_leaving_the_block() -> None:
+    release = threading.Event()
+    try:
+        with anyio.fail_after(WAIT):
+            async with AsyncQuiv(clock=FakeClock(), shutdown_timeout=0.05) as s:
+                rec = Recorder(s)
+                await s.add_task("stuck", lambda: release.wait(WAIT * 2), run_once=True)
+                await rec.wait_count(Event.JOB_STARTED, 1)
+        assert rec.jobs(Event.JOB_CANCELLED)[0].error_message == ABANDONED_REASON
+    finally:
+        release.set()
+    await wait_until(lambda: handler_threads() == [])
+
+
+async def test_shutdown_inside_the_block_then_exit() -> None:
+    async with AsyncQuiv(clock=FakeClock()) as s:
+        await s.shutdown()
+        assert not s.is_running
+        with pytest.raises(SchedulerStoppedError):
+            await s.get_all_tasks()
+        await s.shutdown()
+    assert not s.is_running
+
+
+async def test_no_thread_or_temp_file_is_left_behind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    before = set(threading.enumerate())
+
+    async def async_job() -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async with AsyncQuiv(clock=FakeClock(), pool_size=3) as s:
+        rec = Recorder(s)
+        assert os.listdir(tmp_path), "the temporary database lives in the temp dir"
+        for i in range(5):
+            await s.add_task(f"sync{i}", lambda: None, run_once=True)
+            await s.add_task(f"async{i}", async_job, run_once=True)
+        await rec.wait_count(Event.JOB_COMPLETED, 10)
+    assert os.listdir(tmp_path) == []
+    assert _quiv_threads() == []
+    assert handler_threads() == []
+    new = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert [t.name for t in new if not _is_idle_worker(t)] == []
+
+
+async def test_stats_and_timezone_display() -> None:
+    async with AsyncQuiv(clock=FakeClock(), pool_size=3, timezone="Europe/Paris") as s:
+        assert str(s.timezone) == "Europe/Paris"
+        stats = await s.stats()
+        assert stats.pool_size == 3
+        assert stats.active_jobs == 0
+        assert stats.pool_utilization == 0.0
+        assert stats.tasks_by_status == {"active": 0, "running": 0, "paused": 0}
+        assert stats.next_run_at is None
+        task_id = await s.add_task("t", lambda: None, interval=10, delay=5)
+        stats = await s.stats()
+        assert stats.tasks_by_status["active"] == 1
+        assert stats.next_run_at is not None
+        assert stats.next_run_at.tzinfo is timezone.utc
+        task = await s.get_task(task_id)
+        assert task.next_run_at == stats.next_run_at
+        assert isinstance(task.next_run_at, datetime)
+        assert task.status is TaskStatus.ACTIVE
