@@ -17,7 +17,6 @@ Failures of user callables are logged, never raised into the main loop.
 from __future__ import annotations
 
 import inspect
-import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,10 +30,10 @@ from anyio.lowlevel import EventLoopToken
 from ._errors import JobCancelledError, MainLoopUnavailableError
 from ._handlers import callable_name
 from ._loops import call_soon
+from ._typing import Logger
 
 __all__ = ("MainCall", "MainLoopBridge")
 
-Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 #: after this many items in a row the drain task yields to other tasks
 _BATCH = 128
@@ -248,7 +247,9 @@ class MainLoopBridge:
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
-                with anyio.CancelScope() as scope:
+                # Shielded so that events of jobs ended by a host cancellation
+                # are still delivered; stop() ends it.
+                with anyio.CancelScope(shield=True) as scope:
                     self._scope = scope
                     task_status.started()
                     await self._drain_forever(task_group)

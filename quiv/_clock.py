@@ -8,6 +8,7 @@ move time by hand without sleeping.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import anyio
@@ -31,8 +32,14 @@ class Clock(Protocol):
 class LoopClock:
     """The event loop's monotonic clock (the default)."""
 
+    def __init__(self) -> None:
+        self._time: Callable[[], float] | None = None
+
     def now(self) -> float:
-        return anyio.current_time()
+        time = self._time
+        if time is None:  # bind to the loop's own clock on first use
+            time = self._time = _loop_time()
+        return time()
 
     async def sleep_until(self, deadline: float) -> None:
         if math.isinf(deadline):
@@ -66,3 +73,14 @@ class FakeClock:
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
         await anyio.lowlevel.checkpoint()
+
+
+def _loop_time() -> Callable[[], float]:
+    """The current event loop's time function, without per-call backend lookups."""
+    import sniffio
+
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        return asyncio.get_running_loop().time
+    return anyio.current_time

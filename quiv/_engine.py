@@ -9,8 +9,6 @@ so under saturation the earliest due job always runs first.
 
 from __future__ import annotations
 
-import heapq
-import logging
 import math
 import random
 from collections.abc import Callable
@@ -25,17 +23,17 @@ from ._clock import Clock
 from ._context import JobContext
 from ._errors import SchedulerStoppedError
 from ._events import Event, Listeners
-from ._loops import call_soon
 from ._models import Job, JobStatus, TaskStatus
-from ._runner import Outcome, execute
+from ._ready import Inbox, ReadyQueue
+from ._runner import Outcome, work
 from ._state import JobRun, TaskState, new_id, utcnow
 from ._store._base import Store
 from ._timer import TimerHeap
 from ._triggers import IntervalSchedule, next_run, retry_delay
+from ._typing import Logger
 
 __all__ = ("Engine",)
 
-Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 SHUTDOWN_REASON = "scheduler shut down"
 ABANDONED_REASON = "abandoned at shutdown: the handler was still running"
@@ -76,8 +74,9 @@ class Engine:
         self.running = 0
         self.bridge: MainLoopBridge | None = None
         self.worker_backend = "asyncio"
-        self._ready: list[JobRun] = []
-        self._free_slots = pool_size
+        self._ready = ReadyQueue(pool_size)
+        self._inbox: Inbox | None = None
+        self._worker_scopes: set[anyio.CancelScope] = set()
         self._task_group: TaskGroup | None = None
         self._timer_scope: anyio.CancelScope | None = None
         self._sleep_scope: anyio.CancelScope | None = None
@@ -92,6 +91,8 @@ class Engine:
         self._task_group = task_group
         self.worker_backend = worker_backend
         self._token = anyio.lowlevel.current_token()
+        self._inbox = Inbox(self._token, self._on_reports)
+        await task_group.start(self._inbox.run)
         await task_group.start(self._timer_loop)
 
     # -- the timer -------------------------------------------------------------
@@ -162,48 +163,40 @@ class Engine:
         self.jobs[run.id] = run
         self.store.put_job(run.snapshot())
         self.store.put_task(task.snapshot())
-        heapq.heappush(self._ready, run)
-        self._pump()
+        if self._ready.push(run):
+            assert self._task_group is not None
+            self._task_group.start_soon(self._worker, name="quiv worker")
         return run
 
-    def _pump(self) -> None:
-        ready = self._ready
-        task_group = self._task_group
-        assert task_group is not None
-        while self._free_slots > 0 and ready:
-            run = heapq.heappop(ready)
-            if run.done:
-                continue
-            self._free_slots -= 1
-            task_group.start_soon(self._job_task, run, name=f"quiv job {run.id}")
+    async def _worker(self) -> None:
+        """Run one pool worker thread until the ready queue is empty.
 
-    async def _job_task(self, run: JobRun) -> None:
-        outcome: Outcome | None = None
-        settings = run.task.settings
-        try:
-            # Shielded: only this job's own cancellation (before it starts, or
-            # abandonment at shutdown) may interrupt the wait for the thread.
-            with anyio.CancelScope(shield=True) as run.scope:
-                if run.ctx.cancelled and not run.started:
-                    run.scope.cancel()
-                outcome = await anyio.to_thread.run_sync(
-                    execute,
-                    run,
-                    settings.args,
-                    settings.kwargs,
+        Shielded: only abandonment at shutdown may stop waiting for the thread.
+        """
+        assert self._inbox is not None
+        with anyio.CancelScope(shield=True) as scope:
+            self._worker_scopes.add(scope)
+            try:
+                await anyio.to_thread.run_sync(
+                    work,
+                    self._ready,
+                    self._inbox.put,
                     self.worker_backend,
-                    self._notify_started,
                     limiter=self.limiter,
                     abandon_on_cancel=True,
                 )
-        finally:
-            self._free_slots += 1
-            self.finish(run, outcome)
-            self._pump()
+            finally:
+                self._worker_scopes.discard(scope)
 
-    def _notify_started(self, run: JobRun) -> None:
-        """Worker thread: tell the scheduler loop the handler is starting."""
-        call_soon(self._token, partial(self._on_started, run))
+    def _on_reports(self, reports: list[tuple[JobRun, Outcome | None]]) -> None:
+        for run, outcome in reports:
+            try:
+                if outcome is None:
+                    self._on_started(run)
+                else:
+                    self.finish(run, outcome)
+            except Exception:  # an engine bug must not lose the other reports
+                self.logger.exception("quiv: failed to record the end of job %s", run.id)
 
     def _on_started(self, run: JobRun) -> None:
         if run.done or run.status is not JobStatus.SCHEDULED:
@@ -228,10 +221,8 @@ class Engine:
         if run.done:
             return False
         run.ctx._cancel(reason)
-        if run.scope is None:  # still waiting for a pool slot: it never starts
+        if not run.started:  # still queued: its handler will never be called
             self.finish(run, None)
-        elif not run.started:
-            run.scope.cancel()
         return True
 
     # -- the end of a job ------------------------------------------------------
@@ -344,11 +335,12 @@ class Engine:
         with anyio.move_on_after(math.inf if timeout is None else timeout, shield=True):
             await self._wait_idle()
         stuck = list(self.jobs.values())
+        for scope in self._worker_scopes:
+            scope.cancel()  # abandon the threads still running handlers
+        if self._inbox is not None:
+            self._inbox.stop()
         for run in stuck:
-            if run.scope is not None:
-                run.scope.cancel()
-        with anyio.CancelScope(shield=True):
-            await self._wait_idle()
+            self.finish(run, None)
         return [run.final for run in stuck if run.final is not None]
 
     async def _wait_idle(self) -> None:

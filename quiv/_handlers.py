@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -67,6 +68,26 @@ def is_async_callable(func: object) -> bool:
     return False
 
 
+_cache: weakref.WeakKeyDictionary[Any, tuple[bool, dict[str, Injected]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _inspect(func: Callable[..., Any]) -> tuple[bool, dict[str, Injected]]:
+    """(is async, declared injections) of *func*, cached per function object."""
+    try:
+        cached = _cache.get(func)
+    except TypeError:  # not weak-referenceable or not hashable
+        return is_async_callable(func), _declared_injections(func)
+    if cached is None:
+        cached = (is_async_callable(func), _declared_injections(func))
+        try:
+            _cache[func] = cached
+        except TypeError:
+            pass
+    return cached
+
+
 def _declared_injections(func: Callable[..., Any]) -> dict[str, Injected]:
     try:
         signature = inspect.signature(func)
@@ -91,7 +112,7 @@ def inspect_handler(func: object, kwargs: Mapping[str, Any], *, param: str = "fu
     """
     if not callable(func):
         raise HandlerRegistrationError(f"{param} must be callable, got {func!r}")
-    injected = _declared_injections(func)
+    is_async, injected = _inspect(func)
     seen: dict[Injected, str] = {}
     for name, kind in injected.items():
         if kind in seen:
@@ -107,7 +128,7 @@ def inspect_handler(func: object, kwargs: Mapping[str, Any], *, param: str = "fu
         )
     return HandlerSpec(
         func=func,
-        is_async=is_async_callable(func),
+        is_async=is_async,
         injected=injected,
         name=callable_name(func),
     )

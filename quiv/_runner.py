@@ -13,15 +13,17 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
 from anyio.lowlevel import current_token
 
 from ._context import JobContext, _current
+from ._ready import ReadyQueue
 from ._state import JobRun, utcnow
 
-__all__ = ("Outcome", "execute")
+__all__ = ("Outcome", "execute", "work")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +96,25 @@ def _run_in_worker_loop(
         return scope.cancelled_caught
 
     return anyio.run(main, backend=backend)
+
+
+def work(
+    queue: ReadyQueue,
+    report: Callable[[tuple[JobRun, Outcome | None]], None],
+    backend: str,
+) -> None:
+    """A pool worker: run queued jobs one after the other until the queue is empty.
+
+    ``report((run, None))`` announces that a handler starts;
+    ``report((run, outcome))`` that it ended.
+    """
+    started = partial(_report_started, report)
+    finished_one = False
+    while (run := queue.pop(finished_one)) is not None:
+        settings = run.task.settings
+        report((run, execute(run, settings.args, settings.kwargs, backend, started)))
+        finished_one = True
+
+
+def _report_started(report: Callable[[tuple[JobRun, Outcome | None]], None], run: JobRun) -> None:
+    report((run, None))

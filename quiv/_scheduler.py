@@ -35,11 +35,11 @@ from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from ._requests import TaskUpdate, validate_new_task, validate_update
 from ._state import TaskState, Waiter, new_id
 from ._store._base import JobQuery, Store
+from ._typing import Logger
 from ._validation import check_bool, check_int, check_number, resolve_timezone
 
 __all__ = ("AsyncQuiv",)
 
-Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 _ORDER_BY = ("started_at", "ended_at", "scheduled_at")
 
@@ -196,9 +196,11 @@ class AsyncQuiv:
         tb: TracebackType | None,
     ) -> bool | None:
         stack, self._exit_stack = self._exit_stack, None
-        if stack is None:
-            return None
-        return await stack.__aexit__(exc_type, exc, tb)
+        if stack is not None:
+            # The block's own exception propagates by itself; passing it into
+            # the internal task groups would wrap it in an exception group.
+            await stack.aclose()
+        return None
 
     async def shutdown(self, timeout: float | None | Unset = UNSET) -> None:
         """Stop the scheduler now; the ``async with`` block's exit does this too.
@@ -336,9 +338,13 @@ class AsyncQuiv:
         deadline = engine.clock.now() + first_delay
         task.anchor = deadline
         engine.tasks[task.id] = task
-        engine.schedule(task, deadline)
-        engine.store.put_task(task.snapshot())
+        task.set_deadline(deadline, deadline - first_delay)
         self._emit(Event.TASK_ADDED, task)
+        if first_delay > 0:
+            engine.schedule(task, deadline)
+            engine.store.put_task(task.snapshot())
+        else:  # due now: skip the timer
+            engine.dispatch(task, deadline)
         await anyio.lowlevel.checkpoint()
         return task.id
 

@@ -1,0 +1,138 @@
+"""The ready queue shared by the scheduler loop and the pool's worker threads.
+
+Jobs that are due wait here, ordered by due time. Up to ``pool_size`` worker
+threads (each started through ``anyio.to_thread.run_sync`` with the
+scheduler's limiter) take jobs from it one at a time until it is empty, so a
+burst of jobs costs one thread hand-off per worker, not one per job. Finished
+and started notices flow back through an :class:`Inbox`, which wakes the
+scheduler loop once per batch.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.lowlevel import EventLoopToken
+
+from ._loops import call_soon
+from ._state import JobRun
+
+__all__ = ("Inbox", "ReadyQueue")
+
+
+class ReadyQueue:
+    """Due jobs ordered by (due time, creation order), plus the worker count.
+
+    The worker count is kept under the same lock as the heap, so a job pushed
+    while the last worker is leaving always gets a worker.
+    """
+
+    def __init__(self, pool_size: int) -> None:
+        self._lock = threading.Lock()
+        self._heap: list[JobRun] = []
+        self._pool_size = pool_size
+        self._workers = 0
+        self._executing = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def push(self, run: JobRun) -> bool:
+        """Queue *run*; return ``True`` if the caller must start one more worker."""
+        with self._lock:
+            heapq.heappush(self._heap, run)
+            busy = len(self._heap) + self._executing
+            if self._workers < self._pool_size and self._workers < busy:
+                self._workers += 1
+                return True
+            return False
+
+    def pop(self, finished_one: bool) -> JobRun | None:
+        """Worker thread: the next job to run, or ``None`` (the worker must then exit).
+
+        :param finished_one: the worker just finished the job it popped before
+        """
+        with self._lock:
+            if finished_one:
+                self._executing -= 1
+            heap = self._heap
+            while heap:
+                run = heapq.heappop(heap)
+                if not run.done:
+                    self._executing += 1
+                    return run
+            self._workers -= 1
+            return None
+
+
+class Inbox:
+    """Notices from worker threads to the scheduler loop, one wake-up per batch.
+
+    :meth:`run` is a task on the scheduler loop that hands each batch to
+    *handle*; :meth:`put` may be called from any thread.
+    """
+
+    def __init__(self, token: EventLoopToken, handle: Callable[[list[Any]], None]) -> None:
+        self._token = token
+        self._handle = handle
+        self._items: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._event: anyio.Event | None = None
+        self._posted = False
+        self._scope: anyio.CancelScope | None = None
+        self.closed = False
+
+    def put(self, item: tuple[JobRun, Any]) -> None:
+        """Any thread: queue *item* for the scheduler loop."""
+        with self._lock:
+            self._items.append(item)
+            if self._event is None or self._posted:
+                return  # the drain task is busy and will see it
+            self._posted = True
+        if not call_soon(self._token, self._wake):
+            self.closed = True
+
+    def _wake(self) -> None:
+        with self._lock:
+            event, self._posted = self._event, False
+        if event is not None:
+            event.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Hand batches to *handle* until :meth:`stop` (on the scheduler loop).
+
+        Shielded from outside cancellation: job ends must still be recorded
+        while the scheduler shuts down because its host was cancelled.
+        """
+        with anyio.CancelScope(shield=True) as self._scope:
+            task_status.started()
+            while True:
+                with self._lock:
+                    items = list(self._items)
+                    self._items.clear()
+                    if not items:
+                        self._event = event = anyio.Event()
+                if items:
+                    if not self.closed:
+                        self._handle(items)
+                    await anyio.lowlevel.checkpoint()
+                    continue
+                await event.wait()
+                with self._lock:
+                    self._event = None
+
+    def stop(self) -> None:
+        """Stop the drain task (on the scheduler loop)."""
+        self.closed = True
+        if self._scope is not None:
+            self._scope.cancel()
