@@ -111,6 +111,8 @@ class AsyncQuiv:
         self._portal: BlockingPortal | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._stopped = threading.Event()
+        #: set when a shutdown in progress has finished (scheduler loop only)
+        self._shutdown_done: anyio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncQuiv {self._state} pool_size={self._config.pool_size}>"
@@ -223,8 +225,11 @@ class AsyncQuiv:
         if self._state in ("stopping", "stopped", "new"):
             if self._state == "new":
                 self._state = "stopped"
+            elif self._state == "stopping" and self._shutdown_done is not None:
+                await self._shutdown_done.wait()  # another caller is shutting it down
             return
         self._state = "stopping"
+        self._shutdown_done = done = anyio.Event()
         engine, bridge, store = self._engine, self._bridge, self._store
         assert bridge is not None and store is not None
         _main.unregister(bridge)
@@ -258,6 +263,7 @@ class AsyncQuiv:
             finally:
                 self._state = "stopped"
                 self._stopped.set()
+                done.set()
 
     def _check_running(self) -> Any:
         if self._state != "running":
