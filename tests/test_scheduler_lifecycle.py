@@ -305,3 +305,76 @@ async def test_stats_and_timezone_display() -> None:
         assert task.next_run_at == stats.next_run_at
         assert isinstance(task.next_run_at, datetime)
         assert task.status is TaskStatus.ACTIVE
+
+
+async def test_a_concurrent_shutdown_returns_only_once_the_scheduler_stopped() -> None:
+    release = threading.Event()
+    returned: list[str] = []
+
+    def slow_to_stop(_stop_event: threading.Event) -> None:
+        _stop_event.wait(WAIT * 2)
+        release.wait(WAIT * 2)  # keeps running a little after its stop event
+
+    async def first() -> None:
+        await s.shutdown()
+        returned.append("first")
+
+    async with AsyncQuiv(clock=FakeClock()) as s:
+        rec = Recorder(s)
+        await s.add_task("slow", slow_to_stop, run_once=True)
+        await rec.wait_count(Event.JOB_STARTED, 1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            await settle()
+            assert not s.is_running  # the first call is in progress
+            tg.start_soon(_release_soon, release)
+            await s.shutdown()
+            returned.append("second")
+            assert rec.count(Event.JOB_CANCELLED) == 1  # the job's end was recorded
+    assert sorted(returned) == ["first", "second"]
+
+
+async def _release_soon(release: threading.Event) -> None:
+    await settle()
+    release.set()
+
+
+async def test_shutdown_cancels_queued_jobs_without_calling_them(gates: Gates) -> None:
+    called: list[str] = []
+    blocker = gates.new()
+    async with AsyncQuiv(clock=FakeClock(), pool_size=1) as s:
+        rec = Recorder(s)
+        await s.add_task("blocker", lambda _stop_event: _stop_event.wait(WAIT * 2), run_once=True)
+        await rec.wait_count(Event.JOB_STARTED, 1)
+        for name in "abc":
+            await s.add_task(name, called.append, run_once=True, args=(name,))
+        await settle()
+        assert (await s.stats()).active_jobs == 4
+    blocker.set()
+    cancelled = rec.jobs(Event.JOB_CANCELLED)
+    assert sorted(j.task_name for j in cancelled) == ["a", "b", "blocker", "c"]
+    assert all(j.error_message == SHUTDOWN_REASON for j in cancelled)
+    assert [j.started_at is None for j in cancelled if j.task_name != "blocker"] == [True] * 3
+    assert called == []
+
+
+async def test_other_threads_use_the_portal(clock: FakeClock) -> None:
+    async with AsyncQuiv(clock=clock) as s:
+        rec = Recorder(s)
+
+        def parent(_job_id: str) -> None:
+            child = s.portal.call(lambda: s.add_task("child", lambda: None, interval=100))
+            assert isinstance(child, str)
+            assert s.portal.call(s.cancel_job, "unknown") is False
+            assert s.portal.call(s.get_task, child).task_name == "child"
+
+        async def async_parent() -> None:
+            def add() -> str:
+                return s.portal.call(lambda: s.add_task("async child", lambda: None, run_once=True))
+
+            await anyio.to_thread.run_sync(add)
+
+        await s.add_task("parent", parent, run_once=True)
+        await s.add_task("async parent", async_parent, run_once=True)
+        jobs = await rec.wait_count(Event.JOB_COMPLETED, 4)
+    assert sorted(j.task_name for j in jobs) == ["async child", "async parent", "child", "parent"]
