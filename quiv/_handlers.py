@@ -106,12 +106,21 @@ def _declared_injections(func: Callable[..., Any]) -> dict[str, Injected]:
 def inspect_handler(func: object, kwargs: Mapping[str, Any], *, param: str = "func") -> HandlerSpec:
     """Inspect *func* and check it against *kwargs*.
 
-    :raises HandlerRegistrationError: if *func* is not callable
+    :raises HandlerRegistrationError: if *func* is not callable, or is a
+        generator function (its body would never run)
     :raises ConfigurationError: if it declares both spellings of one injected
         value, or *kwargs* supplies a name that will be injected
     """
     if not callable(func):
         raise HandlerRegistrationError(f"{param} must be callable, got {func!r}")
+    target: object = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        raise HandlerRegistrationError(
+            f"{param} must be a function or coroutine function, not a generator function "
+            f"(calling it would not run its body), got {func!r}"
+        )
     is_async, injected = _inspect(func)
     seen: dict[Injected, str] = {}
     for name, kind in injected.items():
