@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from scheduler_helpers import WAIT, Recorder
+from scheduler_helpers import WAIT, Recorder, settle
 
 from quiv import (
     AsyncQuiv,
@@ -385,3 +385,26 @@ async def test_two_jobs_see_their_own_context(scheduler: AsyncQuiv) -> None:
     await scheduler.add_task("b", handler, run_once=True, args=("b",))
     jobs = await rec.wait_count(Event.JOB_COMPLETED, 2)
     assert {j.task_name: j.id for j in jobs} == ids
+
+
+def _generator() -> Any:
+    yield 1
+
+
+async def _async_generator() -> Any:
+    yield 1
+
+
+@pytest.mark.parametrize(
+    "func",
+    [_generator, _async_generator, functools.partial(_generator)],
+    ids=["generator", "async generator", "partial of generator"],
+)
+async def test_generator_functions_are_not_handlers(scheduler: AsyncQuiv, func: Any) -> None:
+    """Their body would never run: the job would 'complete' without doing anything."""
+    rec = Recorder(scheduler, [Event.TASK_ADDED])
+    with pytest.raises(HandlerRegistrationError, match="generator"):
+        await scheduler.add_task("gen", func, interval=1)
+    assert await scheduler.get_all_tasks(include_run_once=True) == []
+    await settle()
+    assert rec.records == []
