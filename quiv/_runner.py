@@ -1,10 +1,14 @@
-"""Running one job on a worker thread.
+"""Running jobs on a pool worker thread.
 
-:func:`execute` is what the scheduler hands to ``anyio.to_thread.run_sync``.
-Sync handlers are called right there; async handlers (and awaitables returned
-by sync handlers) run in a fresh event loop on that thread, inside a cancel
-scope that the job's cancellation cancels through a non-blocking hand-off.
-The main loop is never used to run a handler.
+:func:`work` is what the scheduler hands to ``anyio.to_thread.run_sync``: it
+takes jobs from the ready queue until the queue is empty. Sync handlers are
+called right on the worker thread. Async handlers run in an event loop on
+that thread (the host's backend unless configured otherwise): a worker that
+meets an async job starts a loop and runs the following async jobs in it too,
+each in its own cancel scope, which the job's cancellation cancels through a
+non-blocking hand-off. A sync job ends the streak, so sync handlers never run
+inside an event loop (they may call ``asyncio.run`` themselves). The main loop
+never runs a handler.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import anyio
@@ -23,7 +26,9 @@ from ._context import JobContext, _current
 from ._ready import ReadyQueue
 from ._state import JobRun, utcnow
 
-__all__ = ("Outcome", "execute", "work")
+__all__ = ("Outcome", "work")
+
+Report = Callable[[tuple[JobRun, "Outcome | None"]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,47 +37,72 @@ class Outcome:
 
     started: bool
     error: BaseException | None = None
-    #: the worker loop's cancel scope caught a cancellation
+    #: the job's cancel scope caught a cancellation (async handlers)
     cancelled: bool = False
     duration: float | None = None
+
+
+_NOT_STARTED = Outcome(started=False)
+
+
+def work(queue: ReadyQueue, report: Report, backend: str) -> None:
+    """A pool worker: run queued jobs one after the other until the queue is empty.
+
+    ``report((run, None))`` announces that a handler starts;
+    ``report((run, outcome))`` that it ended.
+    """
+    run = queue.pop(finished_one=False)
+    while run is not None:
+        if run.handler.is_async:
+            run = anyio.run(_async_streak, queue, report, run, backend=backend)
+            continue
+        report((run, _execute_sync(run, report, backend)))
+        run = queue.pop(finished_one=True)
+
+
+async def _async_streak(queue: ReadyQueue, report: Report, run: JobRun | None) -> JobRun | None:
+    """Run async jobs in this loop until the queue is empty or a sync job comes up.
+
+    Return that sync job (already taken from the queue), or ``None``.
+    """
+    while run is not None and run.handler.is_async:
+        report((run, await _execute_async(run, report)))
+        run = queue.pop(finished_one=True)
+    return run
+
+
+def _begin(run: JobRun, report: Report) -> dict[str, Any] | None:
+    """Mark *run* started and return its keyword arguments, or ``None`` if it was cancelled."""
+    ctx = run.ctx
+    with ctx._lock:
+        if ctx.stop_event.is_set():  # cancelled before it started
+            return None
+        run.started = True
+        run.started_at = utcnow()
+    report((run, None))
+    spec = run.handler
+    kwargs = run.task.settings.kwargs
+    if spec.injected:
+        values = _injected_values(ctx)
+        kwargs = {**kwargs, **{name: values[kind] for name, kind in spec.injected.items()}}
+    return kwargs
 
 
 def _injected_values(ctx: JobContext) -> dict[str, Any]:
     return {"job_id": ctx.job_id, "stop_event": ctx.stop_event, "progress_hook": ctx.progress}
 
 
-def execute(
-    run: JobRun,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    backend: str,
-    notify_started: Callable[[JobRun], None],
-) -> Outcome:
-    """Run *run*'s handler on this (worker) thread and report how it ended.
-
-    Never raises: every exception of the handler, ``BaseException`` included,
-    is returned in the :class:`Outcome`.
-    """
-    ctx = run.ctx
-    with ctx._lock:
-        if ctx.stop_event.is_set():  # cancelled before it started
-            return Outcome(started=False)
-        run.started = True
-        run.started_at = utcnow()
-    notify_started(run)
-    spec = run.handler
-    if spec.injected:
-        values = _injected_values(ctx)
-        kwargs = {**kwargs, **{name: values[kind] for name, kind in spec.injected.items()}}
-    token = _current.set(ctx)
+def _execute_sync(run: JobRun, report: Report, backend: str) -> Outcome:
+    kwargs = _begin(run, report)
+    if kwargs is None:
+        return _NOT_STARTED
+    token = _current.set(run.ctx)
     begin = time.perf_counter()
     try:
-        if spec.is_async:
-            cancelled = _run_in_worker_loop(run, lambda: spec.func(*args, **kwargs), backend)
-            return Outcome(True, cancelled=cancelled, duration=time.perf_counter() - begin)
-        result = spec.func(*args, **kwargs)
-        if inspect.isawaitable(result):
-            cancelled = _run_in_worker_loop(run, lambda: result, backend)
+        result = run.handler.func(*run.task.settings.args, **kwargs)
+        if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
+            awaitable = result
+            cancelled = anyio.run(_await_in_scope, run, lambda: awaitable, backend=backend)
             return Outcome(True, cancelled=cancelled, duration=time.perf_counter() - begin)
         return Outcome(True, duration=time.perf_counter() - begin)
     except BaseException as exc:  # recorded, never propagated into the scheduler
@@ -81,40 +111,28 @@ def execute(
         _current.reset(token)
 
 
-def _run_in_worker_loop(
-    run: JobRun, make_awaitable: Callable[[], Awaitable[Any]], backend: str
-) -> bool:
-    """Await the handler in a new event loop on this thread; return True if cancelled."""
-
-    async def main() -> bool:
-        with anyio.CancelScope() as scope:
-            run.attach_worker(current_token(), scope)
-            try:
-                await make_awaitable()
-            finally:
-                run.detach_worker()
-        return scope.cancelled_caught
-
-    return anyio.run(main, backend=backend)
-
-
-def work(
-    queue: ReadyQueue,
-    report: Callable[[tuple[JobRun, Outcome | None]], None],
-    backend: str,
-) -> None:
-    """A pool worker: run queued jobs one after the other until the queue is empty.
-
-    ``report((run, None))`` announces that a handler starts;
-    ``report((run, outcome))`` that it ended.
-    """
-    started = partial(_report_started, report)
-    finished_one = False
-    while (run := queue.pop(finished_one)) is not None:
-        settings = run.task.settings
-        report((run, execute(run, settings.args, settings.kwargs, backend, started)))
-        finished_one = True
+async def _execute_async(run: JobRun, report: Report) -> Outcome:
+    kwargs = _begin(run, report)
+    if kwargs is None:
+        return _NOT_STARTED
+    token = _current.set(run.ctx)
+    begin = time.perf_counter()
+    func, args = run.handler.func, run.task.settings.args
+    try:
+        cancelled = await _await_in_scope(run, lambda: func(*args, **kwargs))
+        return Outcome(True, cancelled=cancelled, duration=time.perf_counter() - begin)
+    except BaseException as exc:  # recorded, never propagated into the scheduler
+        return Outcome(True, error=exc, duration=time.perf_counter() - begin)
+    finally:
+        _current.reset(token)
 
 
-def _report_started(report: Callable[[tuple[JobRun, Outcome | None]], None], run: JobRun) -> None:
-    report((run, None))
+async def _await_in_scope(run: JobRun, make_awaitable: Callable[[], Awaitable[Any]]) -> bool:
+    """Await the handler in a cancel scope the job's cancellation reaches; True if cancelled."""
+    with anyio.CancelScope() as scope:
+        run.attach_worker(current_token(), scope)
+        try:
+            await make_awaitable()
+        finally:
+            run.detach_worker()
+    return scope.cancelled_caught

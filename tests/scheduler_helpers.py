@@ -118,14 +118,17 @@ async def is_idle(scheduler: AsyncQuiv, task_id: str) -> bool:
     return task.status is not TaskStatus.RUNNING
 
 
+_HANDLER_FRAMES = frozenset({"_execute_sync", "_execute_async", "_await_in_scope"})
+
+
 def handler_threads() -> list[int]:
-    """Idents of threads currently running a quiv handler (``_runner.execute`` on the stack)."""
+    """Idents of threads currently running a quiv handler (a ``_runner._execute_*`` frame)."""
     busy = []
     for ident, frame in sys._current_frames().items():
         f: Any = frame
         while f is not None:
             code = f.f_code
-            if code.co_name == "execute" and code.co_filename.replace("\\", "/").endswith(
+            if code.co_name in _HANDLER_FRAMES and code.co_filename.replace("\\", "/").endswith(
                 "quiv/_runner.py"
             ):
                 busy.append(ident)
