@@ -33,11 +33,12 @@ class JobContext:
         "_bridge",
         "_cancel_callbacks",
         "_cancel_reason",
+        "_cancelled",
         "_lock",
         "_progress_callback",
+        "_stop_event",
         "attempt",
         "job_id",
-        "stop_event",
         "task_id",
         "task_name",
     )
@@ -58,8 +59,8 @@ class JobContext:
         self.task_name = task_name
         #: 1 for the first try, 2 for the first retry, ...
         self.attempt = attempt
-        #: set when the job is cancelled (request, timeout, task removal, shutdown)
-        self.stop_event = threading.Event()
+        self._stop_event: threading.Event | None = None
+        self._cancelled = False
         self._bridge = bridge
         self._progress_callback = progress_callback
         self._lock = threading.Lock()
@@ -70,9 +71,22 @@ class JobContext:
         return f"JobContext(job_id={self.job_id!r}, task_name={self.task_name!r})"
 
     @property
+    def stop_event(self) -> threading.Event:
+        """Set when the job is cancelled (request, timeout, task removal, shutdown)."""
+        event = self._stop_event
+        if event is None:  # created on first use: most jobs never need one
+            with self._lock:
+                event = self._stop_event
+                if event is None:
+                    event = self._stop_event = threading.Event()
+                    if self._cancelled:
+                        event.set()
+        return event
+
+    @property
     def cancelled(self) -> bool:
         """``True`` once cancellation of this job was requested."""
-        return self.stop_event.is_set()
+        return self._cancelled
 
     @property
     def cancel_reason(self) -> str | None:
@@ -81,7 +95,7 @@ class JobContext:
 
     def raise_if_cancelled(self) -> None:
         """Raise :class:`~quiv.JobCancelledError` if cancellation was requested."""
-        if self.stop_event.is_set():
+        if self._cancelled:
             raise JobCancelledError(self._cancel_reason or "job cancelled")
 
     def progress(self, **payload: Any) -> None:
@@ -99,10 +113,12 @@ class JobContext:
     def _cancel(self, reason: str) -> bool:
         """Request cancellation; return ``False`` if it was already requested."""
         with self._lock:
-            if self.stop_event.is_set():
+            if self._cancelled:
                 return False
             self._cancel_reason = reason
-            self.stop_event.set()
+            self._cancelled = True
+            if self._stop_event is not None:
+                self._stop_event.set()
             callbacks, self._cancel_callbacks = self._cancel_callbacks, []
         for callback in callbacks:
             callback()
@@ -114,7 +130,7 @@ class JobContext:
         If it already was, call it now. Return a function that unregisters it.
         """
         with self._lock:
-            if not self.stop_event.is_set():
+            if not self._cancelled:
                 self._cancel_callbacks.append(callback)
                 return lambda: self._discard_callback(callback)
         callback()

@@ -156,7 +156,6 @@ class Engine:
             progress_callback=task.settings.progress_callback,
         )
         run = JobRun(task, due, ctx)
-        ctx._on_cancel(run.cancel_worker)
         task.run = run
         task.status = TaskStatus.RUNNING
         task.set_deadline(None, self.clock.now())
@@ -212,7 +211,8 @@ class Engine:
             if run.timeout_entry.deadline < self._sleeping_until and self._sleep_scope:
                 self._sleep_scope.cancel()
         self.store.put_job(run.snapshot())
-        self.listeners.emit(self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot())
+        if self.listeners.wants(Event.JOB_STARTED):
+            self.listeners.emit(self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot())
 
     # -- cancellation ----------------------------------------------------------
 
@@ -220,7 +220,8 @@ class Engine:
         """Request cancellation of *run*; return ``False`` if it already ended."""
         if run.done:
             return False
-        run.ctx._cancel(reason)
+        if run.ctx._cancel(reason):
+            run.cancel_worker()
         if not run.started:  # still queued: its handler will never be called
             self.finish(run, None)
         return True
@@ -238,7 +239,6 @@ class Engine:
             self.running -= 1
         if run.timeout_entry is not None:
             run.timeout_entry.cancel()
-        ctx = run.ctx
         status, message = self._classify(run, outcome)
         run.status = status
         run.error_message = message
@@ -254,15 +254,15 @@ class Engine:
                 run.task.settings.task_name,
                 exc_info=outcome.error,
             )
-        del ctx  # the context stays alive only as long as user code holds it
         job = run.final = run.snapshot()
         self.jobs.pop(run.id, None)
         retrying = self._after_job(run.task, status)
         self.store.put_job(job)
-        task_snapshot = run.task.snapshot()
-        self.listeners.emit(self.bridge, _JOB_EVENTS[status], task_snapshot, job)
-        if retrying:
-            self.listeners.emit(self.bridge, Event.JOB_RETRYING, task_snapshot, job)
+        wanted = [_JOB_EVENTS[status], Event.JOB_RETRYING] if retrying else [_JOB_EVENTS[status]]
+        if any(self.listeners.wants(e) for e in wanted):
+            task_snapshot = run.task.snapshot()
+            for e in wanted:
+                self.listeners.emit(self.bridge, e, task_snapshot, job)
         task_waiters, run.task.waiters = run.task.waiters, []
         for waiter in [*run.waiters, *task_waiters]:
             if self.stopping:

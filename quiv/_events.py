@@ -70,6 +70,10 @@ class Listeners:
                 del callbacks[index]
                 return
 
+    def wants(self, event: Event) -> bool:
+        """Whether *event* has listeners (so building its payload is worth it)."""
+        return bool(self._by_event[event])
+
     def emit(
         self, bridge: MainLoopBridge | None, event: Event, task: Task, job: Job | None = None
     ) -> None:

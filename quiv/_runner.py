@@ -75,7 +75,7 @@ def _begin(run: JobRun, report: Report) -> dict[str, Any] | None:
     """Mark *run* started and return its keyword arguments, or ``None`` if it was cancelled."""
     ctx = run.ctx
     with ctx._lock:
-        if ctx.stop_event.is_set():  # cancelled before it started
+        if ctx._cancelled:  # cancelled before it started
             return None
         run.started = True
         run.started_at = utcnow()
@@ -83,13 +83,15 @@ def _begin(run: JobRun, report: Report) -> dict[str, Any] | None:
     spec = run.handler
     kwargs = run.task.settings.kwargs
     if spec.injected:
-        values = _injected_values(ctx)
-        kwargs = {**kwargs, **{name: values[kind] for name, kind in spec.injected.items()}}
+        kwargs = {**kwargs, **{name: _INJECT[kind](ctx) for name, kind in spec.injected.items()}}
     return kwargs
 
 
-def _injected_values(ctx: JobContext) -> dict[str, Any]:
-    return {"job_id": ctx.job_id, "stop_event": ctx.stop_event, "progress_hook": ctx.progress}
+_INJECT: dict[str, Callable[[JobContext], Any]] = {
+    "job_id": lambda ctx: ctx.job_id,
+    "stop_event": lambda ctx: ctx.stop_event,
+    "progress_hook": lambda ctx: ctx.progress,
+}
 
 
 def _execute_sync(run: JobRun, report: Report, backend: str) -> Outcome:

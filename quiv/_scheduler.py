@@ -111,6 +111,7 @@ class AsyncQuiv:
         self._portal: BlockingPortal | None = None
         self._exit_stack: AsyncExitStack | None = None
         self._stopped = threading.Event()
+        self._calls = 0
         #: set when a shutdown in progress has finished (scheduler loop only)
         self._shutdown_done: anyio.Event | None = None
 
@@ -265,6 +266,18 @@ class AsyncQuiv:
                 self._stopped.set()
                 done.set()
 
+    async def _checkpoint(self) -> None:
+        """Yield to the loop every few calls.
+
+        The mutating methods never block, so they need no checkpoint; but a
+        tight loop of ``await add_task(...)`` must not starve every other task
+        either. Yielding (and checking for cancellation) on every call would
+        halve the rate of such a loop, so every 32nd call does it.
+        """
+        self._calls += 1
+        if not self._calls % 32:
+            await anyio.lowlevel.checkpoint()
+
     def _check_running(self) -> Any:
         if self._state != "running":
             if self._state == "new":
@@ -351,7 +364,7 @@ class AsyncQuiv:
             engine.store.put_task(task.snapshot())
         else:  # due now: skip the timer
             engine.dispatch(task, deadline)
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
         return task.id
 
     async def update_task(
@@ -414,7 +427,7 @@ class AsyncQuiv:
                 engine.schedule(task, deadline)
         engine.store.put_task(task.snapshot())
         self._emit(Event.TASK_UPDATED, task)
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
         return task.snapshot()
 
     async def remove_task(self, task_id: str) -> None:
@@ -436,7 +449,7 @@ class AsyncQuiv:
             for waiter in waiters:
                 waiter.fail(TaskNotFoundError(task.id))
         self._emit(Event.TASK_REMOVED, snapshot)
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
 
     async def pause_task(self, task_id: str) -> None:
         """Pause a task: no new job starts until :meth:`resume_task`.
@@ -452,7 +465,7 @@ class AsyncQuiv:
         task.rerun_requested = False
         engine.store.put_task(task.snapshot())
         self._emit(Event.TASK_PAUSED, task)
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
 
     async def resume_task(self, task_id: str, delay: float = 0) -> None:
         """Make a task active again; its next run is *delay* seconds from now.
@@ -476,7 +489,7 @@ class AsyncQuiv:
         engine.schedule(task, deadline)
         engine.store.put_task(task.snapshot())
         self._emit(Event.TASK_RESUMED, task)
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
 
     async def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
         """Run a task now, outside its schedule.
@@ -499,7 +512,7 @@ class AsyncQuiv:
             self._engine.store.put_task(task.snapshot())
         else:
             self._engine.dispatch(task, self._engine.clock.now())
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
 
     async def get_task(self, task_id: str) -> Task:
         """Return a task.
@@ -507,7 +520,7 @@ class AsyncQuiv:
         :raises TaskNotFoundError: for an unknown (removed, finished run-once) task
         """
         task = self._task(task_id)
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
         return task.snapshot()
 
     async def get_all_tasks(
@@ -538,7 +551,7 @@ class AsyncQuiv:
             and (task_name is None or task.settings.task_name == task_name)
         ]
         tasks.sort(key=lambda t: (t.deadline is None, t.deadline or 0.0))
-        await anyio.lowlevel.checkpoint()
+        await self._checkpoint()
         return [task.snapshot() for task in tasks[start:stop]]
 
     # -- jobs --------------------------------------------------------------------
@@ -697,6 +710,8 @@ class AsyncQuiv:
         )
 
     def _emit(self, event: Event, task: TaskState | Task) -> None:
+        if not self._listeners.wants(event):
+            return
         snapshot = task.snapshot() if isinstance(task, TaskState) else task
         self._listeners.emit(self._bridge, event, snapshot)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -46,9 +45,12 @@ def new_id() -> str:
     with _random_lock:
         if not _random_pool:
             _random_pool.extend(os.urandom(16 * 256))
-        raw = bytes(_random_pool[-16:])
+        raw = _random_pool[-16:]
         del _random_pool[-16:]
-    return str(uuid.UUID(bytes=raw, version=4))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(eq=False, slots=True)
@@ -210,7 +212,7 @@ class JobRun:
     def attach_worker(self, token: EventLoopToken, scope: anyio.CancelScope) -> None:
         """Called in the worker loop: cancel *scope* when the job is cancelled."""
         with self.ctx._lock:
-            if self.ctx.stop_event.is_set():
+            if self.ctx._cancelled:
                 scope.cancel()
             else:
                 self.worker = (token, scope)
