@@ -33,6 +33,7 @@ from ._models import QuivStats as QuivStats
 from ._models import Task as Task
 from ._models import TaskStatus as TaskStatus
 from ._scheduler import AsyncQuiv as AsyncQuiv
+from ._subprocess import run_subprocess as run_subprocess
 from ._sync import Quiv as Quiv
 from ._validation import resolve_timezone as resolve_timezone
 from ._version import __version__ as __version__
@@ -67,6 +68,7 @@ __all__ = (
     "current_job",
     "resolve_timezone",
     "run_on_main",
+    "run_subprocess",
 )
 
 # Show public names as ``quiv.X`` in reprs, tracebacks and the docs.
