@@ -78,7 +78,10 @@ def check_datetime(value: object, name: str) -> datetime:
         raise ConfigurationError.bad_value(name, value, "a datetime")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. datetime.min at UTC+5: no such time in UTC
+        raise ConfigurationError.bad_value(name, value, "a datetime within UTC's range") from None
 
 
 def check_args(value: object, name: str = "args") -> tuple[Any, ...]:
