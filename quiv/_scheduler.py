@@ -35,6 +35,7 @@ from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from ._requests import TaskUpdate, validate_new_task, validate_update
 from ._state import TaskState, Waiter, new_id
 from ._store._base import JobQuery, Store
+from ._triggers import clamp_delay
 from ._typing import Logger
 from ._validation import check_bool, check_int, check_number, resolve_timezone
 
@@ -477,7 +478,7 @@ class AsyncQuiv:
         :raises ConfigurationError: for a negative or non-finite *delay*
         """
         task = self._task(task_id)
-        seconds = check_number(delay, "delay")
+        seconds = clamp_delay(check_number(delay, "delay"))
         if task.run is not None:
             raise TaskRunningError(f"task {task.id!r} has a job in flight; resume it after")
         engine = self._engine
