@@ -52,7 +52,10 @@ def check_number(
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError.bad_value(name, value, "a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the range of floats
+        number = math.inf if value > 0 else -math.inf
     if math.isnan(number) or (math.isinf(number) and not allow_inf):
         raise ConfigurationError.bad_value(name, value, "a finite number")
     if exclusive and not number > minimum:
