@@ -124,6 +124,10 @@ async def create_schema(conn: Connection) -> None:
         await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
 
+#: the largest integer SQLite can bind
+_MAX_INT = 2**63 - 1
+
+
 def check_query(query: JobQuery) -> tuple[str, str | None, int, int]:
     """Return ``(order column, status value or None, limit, offset)``, ``-1`` for no limit.
 
@@ -148,7 +152,9 @@ def check_query(query: JobQuery) -> tuple[str, str | None, int, int]:
         raise ConfigurationError.bad_value("limit", limit, "a non-negative int or None")
     if type(offset) is not int or offset < 0:
         raise ConfigurationError.bad_value("offset", offset, "a non-negative int")
-    return column, status, (-1 if limit is None else limit), offset
+    # SQLite binds 64-bit integers; a larger bound is no bound at all
+    offset = min(offset, _MAX_INT)
+    return column, status, (-1 if limit is None else min(limit, _MAX_INT)), offset
 
 
 def jobs_query(query: JobQuery) -> tuple[str, list[Any]]:
