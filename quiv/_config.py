@@ -69,7 +69,10 @@ def validate(config: QuivConfig) -> None:
         raise ConfigurationError.bad_value(
             "worker_backend", config.worker_backend, "'asyncio', 'trio' or None"
         )
-    if config.clock is not None and not isinstance(config.clock, Clock):
+    # a class (``clock=FakeClock``) passes the protocol check but cannot tell time
+    if config.clock is not None and (
+        isinstance(config.clock, type) or not isinstance(config.clock, Clock)
+    ):
         raise ConfigurationError.bad_value("clock", config.clock, "a Clock (now, sleep_until)")
     if config.shutdown_timeout is not None:
         check_number(config.shutdown_timeout, "shutdown_timeout", allow_inf=True)

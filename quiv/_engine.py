@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import anyio
@@ -68,7 +66,7 @@ class Engine:
         self.listeners = listeners
         self.logger = logger
         self.limiter = anyio.CapacityLimiter(pool_size)
-        self.timer: TimerHeap[Callable[[], object]] = TimerHeap()
+        self.timer: TimerHeap[TaskState | JobRun] = TimerHeap()
         self.tasks: dict[str, TaskState] = {}
         self.jobs: dict[str, JobRun] = {}
         self.running = 0
@@ -103,7 +101,7 @@ class Engine:
             task.entry.cancel()
         task.status = TaskStatus.ACTIVE
         task.set_deadline(deadline, self.clock.now())
-        task.entry = self.timer.push(deadline, partial(self._on_due, task))
+        task.entry = self.timer.push(deadline, task)
         if deadline < self._sleeping_until and self._sleep_scope is not None:
             self._sleep_scope.cancel()
 
@@ -119,7 +117,7 @@ class Engine:
             while True:
                 for entry in self.timer.pop_due(self.clock.now()):
                     try:
-                        entry.payload()
+                        self._fire(entry.payload)
                     except Exception:  # an engine bug must not stop the timer
                         self.logger.exception("quiv: timer callback failed")
                 deadline = self.timer.next_deadline()
@@ -134,6 +132,13 @@ class Engine:
             self._timer_scope.cancel()
 
     # -- dispatch --------------------------------------------------------------
+
+    def _fire(self, what: TaskState | JobRun) -> None:
+        """A timer entry came due: a task's next run, or a running job's timeout."""
+        if isinstance(what, TaskState):
+            self._on_due(what)
+        else:
+            self.cancel_run(what, f"timed out after {what.timeout:g} s")
 
     def _on_due(self, task: TaskState) -> None:
         task.entry = None
@@ -204,10 +209,8 @@ class Engine:
         self.running += 1
         timeout = run.task.settings.timeout
         if timeout is not None:
-            run.timeout_entry = self.timer.push(
-                self.clock.now() + timeout,
-                partial(self.cancel_run, run, f"timed out after {timeout:g} s"),
-            )
+            run.timeout = timeout
+            run.timeout_entry = self.timer.push(self.clock.now() + timeout, run)
             if run.timeout_entry.deadline < self._sleeping_until and self._sleep_scope:
                 self._sleep_scope.cancel()
         self.store.put_job(run.snapshot())
@@ -263,7 +266,7 @@ class Engine:
             task_snapshot = run.task.snapshot()
             for e in wanted:
                 self.listeners.emit(self.bridge, e, task_snapshot, job)
-        task_waiters, run.task.waiters = run.task.waiters, []
+        task_waiters, run.task.waiters = run.task.waiters or [], None
         for waiter in [*run.waiters, *task_waiters]:
             if self.stopping:
                 waiter.fail(SchedulerStoppedError("the scheduler was shut down"))

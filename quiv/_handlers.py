@@ -68,19 +68,22 @@ def is_async_callable(func: object) -> bool:
     return False
 
 
-_cache: weakref.WeakKeyDictionary[Any, tuple[bool, dict[str, Injected]]] = (
-    weakref.WeakKeyDictionary()
-)
+_cache: weakref.WeakKeyDictionary[Any, HandlerSpec] = weakref.WeakKeyDictionary()
 
 
-def _inspect(func: Callable[..., Any]) -> tuple[bool, dict[str, Injected]]:
-    """(is async, declared injections) of *func*, cached per function object."""
+def _spec(func: Callable[..., Any]) -> HandlerSpec:
+    """Inspect *func*; cached per function object (many tasks share one handler)."""
     try:
         cached = _cache.get(func)
     except TypeError:  # not weak-referenceable or not hashable
-        return is_async_callable(func), _declared_injections(func)
+        cached = None
     if cached is None:
-        cached = (is_async_callable(func), _declared_injections(func))
+        cached = HandlerSpec(
+            func=func,
+            is_async=is_async_callable(func),
+            injected=_declared_injections(func),
+            name=callable_name(func),
+        )
         try:
             _cache[func] = cached
         except TypeError:
@@ -121,7 +124,8 @@ def inspect_handler(func: object, kwargs: Mapping[str, Any], *, param: str = "fu
             f"{param} must be a function or coroutine function, not a generator function "
             f"(calling it would not run its body), got {func!r}"
         )
-    is_async, injected = _inspect(func)
+    spec = _spec(func)
+    injected = spec.injected
     seen: dict[Injected, str] = {}
     for name, kind in injected.items():
         if kind in seen:
@@ -135,9 +139,4 @@ def inspect_handler(func: object, kwargs: Mapping[str, Any], *, param: str = "fu
         raise ConfigurationError(
             f"kwargs key {clashes[0]!r} collides with a parameter quiv injects into {param}"
         )
-    return HandlerSpec(
-        func=func,
-        is_async=is_async,
-        injected=injected,
-        name=callable_name(func),
-    )
+    return spec

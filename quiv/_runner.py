@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +71,7 @@ async def _async_streak(queue: ReadyQueue, report: Report, run: JobRun | None) -
     return run
 
 
-def _begin(run: JobRun, report: Report) -> dict[str, Any] | None:
+def _begin(run: JobRun, report: Report) -> Mapping[str, Any] | None:
     """Mark *run* started and return its keyword arguments, or ``None`` if it was cancelled."""
     ctx = run.ctx
     with ctx._lock:

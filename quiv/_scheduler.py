@@ -227,8 +227,6 @@ class AsyncQuiv:
         if self._state in ("stopping", "stopped", "new"):
             if self._state == "new":
                 self._state = "stopped"
-            elif self._state == "stopping" and self._shutdown_done is not None:
-                await self._shutdown_done.wait()  # another caller is shutting it down
             return
         self._state = "stopping"
         self._shutdown_done = done = anyio.Event()
@@ -248,7 +246,7 @@ class AsyncQuiv:
                     )
                 stopped = SchedulerStoppedError("the scheduler was shut down")
                 for task in engine.tasks.values():
-                    waiters, task.waiters = task.waiters, []
+                    waiters, task.waiters = task.waiters or [], None
                     for waiter in waiters:
                         waiter.fail(stopped)
                 if flush_events and not bridge.closed:
@@ -446,7 +444,7 @@ class AsyncQuiv:
         if task.run is not None:
             engine.cancel_run(task.run, "task removed")
         else:
-            waiters, task.waiters = task.waiters, []
+            waiters, task.waiters = task.waiters or [], None
             for waiter in waiters:
                 waiter.fail(TaskNotFoundError(task.id))
         self._emit(Event.TASK_REMOVED, snapshot)
@@ -661,6 +659,8 @@ class AsyncQuiv:
         task = self._task(task_id)
         limit = _timeout(timeout)
         waiter = Waiter()
+        if task.waiters is None:
+            task.waiters = []
         task.waiters.append(waiter)
         return await _wait(waiter, limit, task.waiters)
 

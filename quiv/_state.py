@@ -9,9 +9,10 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -22,6 +23,7 @@ from ._handlers import HandlerSpec
 from ._loops import call_soon
 from ._models import Job, JobStatus, Task, TaskStatus
 from ._timer import TimerEntry
+from ._triggers import MAX_DELAY
 
 __all__ = ("JobRun", "TaskState", "Waiter", "utcnow")
 
@@ -59,7 +61,7 @@ class TaskSettings:
 
     task_name: str
     args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    kwargs: Mapping[str, Any]
     interval: float | None
     fixed_interval: bool
     run_once: bool
@@ -98,18 +100,20 @@ class TaskState:
     handler: HandlerSpec
     status: TaskStatus = TaskStatus.ACTIVE
     #: deadline of the next run on the scheduler clock, and its wall-clock form
+    #: (a POSIX timestamp: cheaper to keep than a datetime)
     deadline: float | None = None
-    next_run_at: datetime | None = None
+    next_run_wall: float | None = None
     #: origin of the fixed-interval grid
     anchor: float = 0.0
-    entry: TimerEntry[Callable[[], object]] | None = None
+    entry: TimerEntry[TaskState | JobRun] | None = None
     retry_attempt: int = 0
     rerun_requested: bool = False
     #: a ``run_at`` set by ``update_task`` while a job was in flight
     pending_deadline: float | None = None
     run: JobRun | None = None
     removed: bool = False
-    waiters: list[Waiter] = field(default_factory=list)
+    #: callers of ``wait_for_task`` (a list only while someone waits)
+    waiters: list[Waiter] | None = None
 
     def snapshot(self) -> Task:
         s = self.settings
@@ -131,12 +135,17 @@ class TaskState:
             rerun_requested=self.rerun_requested,
         )
 
+    @property
+    def next_run_at(self) -> datetime | None:
+        wall = self.next_run_wall
+        return None if wall is None else datetime.fromtimestamp(wall, timezone.utc)
+
     def set_deadline(self, deadline: float | None, clock_now: float) -> None:
         self.deadline = deadline
-        self.next_run_at = (
+        self.next_run_wall = (
             None
             if deadline is None
-            else utcnow() + timedelta(seconds=max(0.0, deadline - clock_now))
+            else time.time() + min(max(0.0, deadline - clock_now), MAX_DELAY)
         )
 
 
@@ -161,6 +170,7 @@ class JobRun:
         "started_at",
         "status",
         "task",
+        "timeout",
         "timeout_entry",
         "waiters",
         "worker",
@@ -185,7 +195,8 @@ class JobRun:
         self.duration: float | None = None
         self.error_message: str | None = None
         self.scope: anyio.CancelScope | None = None
-        self.timeout_entry: TimerEntry[Callable[[], object]] | None = None
+        self.timeout = 0.0
+        self.timeout_entry: TimerEntry[TaskState | JobRun] | None = None
         self.waiters: list[Waiter] = []
         self.done = False
         self.final: Job | None = None

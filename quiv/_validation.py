@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone, tzinfo
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -96,10 +97,17 @@ def check_args(value: object, name: str = "args") -> tuple[Any, ...]:
     return tuple(value)
 
 
-def check_kwargs(value: object, name: str = "kwargs") -> dict[str, Any]:
-    """Accept a mapping with string keys (``None`` means none). Return a copy."""
-    if value is None:
-        return {}
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
+
+
+def check_kwargs(value: object, name: str = "kwargs") -> Mapping[str, Any]:
+    """Accept a mapping with string keys (``None`` means none). Return a copy.
+
+    Empty mappings all become one shared read-only mapping.
+    """
+    if not value:
+        if value is None or isinstance(value, Mapping):
+            return _NO_KWARGS
     if not isinstance(value, Mapping):
         raise ConfigurationError.bad_value(name, value, "a dict")
     for key in value:
