@@ -227,6 +227,8 @@ class AsyncQuiv:
         if self._state in ("stopping", "stopped", "new"):
             if self._state == "new":
                 self._state = "stopped"
+            elif self._state == "stopping" and self._shutdown_done is not None:
+                await self._shutdown_done.wait()  # another caller is shutting it down
             return
         self._state = "stopping"
         self._shutdown_done = done = anyio.Event()
