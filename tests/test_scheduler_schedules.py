@@ -457,6 +457,7 @@ class CountingClock(LoopClock):
         super().__init__()
         self.now_calls = 0
         self.sleeps = 0
+        self.deadlines: list[float] = []
 
     def now(self) -> float:
         self.now_calls += 1
@@ -464,6 +465,7 @@ class CountingClock(LoopClock):
 
     async def sleep_until(self, deadline: float) -> None:
         self.sleeps += 1
+        self.deadlines.append(deadline)
         await super().sleep_until(deadline)
 
 
@@ -472,11 +474,14 @@ async def _idle_with_many_tasks(count: int) -> None:
     async with AsyncQuiv(clock=clock, db_path=":memory:") as s:
         # Deadlines far in the future; most added in decreasing order, so many
         # additions move the earliest deadline (and wake the timer) while adding.
+        start = clock.now()
         for i in range(count):
             await s.add_task(f"t{i}", lambda: None, interval=3600, delay=10_000 + (count - i))
         await settle()
         sleeps, now_calls = clock.sleeps, clock.now_calls
         assert sleeps <= count + 2
+        # It sleeps until the earliest deadline, not for some polling period.
+        assert clock.deadlines[-1] >= start + 10_000
         await anyio.sleep(0.3)  # a real interval with nothing due: nobody may wake up
         await settle()
         assert clock.sleeps == sleeps, "the timer woke up while idle"
