@@ -291,6 +291,8 @@ class MainLoopBridge:
                 # are still delivered; stop() ends it.
                 with anyio.CancelScope(shield=True) as scope:
                     self._scope = scope
+                    if self._closed:  # stop() came first (run() started with spawn_here)
+                        scope.cancel()
                     task_status.started()
                     await self._drain_forever(task_group)
         finally:

@@ -111,7 +111,7 @@ async def test_fixed_grid_does_not_drift_over_many_runs(
         timeline.gates[n].set()
         await recorder.wait_count(Event.JOB_COMPLETED, n)
         await advance_to(clock, n * 0.1 + 1e-6)
-    await recorder.wait_count(Event.JOB_STARTED, runs + 1)
+    await recorder.wait_count(Event.JOB_COMPLETED, runs + 1)
     assert len(timeline.starts) == runs + 1
     for n, start in enumerate(timeline.starts):
         assert start == pytest.approx(n * 0.1, abs=1e-5)
