@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._events import Event, Listeners
 from ._handlers import inspect_handler
+from ._loop_thread import _unwrap
 from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from ._requests import TaskUpdate, validate_new_task, validate_update
 from ._state import TaskState, Waiter, new_id
@@ -185,10 +186,13 @@ class AsyncQuiv:
                 self._portal = await stack.enter_async_context(BlockingPortal())
                 stack.push_async_callback(self.shutdown)
                 self._exit_stack = stack.pop_all()
-        except BaseException:
+        except BaseException as exc:
             self._state = "stopped"
             self._stopped.set()
-            raise
+            error = _unwrap(exc)  # a start failure comes wrapped by the task group
+            if error is exc:
+                raise
+            raise error from error.__cause__
         self._state = "running"
         _main.register(self._bridge)
         return self
