@@ -44,6 +44,9 @@ __all__ = ("AsyncQuiv",)
 
 
 _ORDER_BY = ("started_at", "ended_at", "scheduled_at")
+#: how long shutdown waits for queued events at most, and at least past its timeout
+_FLUSH_MAX = 5.0
+_FLUSH_MIN = 0.25
 
 
 class AsyncQuiv:
@@ -238,6 +241,7 @@ class AsyncQuiv:
         self._shutdown_done = done = anyio.Event()
         engine, bridge, store = self._engine, self._bridge, self._store
         assert bridge is not None and store is not None
+        begin = anyio.current_time()
         _main.unregister(bridge)
         with anyio.CancelScope(shield=True):
             try:
@@ -256,7 +260,13 @@ class AsyncQuiv:
                     for waiter in waiters:
                         waiter.fail(stopped)
                 if flush_events and not bridge.closed:
-                    with anyio.move_on_after(5):
+                    # deliver the events of the jobs that just ended, but let no
+                    # hung listener stretch the shutdown much past its timeout
+                    budget = _FLUSH_MAX
+                    if timeout is not None:
+                        left = begin + timeout - anyio.current_time()
+                        budget = min(budget, max(left, _FLUSH_MIN))
+                    with anyio.move_on_after(budget):
                         await _main.wait_call(bridge.call(lambda: None, (), {}))
                 pending = bridge.pending
                 if pending and self._own_bridge:
