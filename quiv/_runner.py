@@ -13,6 +13,7 @@ never runs a handler.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import sniffio
 from anyio.lowlevel import current_token
 
 from ._context import JobContext, _current
@@ -56,7 +58,10 @@ def work(queue: ReadyQueue, report: Report, backend: str) -> None:
         if run.handler.is_async:
             run = anyio.run(_async_streak, queue, report, run, backend=backend)
             continue
-        report((run, _execute_sync(run, report, backend)))
+        # A context of its own, so context variables a handler sets do not
+        # leak into the next job this worker runs.
+        outcome = contextvars.copy_context().run(_execute_sync, run, report, backend)
+        report((run, outcome))
         run = queue.pop(finished_one=True)
 
 
@@ -66,9 +71,40 @@ async def _async_streak(queue: ReadyQueue, report: Report, run: JobRun | None) -
     Return that sync job (already taken from the queue), or ``None``.
     """
     while run is not None and run.handler.is_async:
-        report((run, await _execute_async(run, report)))
+        report((run, await _execute_isolated(run, report)))
         run = queue.pop(finished_one=True)
     return run
+
+
+async def _execute_isolated(run: JobRun, report: Report) -> Outcome:
+    """Run one async job as if it had the loop to itself.
+
+    The job runs in a task of its own, which starts with a copy of this
+    context, so context variables it sets stay with it; and tasks it started
+    without awaiting them (asyncio's ``create_task``) are cancelled before its
+    end is reported, as a loop of its own would do when it closed.
+    """
+    if sniffio.current_async_library() == "asyncio":
+        import asyncio
+
+        outcome = await asyncio.get_running_loop().create_task(_execute_async(run, report))
+        current = asyncio.current_task()
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        if leftovers:
+            for task in leftovers:
+                task.cancel()
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        return outcome
+    import trio
+
+    outcomes: list[Outcome] = []
+
+    async def job() -> None:
+        outcomes.append(await _execute_async(run, report))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(job)
+    return outcomes[0]
 
 
 def _begin(run: JobRun, report: Report) -> Mapping[str, Any] | None:
