@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 from collections.abc import Awaitable, Callable
@@ -291,3 +292,66 @@ async def test_many_quick_jobs(scheduler: AsyncQuiv) -> None:
     await rec.wait_count(Event.JOB_COMPLETED, count, timeout=20)
     assert len(await scheduler.get_all_jobs(status="completed")) == count
     assert (await scheduler.stats()).job_history_count == count
+
+
+_leaky: contextvars.ContextVar[str] = contextvars.ContextVar("leaky", default="unset")
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+async def test_jobs_do_not_share_context_variables(clock: FakeClock, is_async: bool) -> None:
+    """A context variable a handler sets is not seen by the next job on the same worker."""
+    seen: list[str] = []
+
+    def sync_handler(name: str) -> None:
+        seen.append(_leaky.get())
+        _leaky.set(name)
+
+    async def async_handler(name: str) -> None:
+        sync_handler(name)
+
+    handler = async_handler if is_async else sync_handler
+    async with AsyncQuiv(clock=clock, pool_size=1) as s:  # one worker runs them all
+        rec = Recorder(s)
+        for name in ("a", "b", "c"):
+            await s.add_task(name, handler, run_once=True, delay=1, args=(name,))
+        await clock.advance(1)
+        await rec.wait_count(Event.JOB_COMPLETED, 3)
+    assert seen == ["unset"] * 3
+    assert _leaky.get() == "unset"
+
+
+async def test_tasks_an_async_handler_leaves_behind_end_with_its_job(
+    clock: FakeClock, gates: Gates, anyio_backend_name: str
+) -> None:
+    """asyncio lets a handler start a task nobody awaits; it must not outlive the job."""
+    if anyio_backend_name != "asyncio":
+        pytest.skip("trio has no unstructured tasks")
+    import asyncio
+
+    stray_ended = threading.Event()
+    stray_alive_in_next_job: list[bool] = []
+    release = gates.new()
+
+    async def stray() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stray_ended.set()
+
+    async def leaky() -> None:
+        asyncio.get_running_loop().create_task(stray())
+        await anyio.lowlevel.checkpoint()
+
+    async def next_job() -> None:
+        stray_alive_in_next_job.append(not stray_ended.is_set())
+        release.wait(WAIT * 2)
+
+    async with AsyncQuiv(clock=clock, pool_size=1, shutdown_timeout=5) as s:
+        rec = Recorder(s)
+        await s.add_task("leaky", leaky, run_once=True, delay=1)
+        await s.add_task("next", next_job, run_once=True, delay=1)
+        await clock.advance(1)
+        await rec.wait_count(Event.JOB_STARTED, 2)
+        release.set()
+        await rec.wait_count(Event.JOB_COMPLETED, 2)
+    assert stray_alive_in_next_job == [False]
