@@ -355,3 +355,34 @@ async def test_tasks_an_async_handler_leaves_behind_end_with_its_job(
         release.set()
         await rec.wait_count(Event.JOB_COMPLETED, 2)
     assert stray_alive_in_next_job == [False]
+
+
+async def test_sync_handlers_may_run_their_own_event_loop(clock: FakeClock) -> None:
+    """A sync handler never runs inside an event loop, even between async jobs."""
+    results: list[str] = []
+
+    async def inner() -> str:
+        await anyio.lowlevel.checkpoint()
+        return sniffio.current_async_library()
+
+    def sync_with_loop(backend: str) -> None:
+        results.append(anyio.run(inner, backend=backend))
+
+    async def async_job() -> None:
+        await anyio.lowlevel.checkpoint()
+        results.append("async")
+
+    async with AsyncQuiv(clock=clock, pool_size=1) as s:  # one worker runs them in order
+        rec = Recorder(s)
+        plan: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+            (async_job, ()),
+            (sync_with_loop, ("asyncio",)),
+            (async_job, ()),
+            (sync_with_loop, ("trio",)),
+        ]
+        for n, (func, args) in enumerate(plan):
+            await s.add_task(f"j{n}", func, run_once=True, delay=1 + n / 1000, args=args)
+        await clock.advance(2)
+        jobs = await rec.wait_count(Event.JOB_COMPLETED, len(plan))
+    assert all(job.status is JobStatus.COMPLETED for job in jobs)
+    assert results == ["async", "asyncio", "async", "trio"]
