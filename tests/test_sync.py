@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -29,6 +30,10 @@ from quiv import (
     TaskNotFoundError,
     TaskStatus,
     run_on_main,
+)
+
+needs_trio = pytest.mark.skipif(
+    importlib.util.find_spec("trio") is None, reason="trio is not installed"
 )
 
 
@@ -357,6 +362,23 @@ def test_shutdown_from_inside_a_job_starts_it() -> None:
 
 
 # -- inside an event loop (asyncio and trio) ----------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["asyncio", pytest.param("trio", marks=needs_trio)])
+def test_start_and_shutdown_without_yielding_to_the_loop(backend: str) -> None:
+    # The main-loop bridge's task has not run yet when shutdown() stops it;
+    # the loop must still be able to end (trio runs new tasks in any order).
+    async def main() -> None:
+        scheduler = Quiv()
+        scheduler.start()
+        scheduler.shutdown()
+
+    for _ in range(20):
+        with no_leftovers():
+            runner = threading.Thread(target=anyio.run, args=(main,), kwargs={"backend": backend})
+            runner.start()
+            runner.join(WAIT)
+            assert not runner.is_alive(), "the host loop did not end"
 
 
 async def test_the_loop_that_calls_start_is_the_main_loop() -> None:
