@@ -17,6 +17,7 @@ Failures of user callables are logged, never raised into the main loop.
 from __future__ import annotations
 
 import inspect
+import math
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,6 +39,8 @@ __all__ = ("MainCall", "MainLoopBridge")
 
 #: after this many items in a row the drain task yields to other tasks
 _BATCH = 128
+#: what a callable may raise on the main loop to end the program, as anywhere there
+_FATAL = (KeyboardInterrupt, SystemExit)
 
 
 class _Kind(Enum):
@@ -231,7 +234,9 @@ class MainLoopBridge:
         what = "run_on_main target"
         try:
             result = func(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # a sync call is never cancelled: all of it is its own
+            if isinstance(exc, _FATAL):
+                raise
             self._log_failure(what, func, exc)
             return
         if inspect.isawaitable(result):
@@ -361,7 +366,9 @@ class MainLoopBridge:
             return
         try:
             result = func(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # a sync call is never cancelled: all of it is its own
+            if isinstance(exc, _FATAL):
+                raise
             self._settled()
             if call is not None:
                 call.set_exception(exc)
@@ -383,7 +390,9 @@ class MainLoopBridge:
     ) -> None:
         try:
             await awaitable
-        except Exception as exc:
+        except BaseException as exc:
+            if not _own_failure(exc):
+                raise
             self._log_failure(what, func, exc)
         finally:
             self._settled()
@@ -403,7 +412,9 @@ class MainLoopBridge:
                     call.set_exception(JobCancelledError(call.cancel_reason or "cancelled"))
                 else:
                     call.set_result(result)
-        except Exception as exc:
+        except BaseException as exc:
+            if not _own_failure(exc):
+                raise
             if call is not None:
                 call.set_exception(exc)
             else:
@@ -417,3 +428,18 @@ class MainLoopBridge:
 
     def _log_failure(self, what: str, func: Callable[..., Any], exc: BaseException) -> None:
         self._logger.error("quiv: %s %s raised", what, callable_name(func), exc_info=exc)
+
+
+def _own_failure(exc: BaseException) -> bool:
+    """Whether *exc*, out of an awaited callable, is the callable's failure to report.
+
+    Not KeyboardInterrupt or SystemExit, nor a cancellation of the running task;
+    but a cancellation exception raised while nothing cancels the task (say, by
+    awaiting a future that was cancelled) is, and must not stop the bridge or
+    reach the host as a cancellation.
+    """
+    if isinstance(exc, _FATAL):
+        return False
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return anyio.current_effective_deadline() != -math.inf
+    return True
