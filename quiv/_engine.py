@@ -332,6 +332,9 @@ class Engine:
         Return the records of the abandoned jobs.
         """
         self.stopping = True
+        # A running job's cancel frees its worker, which must not start a queued
+        # job that this loop has not cancelled yet.
+        self._ready.close()
         self.stop_timer()
         for run in list(self.jobs.values()):
             self.cancel_run(run, SHUTDOWN_REASON)

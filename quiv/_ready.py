@@ -39,6 +39,7 @@ class ReadyQueue:
         self._pool_size = pool_size
         self._workers = 0
         self._executing = 0
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -57,6 +58,11 @@ class ReadyQueue:
                 return True
             return False
 
+    def close(self) -> None:
+        """Start no more jobs: from now on :meth:`pop` returns ``None`` (shutdown)."""
+        with self._lock:
+            self._closed = True
+
     def pop(self, finished_one: bool) -> JobRun | None:
         """Worker thread: the next job to run, or ``None`` (the worker must then exit).
 
@@ -66,7 +72,7 @@ class ReadyQueue:
             if finished_one:
                 self._executing -= 1
             heap = self._heap
-            while heap:
+            while heap and not self._closed:
                 run = heapq.heappop(heap)
                 if not run.done:
                     self._executing += 1
