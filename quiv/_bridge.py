@@ -202,8 +202,7 @@ class MainLoopBridge:
         call: MainCall,
     ) -> None:
         """Main loop (a plain callback): run a call posted past the inbox."""
-        task_group = self._task_group
-        if call.done or task_group is None or self._closed:
+        if call.done or self._task_group is None or self._closed:
             self._settled()
             if not call.done:
                 call.set_exception(MainLoopUnavailableError("the scheduler stopped"))
@@ -214,11 +213,17 @@ class MainLoopBridge:
             self._settled()
             call.set_exception(exc)
             return
-        if inspect.isawaitable(result):
-            task_group.start_soon(self._await_target, result, "call_on_main target", func, call)
-        else:
-            self._settled()
+        self._settled()
+        if not inspect.isawaitable(result):
             call.set_result(result)
+            return
+        # Starting a task needs a task context: let the drain task await it.
+        awaitable = result
+        try:
+            self._post(_Kind.CALL, lambda: awaitable, (), {}, "call_on_main target", call)
+        except MainLoopUnavailableError as exc:
+            _close(awaitable)
+            call.set_exception(exc)
 
     def run_here(
         self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
@@ -443,3 +448,9 @@ def _own_failure(exc: BaseException) -> bool:
     if isinstance(exc, anyio.get_cancelled_exc_class()):
         return anyio.current_effective_deadline() != -math.inf
     return True
+
+
+def _close(awaitable: object) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
