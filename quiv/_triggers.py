@@ -26,6 +26,10 @@ class IntervalSchedule:
     anchor: float
 
 
+#: rounding corrections tried before giving up on an unrepresentable grid
+_ROUNDING_STEPS = 4
+
+
 def clamp_delay(seconds: float) -> float:
     """Clamp a delay into ``[0, MAX_DELAY]``."""
     return min(max(seconds, 0.0), MAX_DELAY)
@@ -39,13 +43,26 @@ def next_fixed_slot(anchor: float, interval: float, now: float) -> float:
     ``run_task_immediately``, ended before the first scheduled run) the next
     slot is the anchor itself: the scheduled first run is kept.
     """
-    k = max(0, math.floor((now - anchor) / interval) + 1)
+    steps = (now - anchor) / interval
+    if not math.isfinite(steps):  # an interval too small to count in
+        return anchor if anchor > now else math.nextafter(now, math.inf)
+    k = max(0, math.floor(steps) + 1)
+    # Guard against floating-point rounding (or underflow) giving a slot on or
+    # before now, or one past the first slot after now. A few steps suffice,
+    # unless the interval is below the float resolution at *now*: then the
+    # grid cannot be represented and the next run is as soon as possible.
+    for _ in range(_ROUNDING_STEPS):
+        if k > 0 and anchor + (k - 1) * interval > now:
+            k -= 1
+        else:
+            break
     slot = anchor + k * interval
-    # Guard against floating-point rounding landing on or before now.
-    while slot <= now:
+    for _ in range(_ROUNDING_STEPS):
+        if slot > now:
+            return slot
         k += 1
         slot = anchor + k * interval
-    return slot
+    return slot if slot > now else math.nextafter(now, math.inf)
 
 
 def next_run(schedule: IntervalSchedule, *, ended: float, jitter: float = 0.0) -> float:
