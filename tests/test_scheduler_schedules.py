@@ -522,3 +522,15 @@ async def test_schedules_do_not_depend_on_the_clock_origin(clock_start: float) -
         await rec.wait_count(Event.JOB_COMPLETED, 1)
         await clock.advance(10)
         await rec.wait_count(Event.JOB_COMPLETED, 2)
+
+
+@pytest.mark.timeout(20)  # the timer used to spin forever on the scheduler's loop
+@pytest.mark.parametrize("fixed", [True, False])
+async def test_an_interval_below_the_clock_resolution_does_not_hang(fixed: bool) -> None:
+    clock = FakeClock(start=1e5)
+    async with AsyncQuiv(clock=clock) as s:
+        rec = Recorder(s)
+        await s.add_task("tiny", lambda: None, interval=1e-300, fixed_interval=fixed)
+        for n in range(1, 4):
+            await rec.wait_count(Event.JOB_COMPLETED, n)
+            await clock.advance(0.001)

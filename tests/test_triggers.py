@@ -124,3 +124,31 @@ def test_clamp_delay(seconds: float) -> None:
 @pytest.mark.parametrize("attempt", [1, 2, 3, 60])
 def test_retry_delay_is_exponential(attempt: int) -> None:
     assert retry_delay(2.0, attempt) == min(2.0 * 2 ** (attempt - 1), MAX_DELAY)
+
+
+def test_next_fixed_slot_survives_underflow() -> None:
+    # (now - anchor) / interval underflows to -0.0, and floor(-0.0) + 1 is 1
+    assert next_fixed_slot(0.0, 2.0, -5e-324) == 0.0
+    assert next_fixed_slot(0.0, 2.0, 5e-324) == 2.0
+
+
+@pytest.mark.parametrize("interval", [1e-300, 5e-324, 1e-12, 1e-11])
+def test_next_fixed_slot_with_an_interval_below_float_resolution(interval: float) -> None:
+    """anchor + k * interval stops moving: the search must end (it used to spin forever)."""
+    now = 1e5 + 0.001
+    slot = next_fixed_slot(1e5, interval, now)
+    assert now < slot <= now + max(interval, 1e-9)
+
+
+@given(
+    st.floats(min_value=-1e9, max_value=1e9),
+    st.floats(min_value=5e-324, max_value=1e-3),
+    st.floats(min_value=0, max_value=1e3),
+)
+def test_next_fixed_slot_always_ends_after_now(
+    anchor: float, interval: float, offset: float
+) -> None:
+    now = anchor + offset
+    slot = next_fixed_slot(anchor, interval, now)
+    assert slot > now
+    assert slot - now <= interval + 4 * math.ulp(max(abs(now), abs(anchor), 1.0))
