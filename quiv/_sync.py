@@ -194,10 +194,11 @@ class Quiv:
                 self._state = "stopped"
             self._stopped.set()
             raise
+        else:
+            with self._lock:
+                self._state = "running"
         finally:
             self._started.set()
-        with self._lock:
-            self._state = "running"
         remember(self)
 
     startup = start

@@ -64,7 +64,7 @@ def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class JobEnds:
-    """Records the end of every job through listeners, for sync tests to wait on.
+    """Records the end (or other *events*) of every job, for sync tests to wait on.
 
     ``wait_for_task`` on a run-once task races with its end (once ended, the
     task is gone); this waits on the ``JOB_*`` end events instead. Listeners
@@ -72,10 +72,14 @@ class JobEnds:
     thread's own loop (sync tests without a host loop).
     """
 
-    def __init__(self, scheduler: Quiv) -> None:
+    def __init__(
+        self,
+        scheduler: Quiv,
+        events: tuple[Event, ...] = (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED),
+    ) -> None:
         self._jobs: dict[str, list[Job]] = {}
         self._changed = threading.Condition()
-        for event in (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED):
+        for event in events:
             scheduler.add_listener(event, self._on_end)
 
     def _on_end(self, event: Event, task: Task, job: Job) -> None:

@@ -77,9 +77,10 @@ def test_every_method_works_through_the_sync_face() -> None:
         assert str(scheduler.timezone) == "Europe/Paris"
         assert scheduler.portal.call(sniffio.current_async_library) == "asyncio"
 
+        starts = JobEnds(scheduler, events=(Event.JOB_STARTED,))
         task_id = scheduler.add_task("wait", wait_for_stop, interval=3600)
         assert isinstance(scheduler.get_task(task_id), Task)
-        job = scheduler.get_all_jobs(task_id=task_id)[0]
+        job = starts.wait(task_id)
         assert scheduler.cancel_job(job.id) is True
         assert scheduler.wait_for_job(job.id, timeout=WAIT).status is JobStatus.CANCELLED
         assert scheduler.get_job(job.id).status is JobStatus.CANCELLED
@@ -93,9 +94,10 @@ def test_every_method_works_through_the_sync_face() -> None:
         scheduler.resume_task(task_id, delay=3600)
         assert scheduler.get_task(task_id).status is TaskStatus.ACTIVE
         scheduler.run_task_immediately(task_id)
-        running = scheduler.get_all_jobs(status="running", task_id=task_id, limit=1)
-        queued = scheduler.get_all_jobs(status="scheduled", task_id=task_id, limit=1)
-        (second,) = running or queued
+        second = starts.wait(task_id, count=2)
+        assert scheduler.get_all_jobs(status="running", task_id=task_id) == [
+            scheduler.get_job(second.id)
+        ]
         scheduler.remove_task(task_id)
         assert scheduler.wait_for_job(second.id, timeout=WAIT).status is JobStatus.CANCELLED
         with pytest.raises(TaskNotFoundError):
