@@ -313,3 +313,37 @@ async def test_removing_a_running_task_cancels_its_job_and_keeps_history(
     assert [j.id for j in await scheduler.get_all_jobs(task_id=task_id)] == [started.id]
     events = recorder.events(task_id=task_id)
     assert events.index(Event.TASK_REMOVED) < events.index(Event.JOB_CANCELLED)
+
+
+async def test_cancelling_queued_jobs_while_a_worker_takes_them(clock: FakeClock) -> None:
+    """Race the worker: a job whose handler ran is recorded as started, and the others not."""
+    called: set[str] = set()
+    blocker = threading.Event()
+    count = 60
+
+    def record(_job_id: str) -> None:
+        called.add(_job_id)
+
+    async with AsyncQuiv(clock=clock, pool_size=2, shutdown_timeout=5) as s:
+        rec = Recorder(s)
+        await s.add_task("blocker", lambda: blocker.wait(WAIT * 2), run_once=True)
+        await s.add_task("blocker2", lambda: blocker.wait(WAIT * 2), run_once=True)
+        await rec.wait_count(Event.JOB_STARTED, 2)
+        ids = [await s.add_task(f"q{i}", record, run_once=True) for i in range(count)]
+        queued = [job for task_id in ids for job in await s.get_all_jobs(task_id=task_id)]
+        assert len(queued) == count
+        blocker.set()  # the workers start taking queued jobs ...
+        for job in queued[::2]:  # ... while every other one is cancelled
+            s.cancel_job(job.id)
+            await anyio.lowlevel.checkpoint()
+        await rec.wait_for(
+            lambda: rec.count(Event.JOB_COMPLETED) + rec.count(Event.JOB_CANCELLED) >= count + 2
+        )
+    ended = rec.jobs(Event.JOB_COMPLETED) + rec.jobs(Event.JOB_CANCELLED)
+    jobs = {j.id: j for j in ended if j.task_name.startswith("q")}
+    assert len(jobs) == count
+    started = {job_id for job_id, job in jobs.items() if job.started_at is not None}
+    assert called == started
+    for job_id, job in jobs.items():
+        if job_id not in called:
+            assert job.status is JobStatus.CANCELLED
