@@ -729,3 +729,51 @@ async def test_task_added_event(scheduler: AsyncQuiv, recorder: Recorder) -> Non
     assert task.id == task_id
     assert task.args == (1,)
     assert task.status is TaskStatus.ACTIVE
+
+
+async def test_updated_timeout_and_retries_apply_to_the_next_run(
+    scheduler: AsyncQuiv, clock: FakeClock, recorder: Recorder
+) -> None:
+    def fails_after_stop(_stop_event: threading.Event) -> None:
+        if not _stop_event.wait(WAIT * 2):
+            raise RuntimeError("not stopped")
+
+    attempts: list[int] = []
+
+    def flaky(_job_id: str) -> None:
+        attempts.append(1)
+        raise RuntimeError("again")
+
+    slow = await scheduler.add_task("slow", fails_after_stop, interval=100, delay=1)
+    await scheduler.update_task(slow, timeout=2)
+    await advance_to(clock, 1)
+    await recorder.wait_count(Event.JOB_STARTED, 1)
+    await advance_to(clock, 3)
+    [job] = await recorder.wait_count(Event.JOB_CANCELLED, 1)
+    assert job.error_message == "timed out after 2 s"
+
+    bad = await scheduler.add_task("bad", flaky, interval=100, delay=7)  # due at 10
+    await scheduler.update_task(bad, max_retries=1, retry_backoff=5)
+    await advance_to(clock, 10)
+    await recorder.wait_count(Event.JOB_RETRYING, 1)
+    await advance_to(clock, 15)
+    await recorder.wait_count(Event.JOB_FAILED, 2)
+    assert len(attempts) == 2
+    assert recorder.count(Event.JOB_RETRYING) == 1
+
+
+async def test_clearing_the_progress_callback(scheduler: AsyncQuiv, recorder: Recorder) -> None:
+    delivered: list[dict[str, Any]] = []
+
+    def hook_user(_progress_hook: Any) -> None:
+        _progress_hook(step=1)
+
+    task_id = await scheduler.add_task(
+        "p", hook_user, interval=100, delay=1, progress_callback=lambda **p: delivered.append(p)
+    )
+    task = await scheduler.update_task(task_id, progress_callback=None)
+    assert task.id == task_id
+    await scheduler.run_task_immediately(task_id)
+    await recorder.wait_count(Event.JOB_COMPLETED, 1)
+    await settle()
+    assert delivered == []
