@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -30,15 +31,22 @@ class ReadyQueue:
     """Due jobs ordered by (due time, creation order), plus the worker count.
 
     The worker count is kept under the same lock as the heap, so a job pushed
-    while the last worker is leaving always gets a worker.
+    while the last worker is leaving always gets a worker. A worker that finds
+    the queue empty lingers a moment for more work, so a steady trickle of
+    jobs (recurring tasks, say) does not pay for a new worker each time.
     """
 
-    def __init__(self, pool_size: int) -> None:
+    def __init__(self, pool_size: int, linger: float = 0.5) -> None:
         self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
         self._heap: list[JobRun] = []
         self._pool_size = pool_size
+        self._linger = linger
         self._workers = 0
         self._executing = 0
+        #: workers waiting for work, and how many of them were already woken
+        self._idle = 0
+        self._woken = 0
         self._closed = False
 
     def __len__(self) -> int:
@@ -52,6 +60,10 @@ class ReadyQueue:
         """Queue *run*; return ``True`` if the caller must start one more worker."""
         with self._lock:
             heapq.heappush(self._heap, run)
+            if self._idle > self._woken:  # a lingering worker takes it
+                self._woken += 1
+                self._wakeup.notify()
+                return False
             busy = len(self._heap) + self._executing
             if self._workers < self._pool_size and self._workers < busy:
                 self._workers += 1
@@ -62,9 +74,12 @@ class ReadyQueue:
         """Start no more jobs: from now on :meth:`pop` returns ``None`` (shutdown)."""
         with self._lock:
             self._closed = True
+            self._wakeup.notify_all()
 
     def pop(self, finished_one: bool) -> JobRun | None:
         """Worker thread: the next job to run, or ``None`` (the worker must then exit).
+
+        Waits up to the linger time for a job when the queue is empty.
 
         :param finished_one: the worker just finished the job it popped before
         """
@@ -72,11 +87,25 @@ class ReadyQueue:
             if finished_one:
                 self._executing -= 1
             heap = self._heap
-            while heap and not self._closed:
-                run = heapq.heappop(heap)
-                if not run.done:
-                    self._executing += 1
-                    return run
+            deadline: float | None = None
+            while not self._closed:
+                while heap:
+                    run = heapq.heappop(heap)
+                    if not run.done:
+                        self._executing += 1
+                        return run
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._linger
+                if now >= deadline:
+                    break
+                self._idle += 1
+                try:
+                    self._wakeup.wait(deadline - now)
+                finally:
+                    self._idle -= 1
+                    if self._woken:
+                        self._woken -= 1
             self._workers -= 1
             return None
 
