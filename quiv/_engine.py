@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import OrderedDict
 from typing import Any
 
 import anyio
@@ -32,6 +33,9 @@ from ._typing import Logger
 
 __all__ = ("Engine",)
 
+
+#: how many finished run-once tasks ``wait_for_task`` still answers for
+_FINISHED_ONCE_KEPT = 1_000
 
 SHUTDOWN_REASON = "scheduler shut down"
 ABANDONED_REASON = "abandoned at shutdown: the handler was still running"
@@ -82,6 +86,9 @@ class Engine:
         self._idle: anyio.Event | None = None
         self._token: Any = None
         self.stopping = False
+        #: run-once tasks that just finished: task id -> (last job, forget at)
+        self.finished_once: OrderedDict[str, tuple[Job, float]] = OrderedDict()
+        self.history_retention = 86400.0
 
     # -- startup ---------------------------------------------------------------
 
@@ -260,6 +267,8 @@ class Engine:
         job = run.final = run.snapshot()
         self.jobs.pop(run.id, None)
         retrying = self._after_job(run.task, status)
+        if run.task.finished:
+            self._remember_finished(run.task, job)
         self.store.put_job(job)
         wanted = [_JOB_EVENTS[status], Event.JOB_RETRYING] if retrying else [_JOB_EVENTS[status]]
         if any(self.listeners.wants(e) for e in wanted):
@@ -284,6 +293,31 @@ class Engine:
         if outcome.error is not None:
             return JobStatus.FAILED, describe_error(outcome.error)
         return JobStatus.COMPLETED, None
+
+    def _remember_finished(self, task: TaskState, job: Job) -> None:
+        """Keep the last job of a finished run-once task a while, for ``wait_for_task``.
+
+        Only long enough to close the "add, then wait" race: at most
+        :data:`_FINISHED_ONCE_KEPT` entries, each for at most a minute (and no
+        longer than the job history is kept).
+        """
+        finished = self.finished_once
+        now = self.clock.now()
+        while finished:
+            oldest = next(iter(finished.values()))
+            if oldest[1] > now and len(finished) < _FINISHED_ONCE_KEPT:
+                break
+            finished.popitem(last=False)
+        keep = min(60.0, self.history_retention)
+        if keep > 0:
+            finished[task.id] = (job, now + keep)
+
+    def finished_job(self, task_id: str) -> Job | None:
+        """The last job of a run-once task that finished moments ago, if remembered."""
+        entry = self.finished_once.get(task_id)
+        if entry is None or entry[1] <= self.clock.now():
+            return None
+        return entry[0]
 
     def _after_job(self, task: TaskState, status: JobStatus) -> bool:
         """Update *task* after its job ended; return True if a retry was scheduled."""
@@ -311,6 +345,7 @@ class Engine:
             deadline = next_run(schedule, ended=now, jitter=jitter)
         if deadline is None:  # a run-once task that is done
             task.removed = True
+            task.finished = True
             task.status = TaskStatus.ACTIVE
             task.set_deadline(None, now)
             self.tasks.pop(task.id, None)

@@ -190,6 +190,21 @@ class LoopThread:
             call.settle_error(SchedulerStoppedError(_STOPPED))
         return call
 
+    def post(self, fn: Callable[[], object]) -> None:
+        """Run the sync ``fn()`` on the loop soon, without waiting (any thread).
+
+        Posted functions and :meth:`submit` calls start in the order they were
+        handed over. *fn* must not raise.
+
+        :raises SchedulerStoppedError: if the loop no longer takes calls
+        """
+        with self._lock:
+            token = self._token
+            if token is None or not self._accepting:
+                raise SchedulerStoppedError(_STOPPED)
+        if not self._post(token, fn):
+            raise SchedulerStoppedError(_STOPPED)
+
     def call(self, fn: Callable[[], Awaitable[T]], *, final: bool = False) -> T:
         """Run ``fn()`` on the loop and block until it returns (not on the loop thread).
 

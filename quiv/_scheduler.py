@@ -183,6 +183,7 @@ class AsyncQuiv:
                     logger=self._logger,
                 )
                 engine.bridge = self._bridge
+                engine.history_retention = float(self._config.history_retention_seconds)
                 backend = self._config.worker_backend or sniffio.current_async_library()
                 await engine.start(task_group, backend)
                 self._engine = engine
@@ -351,9 +352,10 @@ class AsyncQuiv:
         :raises ConfigurationError: for an invalid or conflicting parameter
         :raises HandlerRegistrationError: if *func* or *progress_callback* is not callable
         """
-        engine = self._check_running()
-        settings, first_delay = validate_new_task(
+        self._check_running()
+        task, first_delay = _prepare_task(
             task_name=task_name,
+            func=func,
             interval=interval,
             delay=delay,
             run_once=run_once,
@@ -367,8 +369,13 @@ class AsyncQuiv:
             retry_backoff=retry_backoff,
             jitter=jitter,
         )
-        handler = inspect_handler(func, settings.kwargs)
-        task = TaskState(id=new_id(), settings=settings, handler=handler)
+        self._register_task(task, first_delay)
+        await self._checkpoint()
+        return task.id
+
+    def _register_task(self, task: TaskState, first_delay: float) -> None:
+        """Add a prepared task to the engine (scheduler loop; never blocks)."""
+        engine = self._check_running()
         deadline = engine.clock.now() + first_delay
         task.anchor = deadline
         engine.tasks[task.id] = task
@@ -379,8 +386,6 @@ class AsyncQuiv:
             engine.store.put_task(task.snapshot())
         else:  # due now: skip the timer
             engine.dispatch(task, deadline)
-        await self._checkpoint()
-        return task.id
 
     async def update_task(
         self,
@@ -668,10 +673,19 @@ class AsyncQuiv:
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
         """Wait for the next job of a task to end (the one in flight, if any).
 
+        For a run-once task that has already run, return its last job, so
+        "add, then wait" never races the job.
+
         :raises TaskNotFoundError: for an unknown task, or one removed while idle
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
+        engine = self._check_running()
+        if isinstance(task_id, str) and task_id not in engine.tasks:
+            finished: Job | None = engine.finished_job(task_id)
+            if finished is not None:  # a run-once task that already ran
+                _timeout(timeout)
+                return finished
         task = self._task(task_id)
         limit = _timeout(timeout)
         waiter = Waiter()
@@ -731,6 +745,16 @@ class AsyncQuiv:
             return
         snapshot = task.snapshot() if isinstance(task, TaskState) else task
         self._listeners.emit(self._bridge, event, snapshot)
+
+
+def _prepare_task(*, func: object, **request: Any) -> tuple[TaskState, float]:
+    """Validate an ``add_task`` request (any thread; touches no scheduler state).
+
+    Return the new task and the delay before its first run.
+    """
+    settings, first_delay = validate_new_task(**request)
+    handler = inspect_handler(func, settings.kwargs)
+    return TaskState(id=new_id(), settings=settings, handler=handler), first_delay
 
 
 def _make_store(config: QuivConfig, logger: Logger) -> Store:

@@ -112,6 +112,8 @@ class TaskState:
     pending_deadline: float | None = None
     run: JobRun | None = None
     removed: bool = False
+    #: a run-once task whose last job ended (removed by the scheduler, not a user)
+    finished: bool = False
     #: callers of ``wait_for_task`` (a list only while someone waits)
     waiters: list[Waiter] | None = None
 

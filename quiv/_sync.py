@@ -25,7 +25,8 @@ from ._exit import forget, remember, running_loop_token
 from ._loop_thread import LoopThread
 from ._loops import spawn_here
 from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
-from ._scheduler import AsyncQuiv
+from ._scheduler import AsyncQuiv, _prepare_task
+from ._state import TaskState
 from ._typing import Logger
 from ._validation import check_number
 
@@ -384,25 +385,46 @@ class Quiv:
         retry_backoff: float = 30.0,
         jitter: float = 0.0,
     ) -> str:
-        """Add a task and return its id; see :meth:`AsyncQuiv.add_task <quiv.AsyncQuiv.add_task>`."""
-        return self._call(
-            "add_task",
-            self._async.add_task,
-            task_name,
-            func,
-            interval,
-            delay,
-            run_once,
-            fixed_interval,
-            args,
-            kwargs,
-            progress_callback,
+        """Add a task and return its id; see :meth:`AsyncQuiv.add_task <quiv.AsyncQuiv.add_task>`.
+
+        The request is validated in the calling thread (errors are raised here)
+        and then handed to the scheduler's loop without waiting for it, so
+        adding many tasks from a web endpoint costs no thread round trip each.
+        Later calls from the same thread see the task.
+        """
+        loop = self._running_loop()
+        task, first_delay = _prepare_task(
+            task_name=task_name,
+            func=func,
+            interval=interval,
+            delay=delay,
+            run_once=run_once,
+            fixed_interval=fixed_interval,
+            args=args,
+            kwargs=kwargs,
+            progress_callback=progress_callback,
             run_at=run_at,
             timeout=timeout,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             jitter=jitter,
         )
+        if loop.on_loop_thread():
+            self._async._register_task(task, first_delay)
+        else:
+            loop.post(partial(self._register_task, task, first_delay))
+        return task.id
+
+    def _register_task(self, task: TaskState, first_delay: float) -> None:
+        # Runs on the scheduler's loop as a plain callback: it must not raise.
+        try:
+            self._async._register_task(task, first_delay)
+        except QuivError as exc:
+            self._logger.warning(
+                "quiv: task %r (%s) was not added: %s", task.settings.task_name, task.id, exc
+            )
+        except Exception:
+            self._logger.exception("quiv: adding task %r failed", task.settings.task_name)
 
     def update_task(
         self,
