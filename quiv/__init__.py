@@ -23,6 +23,8 @@ from ._errors import TaskNotActiveError as TaskNotActiveError
 from ._errors import TaskNotFoundError as TaskNotFoundError
 from ._errors import TaskRunningError as TaskRunningError
 from ._events import Event as Event
+from ._logging import JobLogFilter as JobLogFilter
+from ._logging import install_job_log_filter as install_job_log_filter
 from ._main import call_on_main as call_on_main
 from ._main import call_on_main_async as call_on_main_async
 from ._main import run_on_main as run_on_main
@@ -49,6 +51,7 @@ __all__ = (
     "Job",
     "JobCancelledError",
     "JobContext",
+    "JobLogFilter",
     "JobNotFoundError",
     "JobStatus",
     "MainLoopUnavailableError",
@@ -66,6 +69,7 @@ __all__ = (
     "call_on_main",
     "call_on_main_async",
     "current_job",
+    "install_job_log_filter",
     "resolve_timezone",
     "run_on_main",
     "run_subprocess",

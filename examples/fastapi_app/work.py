@@ -18,7 +18,15 @@ from fastapi import WebSocket
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
-from quiv import Event, Job, Task, call_on_main_async, current_job, run_on_main
+from quiv import (
+    Event,
+    Job,
+    JobLogFilter,
+    Task,
+    call_on_main_async,
+    current_job,
+    run_on_main,
+)
 
 logger = logging.getLogger("examples.work")
 
@@ -141,17 +149,8 @@ async def build_report(
     return pages
 
 
-class JobIdFilter(logging.Filter):
-    """Stamp the running job's id on every log record (``%(job_id)s``), or ``-``.
-
-    It reads :func:`quiv.current_job`, so lines logged at any depth inside a
-    job carry its id.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        job = current_job()
-        record.__dict__.setdefault("job_id", job.job_id if job is not None else "-")
-        return True
+#: stamps ``%(job_id)s`` (the running job's id, or ``-``) on every record
+JobIdFilter = JobLogFilter
 
 
 def configure_logging(level: int = logging.INFO) -> None:
