@@ -690,6 +690,7 @@ def test_the_api_matches_the_model(backend: str, no_thread_left_waiting: None) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_the_api_matches_the_model_at_length(no_thread_left_waiting: None) -> None:
     for backend in ("asyncio", "trio"):
         machine = type(f"SchedulerMachine_{backend}", (SchedulerMachine,), {"backend": backend})
