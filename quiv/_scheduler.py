@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime, tzinfo
@@ -373,9 +374,17 @@ class AsyncQuiv:
         await self._checkpoint()
         return task.id
 
-    def _register_task(self, task: TaskState, first_delay: float) -> None:
-        """Add a prepared task to the engine (scheduler loop; never blocks)."""
+    def _register_task(
+        self, task: TaskState, first_delay: float, requested_at: float | None = None
+    ) -> None:
+        """Add a prepared task to the engine (scheduler loop; never blocks).
+
+        :param requested_at: ``time.monotonic()`` when another thread asked for
+            it; the time the request took to arrive counts against the delay
+        """
         engine = self._check_running()
+        if requested_at is not None and isinstance(engine.clock, LoopClock):
+            first_delay = max(0.0, first_delay - (time.monotonic() - requested_at))
         deadline = engine.clock.now() + first_delay
         task.anchor = deadline
         engine.tasks[task.id] = task

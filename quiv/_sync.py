@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, tzinfo
 from functools import partial
@@ -393,6 +394,7 @@ class Quiv:
         Later calls from the same thread see the task.
         """
         loop = self._running_loop()
+        requested_at = time.monotonic()
         task, first_delay = _prepare_task(
             task_name=task_name,
             func=func,
@@ -412,13 +414,13 @@ class Quiv:
         if loop.on_loop_thread():
             self._async._register_task(task, first_delay)
         else:
-            loop.post(partial(self._register_task, task, first_delay))
+            loop.post(partial(self._register_task, task, first_delay, requested_at))
         return task.id
 
-    def _register_task(self, task: TaskState, first_delay: float) -> None:
+    def _register_task(self, task: TaskState, first_delay: float, requested_at: float) -> None:
         # Runs on the scheduler's loop as a plain callback: it must not raise.
         try:
-            self._async._register_task(task, first_delay)
+            self._async._register_task(task, first_delay, requested_at)
         except QuivError as exc:
             self._logger.warning(
                 "quiv: task %r (%s) was not added: %s", task.settings.task_name, task.id, exc
