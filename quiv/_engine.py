@@ -1,10 +1,11 @@
-"""The engine: timer, ready queue, job tasks and what happens after a job.
+"""The engine: timer, dispatch, pool workers and what happens after a job.
 
 Everything here runs on the scheduler's loop. The timer task sleeps until the
 heap's earliest deadline (or until a wake-up when an earlier deadline is
-pushed); due tasks become jobs in a ready queue ordered by due time; a job
-starts as a task of the scheduler's task group only when a pool slot is free,
-so under saturation the earliest due job always runs first.
+pushed); due tasks become jobs in the ready queue, ordered by due time, from
+which up to ``pool_size`` worker threads take them, so under saturation the
+earliest due job always runs first. Workers report starts and ends through
+the inbox; :meth:`Engine.finish` records the end and schedules the next run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ._ready import Inbox, ReadyQueue
 from ._runner import Outcome, work
 from ._state import JobRun, TaskState, new_id, utcnow
 from ._store._base import Store
-from ._timer import TimerHeap
+from ._timer import TimerEntry, TimerHeap
 from ._triggers import IntervalSchedule, next_run, retry_delay
 from ._typing import Logger
 
@@ -108,9 +109,14 @@ class Engine:
             task.entry.cancel()
         task.status = TaskStatus.ACTIVE
         task.set_deadline(deadline, self.clock.now())
-        task.entry = self.timer.push(deadline, task)
+        task.entry = self._arm(deadline, task)
+
+    def _arm(self, deadline: float, what: TaskState | JobRun) -> TimerEntry[TaskState | JobRun]:
+        """Push a deadline; wake the timer if it sleeps past it."""
+        entry = self.timer.push(deadline, what)
         if deadline < self._sleeping_until and self._sleep_scope is not None:
             self._sleep_scope.cancel()
+        return entry
 
     def unschedule(self, task: TaskState) -> None:
         if task.entry is not None:
@@ -217,9 +223,7 @@ class Engine:
         timeout = run.task.settings.timeout
         if timeout is not None:
             run.timeout = timeout
-            run.timeout_entry = self.timer.push(self.clock.now() + timeout, run)
-            if run.timeout_entry.deadline < self._sleeping_until and self._sleep_scope:
-                self._sleep_scope.cancel()
+            run.timeout_entry = self._arm(self.clock.now() + timeout, run)
         self.store.put_job(run.snapshot())
         if self.listeners.wants(Event.JOB_STARTED):
             self.listeners.emit(self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot())
