@@ -178,8 +178,8 @@ class Engine:
         task.status = TaskStatus.RUNNING
         task.set_deadline(None, self.clock.now())
         self.jobs[run.id] = run
-        self.store.put_job(run.snapshot())
-        self.store.put_task(task.snapshot())
+        self.store.put_job(run)
+        self.store.put_task(task)
         if self._ready.push(run):
             assert self._task_group is not None
             self._task_group.start_soon(self._worker, name="quiv worker")
@@ -224,7 +224,7 @@ class Engine:
         if timeout is not None:
             run.timeout = timeout
             run.timeout_entry = self._arm(self.clock.now() + timeout, run)
-        self.store.put_job(run.snapshot())
+        self.store.put_job(run)
         if self.listeners.wants(Event.JOB_STARTED):
             self.listeners.emit(self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot())
 
@@ -360,7 +360,7 @@ class Engine:
             task.pending_deadline = None
         else:
             self.schedule(task, deadline)
-        self.store.put_task(task.snapshot())
+        self.store.put_task(task)
         return retrying
 
     # -- shutdown --------------------------------------------------------------

@@ -392,7 +392,7 @@ class AsyncQuiv:
         self._emit(Event.TASK_ADDED, task)
         if first_delay > 0:
             engine.schedule(task, deadline)
-            engine.store.put_task(task.snapshot())
+            engine.store.put_task(task)
         else:  # due now: skip the timer
             engine.dispatch(task, deadline)
 
@@ -454,7 +454,7 @@ class AsyncQuiv:
                 task.pending_deadline = deadline
             else:
                 engine.schedule(task, deadline)
-        engine.store.put_task(task.snapshot())
+        engine.store.put_task(task)
         self._emit(Event.TASK_UPDATED, task)
         await self._checkpoint()
         return task.snapshot()
@@ -492,7 +492,7 @@ class AsyncQuiv:
         engine.unschedule(task)
         task.status = TaskStatus.PAUSED
         task.rerun_requested = False
-        engine.store.put_task(task.snapshot())
+        engine.store.put_task(task)
         self._emit(Event.TASK_PAUSED, task)
         await self._checkpoint()
 
@@ -516,7 +516,7 @@ class AsyncQuiv:
             deadline = engine.clock.now() + seconds
         task.anchor = deadline
         engine.schedule(task, deadline)
-        engine.store.put_task(task.snapshot())
+        engine.store.put_task(task)
         self._emit(Event.TASK_RESUMED, task)
         await self._checkpoint()
 
@@ -538,7 +538,7 @@ class AsyncQuiv:
             if not after_current or task.settings.run_once:
                 raise TaskRunningError(f"task {task.id!r} has a job in flight")
             task.rerun_requested = True
-            self._engine.store.put_task(task.snapshot())
+            self._engine.store.put_task(task)
         else:
             self._engine.dispatch(task, self._engine.clock.now())
         await self._checkpoint()

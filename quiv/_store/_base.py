@@ -10,13 +10,40 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from anyio.abc import TaskGroup
 
 from .._models import Job, JobStatus, Task
 
-__all__ = ("JobQuery", "Store")
+__all__ = ("JobQuery", "Live", "Store", "job_record", "task_record")
+
+R = TypeVar("R", Task, Job, covariant=True)
+
+
+class Live(Protocol[R]):
+    """A record kept up to date by the engine; the store snapshots it when it writes.
+
+    Passing the live record instead of a snapshot lets a store that batches
+    its writes build one snapshot per batch (the latest state) instead of one
+    per change.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    def snapshot(self) -> R: ...
+
+
+def task_record(task: Task | Live[Task]) -> Task:
+    """*task* itself, or the snapshot of a live one."""
+    return task if isinstance(task, Task) else task.snapshot()
+
+
+def job_record(job: Job | Live[Job]) -> Job:
+    """*job* itself, or the snapshot of a live one."""
+    return job if isinstance(job, Job) else job.snapshot()
+
 
 OrderBy = Literal["started_at", "ended_at", "scheduled_at"]
 
@@ -55,16 +82,16 @@ class Store(ABC):
         """Write what is queued, stop background work and release every resource."""
 
     @abstractmethod
-    def put_task(self, task: Task) -> None:
-        """Queue an insert-or-replace of *task*'s row."""
+    def put_task(self, task: Task | Live[Task]) -> None:
+        """Queue an insert-or-replace of *task*'s row (a live one is snapshotted when written)."""
 
     @abstractmethod
     def delete_task(self, task_id: str) -> None:
         """Queue the deletion of a task's row (its job history stays)."""
 
     @abstractmethod
-    def put_job(self, job: Job) -> None:
-        """Queue an insert-or-replace of *job*'s row."""
+    def put_job(self, job: Job | Live[Job]) -> None:
+        """Queue an insert-or-replace of *job*'s row (a live one is snapshotted when written)."""
 
     @abstractmethod
     async def flush(self) -> None:

@@ -12,7 +12,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from .._errors import StoreError
 from .._models import Job, Task
 from .._typing import Logger
-from ._base import JobQuery, Store
+from ._base import JobQuery, Live, Store, job_record, task_record
 from ._records import display_task, normalize_job, to_micros, to_utc
 from ._retention import check_retention, cutoff_micros, prune_interval
 from ._schema import FINAL_STATUSES, check_query
@@ -90,13 +90,13 @@ class MemoryStore(Store):
         self._logger.warning("quiv store: closed, not recording %s %r", kind, record_id)
         return False
 
-    def put_task(self, task: Task) -> None:
+    def put_task(self, task: Task | Live[Task]) -> None:
         """Store *task* (its arguments are turned into display strings when read).
 
         After :meth:`aclose` the row is dropped with a warning.
         """
         if self._writable("task", task.id):
-            self._tasks[task.id] = task
+            self._tasks[task.id] = task_record(task)
 
     def delete_task(self, task_id: str) -> None:
         """Forget a task (its job history stays).
@@ -106,7 +106,7 @@ class MemoryStore(Store):
         if self._writable("task deletion", task_id):
             self._tasks.pop(task_id, None)
 
-    def put_job(self, job: Job) -> None:
+    def put_job(self, job: Job | Live[Job]) -> None:
         """Store *job*, normalised as SQLiteStore would read it back.
 
         After :meth:`aclose` the row is dropped with a warning.
@@ -114,7 +114,7 @@ class MemoryStore(Store):
         if not self._writable("job", job.id):
             return
         try:
-            self._jobs[job.id] = normalize_job(job)
+            self._jobs[job.id] = normalize_job(job_record(job))
         except Exception:
             # like SQLiteStore: a record that cannot be stored is reported, never raised
             self._logger.exception("quiv store: dropping Job %r, it cannot be stored", job.id)

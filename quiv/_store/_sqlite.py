@@ -16,7 +16,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from .._errors import StoreError
 from .._models import Job, Task
 from .._typing import Logger
-from ._base import JobQuery, Store
+from ._base import JobQuery, Live, Store, job_record, task_record
 from ._connection import Connection, Row, open_connection
 from ._files import TempDatabase, create_private_file
 from ._records import job_from_row, job_to_row, task_from_row, task_to_row
@@ -34,7 +34,7 @@ from ._schema import (
     jobs_query,
     prune_statement,
 )
-from ._writer import BatchWriter
+from ._writer import BatchWriter, JobRows, TaskRows
 
 __all__ = ("SQLiteStore",)
 
@@ -204,7 +204,7 @@ class SQLiteStore(Store):
         self._logger.warning("quiv store: closed, not recording %s %r", kind, record_id)
         return False
 
-    def put_task(self, task: Task) -> None:
+    def put_task(self, task: Task | Live[Task]) -> None:
         """Queue an insert-or-replace of *task*'s row.
 
         After :meth:`aclose` the row is dropped with a warning.
@@ -220,7 +220,7 @@ class SQLiteStore(Store):
         if self._writable("task deletion", task_id):
             self._writer.delete_task(task_id)
 
-    def put_job(self, job: Job) -> None:
+    def put_job(self, job: Job | Live[Job]) -> None:
         """Queue an insert-or-replace of *job*'s row.
 
         After :meth:`aclose` the row is dropped with a warning.
@@ -233,7 +233,7 @@ class SQLiteStore(Store):
         """How many rows are queued (or being written) and not yet committed."""
         return self._writer.pending_writes
 
-    async def _write_batch(self, tasks: dict[str, Task | None], jobs: dict[str, Job]) -> None:
+    async def _write_batch(self, tasks: TaskRows, jobs: JobRows) -> None:
         async with self._lock:
             conn = self._live()
             async with conn.transaction():
@@ -241,8 +241,8 @@ class SQLiteStore(Store):
                 if deleted:
                     await conn.executemany(DELETE_TASK, deleted)
                 live = (task for task in tasks.values() if task is not None)
-                await self._write_rows(conn, UPSERT_TASK, live, task_to_row)
-                await self._write_rows(conn, UPSERT_JOB, jobs.values(), job_to_row)
+                await self._write_rows(conn, UPSERT_TASK, live, _task_row)
+                await self._write_rows(conn, UPSERT_JOB, jobs.values(), _job_row)
 
     async def _write_rows(
         self, conn: Connection, sql: str, records: Iterable[T], to_row: Callable[[T], Row]
@@ -364,3 +364,12 @@ class SQLiteStore(Store):
                 if deleted:
                     self._logger.debug("quiv store: pruned %d finished jobs", deleted)
             await anyio.sleep(interval)
+
+
+def _task_row(task: Task | Live[Task]) -> Row:
+    # Live records are snapshotted here, chunk by chunk, as the batch is written.
+    return task_to_row(task_record(task))
+
+
+def _job_row(job: Job | Live[Job]) -> Row:
+    return job_to_row(job_record(job))

@@ -25,6 +25,7 @@ from anyio.abc import TaskStatus
 from .._errors import StoreError
 from .._models import Job, Task
 from .._typing import Logger
+from ._base import Live
 
 __all__ = (
     "BACKOFF_MAX",
@@ -45,7 +46,9 @@ BACKOFF_MAX = 5.0
 LOG_EVERY = 60.0
 
 #: ``write_batch(tasks, jobs)``: tasks map id -> Task, or None for a deletion
-WriteBatch = Callable[[dict[str, "Task | None"], dict[str, Job]], Awaitable[None]]
+TaskRows = dict[str, "Task | Live[Task] | None"]
+JobRows = dict[str, "Job | Live[Job]"]
+WriteBatch = Callable[[TaskRows, JobRows], Awaitable[None]]
 
 
 class BatchWriter:
@@ -58,8 +61,8 @@ class BatchWriter:
     def __init__(self, write_batch: WriteBatch, logger: Logger) -> None:
         self._write_batch = write_batch
         self._logger = logger
-        self._tasks: dict[str, Task | None] = {}
-        self._jobs: dict[str, Job] = {}
+        self._tasks: TaskRows = {}
+        self._jobs: JobRows = {}
         self._in_flight = 0
         # every put gets a sequence number; flush waits for _committed >= its number
         self._seq = 0
@@ -75,7 +78,7 @@ class BatchWriter:
 
     # -- queueing ---------------------------------------------------------
 
-    def put_task(self, task: Task) -> None:
+    def put_task(self, task: Task | Live[Task]) -> None:
         """Queue *task*'s row (replacing any queued state of it)."""
         self._tasks[task.id] = task
         self._queued()
@@ -85,7 +88,7 @@ class BatchWriter:
         self._tasks[task_id] = None
         self._queued()
 
-    def put_job(self, job: Job) -> None:
+    def put_job(self, job: Job | Live[Job]) -> None:
         """Queue *job*'s row (replacing any queued state of it)."""
         self._jobs[job.id] = job
         self._queued()
@@ -161,7 +164,7 @@ class BatchWriter:
         self._failures = 0
         return True
 
-    def _requeue(self, tasks: dict[str, Task | None], jobs: dict[str, Job]) -> None:
+    def _requeue(self, tasks: TaskRows, jobs: JobRows) -> None:
         # rows queued meanwhile are newer: they win
         for task_id, task in tasks.items():
             self._tasks.setdefault(task_id, task)
