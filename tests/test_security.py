@@ -4,6 +4,7 @@ evaluated, and no API turns a user's string into code or SQL."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import pickle
 import sqlite3
@@ -185,7 +186,7 @@ async def test_arguments_stay_in_memory_and_the_store_holds_only_text(
     assert results[0][1] is False
     assert isinstance(results[0][2], Unpicklable)
     # every value in the file is text or a number: nothing to unpickle
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
             for row in conn.execute(f"SELECT * FROM {table}"):  # table names from SQLite
                 assert all(isinstance(v, (str, int, float, type(None))) for v in row), row
