@@ -131,8 +131,10 @@ async def test_host_deadline_expiring_mid_run(private_tempdir: Path) -> None:
             await s.add_task("sleepy", lambda _stop_event: _stop_event.wait(WAIT), interval=10)
             await anyio.sleep_forever()
     assert host.cancelled_caught
-    assert [j.task_name for j in ended if j.status is JobStatus.CANCELLED] == ["sleepy"]
-    assert sum(j.task_name == "tick" for j in ended) >= 2
+    cancelled = [j.task_name for j in ended if j.status is JobStatus.CANCELLED]
+    # A tick may happen to be in flight at the deadline and be cancelled too.
+    assert cancelled.count("sleepy") == 1 and set(cancelled) <= {"sleepy", "tick"}, cancelled
+    assert sum(j.task_name == "tick" and j.status is JobStatus.COMPLETED for j in ended) >= 2
     assert os.listdir(private_tempdir) == []
     await wait_until(lambda: handler_threads() == [])
 
