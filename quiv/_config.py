@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from enum import Enum
@@ -76,7 +75,3 @@ def validate(config: QuivConfig) -> None:
         raise ConfigurationError.bad_value("clock", config.clock, "a Clock (now, sleep_until)")
     if config.shutdown_timeout is not None:
         check_number(config.shutdown_timeout, "shutdown_timeout", allow_inf=True)
-
-
-def config_fields() -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(QuivConfig))

@@ -49,13 +49,6 @@ class ReadyQueue:
         self._woken = 0
         self._closed = False
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    @property
-    def workers(self) -> int:
-        return self._workers
-
     def push(self, run: JobRun) -> bool:
         """Queue *run*; return ``True`` if the caller must start one more worker."""
         with self._lock:

@@ -166,7 +166,6 @@ class JobRun:
         "handler",
         "id",
         "scheduled_at",
-        "scope",
         "seq",
         "started",
         "started_at",
@@ -196,7 +195,6 @@ class JobRun:
         self.ended_at: datetime | None = None
         self.duration: float | None = None
         self.error_message: str | None = None
-        self.scope: anyio.CancelScope | None = None
         self.timeout = 0.0
         self.timeout_entry: TimerEntry[TaskState | JobRun] | None = None
         self.waiters: list[Waiter] = []
