@@ -31,7 +31,7 @@ from anyio.lowlevel import EventLoopToken
 
 from ._errors import JobCancelledError, MainLoopUnavailableError
 from ._handlers import callable_name
-from ._loops import call_soon
+from ._loops import call_soon, close_awaitable
 from ._typing import Logger
 
 __all__ = ("MainCall", "MainLoopBridge")
@@ -222,7 +222,7 @@ class MainLoopBridge:
         try:
             self._post(_Kind.CALL, lambda: awaitable, (), {}, "call_on_main target", call)
         except MainLoopUnavailableError as exc:
-            _close(awaitable)
+            close_awaitable(awaitable)
             call.set_exception(exc)
 
     def run_here(
@@ -448,9 +448,3 @@ def _own_failure(exc: BaseException) -> bool:
     if isinstance(exc, anyio.get_cancelled_exc_class()):
         return anyio.current_effective_deadline() != -math.inf
     return True
-
-
-def _close(awaitable: object) -> None:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()

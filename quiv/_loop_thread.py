@@ -30,7 +30,7 @@ from anyio.abc import TaskGroup
 from anyio.lowlevel import EventLoopToken, current_token
 
 from ._errors import SchedulerStoppedError
-from ._loops import call_soon
+from ._loops import call_soon, wait_for_callback
 
 __all__ = ("Call", "LoopThread")
 
@@ -238,11 +238,8 @@ class LoopThread:
         Cancelling the caller cancels the call.
         """
         call = self.submit(fn)
-        event = anyio.Event()
-        token = current_token()
-        call.future.add_done_callback(lambda _: call_soon(token, event.set))
         try:
-            await event.wait()
+            await wait_for_callback(lambda wake: call.future.add_done_callback(lambda _: wake()))
         except BaseException:
             self.cancel(call)
             raise

@@ -14,9 +14,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from anyio.lowlevel import EventLoopToken
+import anyio
+from anyio.lowlevel import EventLoopToken, current_token
 
-__all__ = ("call_soon", "spawn_here")
+__all__ = ("call_soon", "close_awaitable", "spawn_here", "wait_for_callback")
 
 
 def call_soon(token: EventLoopToken, func: Callable[[], object]) -> bool:
@@ -38,6 +39,26 @@ def call_soon(token: EventLoopToken, func: Callable[[], object]) -> bool:
     except trio.RunFinishedError:
         return False
     return True
+
+
+async def wait_for_callback(subscribe: Callable[[Callable[[], object]], object]) -> None:
+    """Wait, in the current event loop, until a callback fires on any thread.
+
+    *subscribe* registers the callback it is given (for example a settled
+    future's done-callback); the callback wakes this loop with a non-blocking
+    hand-off, so the thread that fires it never blocks.
+    """
+    event = anyio.Event()
+    token = current_token()
+    subscribe(lambda: call_soon(token, event.set))
+    await event.wait()
+
+
+def close_awaitable(awaitable: object) -> None:
+    """Close a coroutine that will never be awaited (so Python does not warn)."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
 
 
 def spawn_here(func: Callable[[], Awaitable[object]], name: str) -> Callable[[], None]:

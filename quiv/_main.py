@@ -13,13 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio
-from anyio.lowlevel import current_token
-
 from ._bridge import MainCall, MainLoopBridge
 from ._context import current_job
 from ._errors import MainLoopUnavailableError
-from ._loops import call_soon
+from ._loops import close_awaitable, wait_for_callback
 
 __all__ = ("call_on_main", "call_on_main_async", "run_on_main")
 
@@ -94,7 +91,7 @@ def call_on_main(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     if bridge.on_main_thread():
         value = func(*args, **kwargs)
         if inspect.isawaitable(value):
-            _close(value)
+            close_awaitable(value)
             raise MainLoopUnavailableError(
                 "call_on_main cannot wait for an async target on the main loop's own "
                 "thread; await the target directly"
@@ -151,15 +148,5 @@ async def call_on_main_async(func: Callable[..., Any], /, *args: Any, **kwargs: 
 
 async def wait_call(call: MainCall) -> None:
     """Wait, in the current event loop, until *call* is settled."""
-    if call.done:
-        return
-    event = anyio.Event()
-    token = current_token()
-    call.add_done_callback(lambda: call_soon(token, event.set))
-    await event.wait()
-
-
-def _close(awaitable: object) -> None:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()
+    if not call.done:
+        await wait_for_callback(call.add_done_callback)
