@@ -69,10 +69,6 @@ class MainCall:
     def done(self) -> bool:
         return self._done.is_set()
 
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_reason is not None
-
     def _settle(self, result: Any = None, error: BaseException | None = None) -> bool:
         with self._lock:
             if self._done.is_set():

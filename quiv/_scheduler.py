@@ -116,7 +116,6 @@ class AsyncQuiv:
         self._own_bridge = True
         self._portal: BlockingPortal | None = None
         self._exit_stack: AsyncExitStack | None = None
-        self._stopped = threading.Event()
         self._calls = 0
         #: set when a shutdown in progress has finished (scheduler loop only)
         self._shutdown_done: anyio.Event | None = None
@@ -193,7 +192,6 @@ class AsyncQuiv:
                 self._exit_stack = stack.pop_all()
         except BaseException as exc:
             self._state = "stopped"
-            self._stopped.set()
             error = _unwrap(exc)  # a start failure comes wrapped by the task group
             if error is exc:
                 raise
@@ -280,7 +278,6 @@ class AsyncQuiv:
                 await store.aclose()
             finally:
                 self._state = "stopped"
-                self._stopped.set()
                 done.set()
 
     async def _checkpoint(self) -> None:
