@@ -8,12 +8,13 @@ move time by hand without sleeping.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ("Clock", "FakeClock", "LoopClock")
+__all__ = ("Clock", "FakeClock", "LoopClock", "WallClock")
 
 
 @runtime_checkable
@@ -73,6 +74,37 @@ class FakeClock:
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
         await anyio.lowlevel.checkpoint()
+
+
+class WallClock:
+    """Turns deadlines on a scheduler's clock into wall-clock timestamps.
+
+    A deadline's wall-clock form is ``deadline + offset``, the offset being
+    ``time.time() - clock.now()``. It is measured once, so the ``next_run_at``
+    of a task reads the same every time it is read. With the loop's clock the
+    offset is measured again whenever it has moved by more than
+    :attr:`RESYNC` seconds: the wall clock was set, or the machine slept. Any
+    other clock (a :class:`FakeClock`) keeps the offset it started with, so
+    its time maps onto the wall clock from the moment the scheduler started.
+    """
+
+    #: how far the wall clock may move against the loop's before it is followed
+    RESYNC = 1.0
+
+    __slots__ = ("_clock", "_follow", "_offset")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._follow = isinstance(clock, LoopClock)
+        self._offset = time.time() - clock.now()
+
+    def timestamp(self, deadline: float) -> float:
+        """The POSIX timestamp at which the clock reaches *deadline*."""
+        if self._follow:
+            offset = time.time() - self._clock.now()
+            if abs(offset - self._offset) > self.RESYNC:
+                self._offset = offset
+        return deadline + self._offset
 
 
 def _loop_time() -> Callable[[], float]:

@@ -19,14 +19,14 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._bridge import MainLoopBridge
-from ._clock import Clock
+from ._clock import Clock, WallClock
 from ._context import JobContext
 from ._errors import SchedulerStoppedError
 from ._events import Event, Listeners
 from ._models import Job, JobStatus, TaskStatus
 from ._ready import Inbox, ReadyQueue
 from ._runner import Outcome, work
-from ._state import JobRun, TaskState, new_id, utcnow
+from ._state import JobRun, TaskState, Waiter, new_id, utcnow
 from ._store._base import Store
 from ._timer import TimerEntry, TimerHeap
 from ._triggers import IntervalSchedule, next_run, retry_delay
@@ -67,12 +67,15 @@ class Engine:
     ) -> None:
         self.pool_size = pool_size
         self.clock = clock
+        self.wall = WallClock(clock)
         self.store = store
         self.listeners = listeners
         self.logger = logger
         self.limiter = anyio.CapacityLimiter(pool_size)
         self.timer: TimerHeap[TaskState | JobRun] = TimerHeap()
         self.tasks: dict[str, TaskState] = {}
+        #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
+        self.task_waiters: dict[str, list[Waiter]] = {}
         self.jobs: dict[str, JobRun] = {}
         self.running = 0
         self.bridge: MainLoopBridge | None = None
@@ -108,7 +111,7 @@ class Engine:
         if task.entry is not None:
             task.entry.cancel()
         task.status = TaskStatus.ACTIVE
-        task.set_deadline(deadline, self.clock.now())
+        task.deadline = deadline
         task.entry = self._arm(deadline, task)
 
     def _arm(self, deadline: float, what: TaskState | JobRun) -> TimerEntry[TaskState | JobRun]:
@@ -122,7 +125,7 @@ class Engine:
         if task.entry is not None:
             task.entry.cancel()
             task.entry = None
-        task.set_deadline(None, self.clock.now())
+        task.deadline = None
 
     async def _timer_loop(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         with anyio.CancelScope() as self._timer_scope:
@@ -168,15 +171,15 @@ class Engine:
         ctx = JobContext(
             job_id=new_id(),
             task_id=task.id,
-            task_name=task.settings.task_name,
+            task_name=task.task_name,
             attempt=task.retry_attempt + 1,
             bridge=self.bridge,
-            progress_callback=task.settings.progress_callback,
+            progress_callback=task.progress_callback,
         )
         run = JobRun(task, due, ctx)
         task.run = run
         task.status = TaskStatus.RUNNING
-        task.set_deadline(None, self.clock.now())
+        task.deadline = None
         self.jobs[run.id] = run
         self.store.put_job(run)
         self.store.put_task(task)
@@ -220,7 +223,7 @@ class Engine:
             return
         run.status = JobStatus.RUNNING
         self.running += 1
-        timeout = run.task.settings.timeout
+        timeout = run.task.timeout
         if timeout is not None:
             run.timeout = timeout
             run.timeout_entry = self._arm(self.clock.now() + timeout, run)
@@ -265,7 +268,7 @@ class Engine:
             self.logger.error(
                 "quiv: job %s of task %r failed",
                 run.id,
-                run.task.settings.task_name,
+                run.task.task_name,
                 exc_info=outcome.error,
             )
         job = run.final = run.snapshot()
@@ -279,7 +282,7 @@ class Engine:
             task_snapshot = run.task.snapshot()
             for e in wanted:
                 self.listeners.emit(self.bridge, e, task_snapshot, job)
-        task_waiters, run.task.waiters = run.task.waiters or [], None
+        task_waiters = self.task_waiters.pop(run.task.id, [])
         for waiter in [*run.waiters, *task_waiters]:
             if self.stopping:
                 waiter.fail(SchedulerStoppedError("the scheduler was shut down"))
@@ -328,13 +331,12 @@ class Engine:
         task.run = None
         if task.removed:
             return False
-        settings = task.settings
         now = self.clock.now()
-        retrying = status is JobStatus.FAILED and task.retry_attempt < settings.max_retries
+        retrying = status is JobStatus.FAILED and task.retry_attempt < task.max_retries
         deadline: float | None = None
         if retrying:
             task.retry_attempt += 1
-            deadline = now + retry_delay(settings.retry_backoff, task.retry_attempt)
+            deadline = now + retry_delay(task.retry_backoff, task.retry_attempt)
         else:
             task.retry_attempt = 0
         if task.rerun_requested:
@@ -342,21 +344,21 @@ class Engine:
             deadline = now
         elif task.pending_deadline is not None:
             deadline, task.pending_deadline = task.pending_deadline, None
-        elif deadline is None and not settings.run_once:
-            assert settings.interval is not None
-            schedule = IntervalSchedule(settings.interval, settings.fixed_interval, task.anchor)
-            jitter = random.uniform(0.0, settings.jitter) if settings.jitter else 0.0
+        elif deadline is None and not task.run_once:
+            assert task.interval is not None
+            schedule = IntervalSchedule(task.interval, task.fixed_interval, task.anchor)
+            jitter = random.uniform(0.0, task.jitter) if task.jitter else 0.0
             deadline = next_run(schedule, ended=now, jitter=jitter)
         if deadline is None:  # a run-once task that is done
             task.removed = True
             task.finished = True
             task.status = TaskStatus.ACTIVE
-            task.set_deadline(None, now)
+            task.deadline = None
             self.tasks.pop(task.id, None)
             self.store.delete_task(task.id)
             return False
         if task.status is TaskStatus.PAUSED:
-            task.set_deadline(None, now)
+            task.deadline = None
             task.pending_deadline = None
         else:
             self.schedule(task, deadline)

@@ -117,7 +117,7 @@ def _begin(run: JobRun, report: Report) -> Mapping[str, Any] | None:
         run.started_at = utcnow()
     report((run, None))
     spec = run.handler
-    kwargs = run.task.settings.kwargs
+    kwargs = run.task.kwargs
     if spec.injected:
         kwargs = {**kwargs, **{name: _INJECT[kind](ctx) for name, kind in spec.injected.items()}}
     return kwargs
@@ -137,7 +137,7 @@ def _execute_sync(run: JobRun, report: Report, backend: str) -> Outcome:
     token = _current.set(run.ctx)
     begin = time.perf_counter()
     try:
-        result = run.handler.func(*run.task.settings.args, **kwargs)
+        result = run.handler.func(*run.task.args, **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
             awaitable = result
             cancelled = anyio.run(_await_in_scope, run, lambda: awaitable, backend=backend)
@@ -155,7 +155,7 @@ async def _execute_async(run: JobRun, report: Report) -> Outcome:
         return _NOT_STARTED
     token = _current.set(run.ctx)
     begin = time.perf_counter()
-    func, args = run.handler.func, run.task.settings.args
+    func, args = run.handler.func, run.task.args
     try:
         cancelled = await _await_in_scope(run, lambda: func(*args, **kwargs))
         return Outcome(True, cancelled=cancelled, duration=time.perf_counter() - begin)

@@ -35,7 +35,7 @@ from ._handlers import inspect_handler
 from ._loop_thread import _unwrap
 from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from ._requests import TaskUpdate, validate_new_task, validate_update
-from ._state import TaskState, Waiter, new_id
+from ._state import TaskState, Waiter
 from ._store._base import JobQuery, Store
 from ._triggers import clamp_delay
 from ._typing import Logger
@@ -255,10 +255,10 @@ class AsyncQuiv:
                         names,
                     )
                 stopped = SchedulerStoppedError("the scheduler was shut down")
-                for task in engine.tasks.values():
-                    waiters, task.waiters = task.waiters or [], None
+                for waiters in engine.task_waiters.values():
                     for waiter in waiters:
                         waiter.fail(stopped)
+                engine.task_waiters.clear()
                 if flush_events and not bridge.closed:
                     # deliver the events of the jobs that just ended, but let no
                     # hung listener stretch the shutdown much past its timeout
@@ -385,7 +385,8 @@ class AsyncQuiv:
         deadline = engine.clock.now() + first_delay
         task.anchor = deadline
         engine.tasks[task.id] = task
-        task.set_deadline(deadline, deadline - first_delay)
+        task.wall = engine.wall
+        task.deadline = deadline
         self._emit(Event.TASK_ADDED, task)
         if first_delay > 0:
             engine.schedule(task, deadline)
@@ -422,7 +423,7 @@ class AsyncQuiv:
         task = self._task(task_id)
         engine = self._engine
         update: TaskUpdate = validate_update(
-            task.settings,
+            task.settings(),
             task.handler,
             task_name=task_name,
             interval=interval,
@@ -436,7 +437,7 @@ class AsyncQuiv:
             progress_callback=progress_callback,
             run_at=run_at,
         )
-        task.settings = update.settings
+        task.apply(update.settings)
         now = engine.clock.now()
         deadline: float | None = None
         if update.interval_changed:
@@ -471,8 +472,7 @@ class AsyncQuiv:
         if task.run is not None:
             engine.cancel_run(task.run, "task removed")
         else:
-            waiters, task.waiters = task.waiters or [], None
-            for waiter in waiters:
+            for waiter in engine.task_waiters.pop(task.id, []):
                 waiter.fail(TaskNotFoundError(task.id))
         self._emit(Event.TASK_REMOVED, snapshot)
         await self._checkpoint()
@@ -532,7 +532,7 @@ class AsyncQuiv:
         if task.status is TaskStatus.PAUSED:
             raise TaskNotActiveError(f"task {task.id!r} is paused; resume it first")
         if task.run is not None:
-            if not after_current or task.settings.run_once:
+            if not after_current or task.run_once:
                 raise TaskRunningError(f"task {task.id!r} has a job in flight")
             task.rerun_requested = True
             self._engine.store.put_task(task)
@@ -572,9 +572,9 @@ class AsyncQuiv:
         tasks = [
             task
             for task in engine.tasks.values()
-            if (include_run_once or not task.settings.run_once)
+            if (include_run_once or not task.run_once)
             and (wanted is None or task.status is wanted)
-            and (task_name is None or task.settings.task_name == task_name)
+            and (task_name is None or task.task_name == task_name)
         ]
         tasks.sort(key=lambda t: (t.deadline is None, t.deadline or 0.0))
         await self._checkpoint()
@@ -695,10 +695,9 @@ class AsyncQuiv:
         task = self._task(task_id)
         limit = _timeout(timeout)
         waiter = Waiter()
-        if task.waiters is None:
-            task.waiters = []
-        task.waiters.append(waiter)
-        return await _wait(waiter, limit, task.waiters)
+        waiters = self._engine.task_waiters.setdefault(task.id, [])
+        waiters.append(waiter)
+        return await _wait(waiter, limit, waiters)
 
     # -- events and the main loop --------------------------------------------------
 
@@ -760,7 +759,7 @@ def _prepare_task(*, func: object, **request: Any) -> tuple[TaskState, float]:
     """
     settings, first_delay = validate_new_task(**request)
     handler = inspect_handler(func, settings.kwargs)
-    return TaskState(id=new_id(), settings=settings, handler=handler), first_delay
+    return TaskState.create(settings, handler), first_delay
 
 
 def _make_store(config: QuivConfig, logger: Logger) -> Store:

@@ -9,23 +9,22 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 from anyio.lowlevel import EventLoopToken
 
+from ._clock import WallClock
 from ._context import JobContext
 from ._handlers import HandlerSpec
 from ._loops import call_soon
 from ._models import Job, JobStatus, Task, TaskStatus
 from ._timer import TimerEntry
-from ._triggers import MAX_DELAY
 
-__all__ = ("JobRun", "TaskState", "Waiter", "utcnow")
+__all__ = ("SETTINGS_FIELDS", "JobRun", "TaskSettings", "TaskState", "Waiter", "new_id", "utcnow")
 
 _job_seq = itertools.count()
 
@@ -72,6 +71,9 @@ class TaskSettings:
     progress_callback: Callable[..., Any] | None
 
 
+SETTINGS_FIELDS = tuple(field.name for field in fields(TaskSettings))
+
+
 class Waiter:
     """One caller of ``wait_for_job``/``wait_for_task`` (scheduler loop only)."""
 
@@ -92,17 +94,22 @@ class Waiter:
 
 
 @dataclass(eq=False, slots=True)
-class TaskState:
-    """A task as the engine keeps it."""
+class TaskState(TaskSettings):
+    """A task as the engine keeps it: its settings and its scheduling state.
+
+    A scheduler keeps one per task, so every field costs memory ten thousand
+    times over: the settings are inherited rather than referenced, the
+    wall-clock time of the next run is computed from :attr:`deadline` when read,
+    and callers of ``wait_for_task`` wait in the engine, not here.
+    """
 
     id: str
-    settings: TaskSettings
     handler: HandlerSpec
     status: TaskStatus = TaskStatus.ACTIVE
-    #: deadline of the next run on the scheduler clock, and its wall-clock form
-    #: (a POSIX timestamp: cheaper to keep than a datetime)
+    #: deadline of the next run on the scheduler clock
     deadline: float | None = None
-    next_run_wall: float | None = None
+    #: converts :attr:`deadline` to wall-clock time (set when the task is added)
+    wall: WallClock | None = None
     #: origin of the fixed-interval grid
     anchor: float = 0.0
     entry: TimerEntry[TaskState | JobRun] | None = None
@@ -114,41 +121,47 @@ class TaskState:
     removed: bool = False
     #: a run-once task whose last job ended (removed by the scheduler, not a user)
     finished: bool = False
-    #: callers of ``wait_for_task`` (a list only while someone waits)
-    waiters: list[Waiter] | None = None
+
+    @classmethod
+    def create(cls, settings: TaskSettings, handler: HandlerSpec) -> TaskState:
+        """A new task, with a fresh id, from validated settings."""
+        values = {name: getattr(settings, name) for name in SETTINGS_FIELDS}
+        return cls(**values, id=new_id(), handler=handler)
+
+    def settings(self) -> TaskSettings:
+        """A copy of the task's current settings."""
+        return TaskSettings(*[getattr(self, name) for name in SETTINGS_FIELDS])
+
+    def apply(self, settings: TaskSettings) -> None:
+        """Replace every setting at once with *settings* (already validated)."""
+        for name in SETTINGS_FIELDS:
+            setattr(self, name, getattr(settings, name))
 
     def snapshot(self) -> Task:
-        s = self.settings
         return Task(
             id=self.id,
-            task_name=s.task_name,
-            args=s.args,
-            kwargs=dict(s.kwargs),
-            interval_seconds=s.interval,
-            fixed_interval=s.fixed_interval,
-            run_once=s.run_once,
+            task_name=self.task_name,
+            args=self.args,
+            kwargs=dict(self.kwargs),
+            interval_seconds=self.interval,
+            fixed_interval=self.fixed_interval,
+            run_once=self.run_once,
             status=self.status,
             next_run_at=self.next_run_at,
-            timeout_seconds=s.timeout,
-            max_retries=s.max_retries,
-            retry_backoff_seconds=s.retry_backoff,
+            timeout_seconds=self.timeout,
+            max_retries=self.max_retries,
+            retry_backoff_seconds=self.retry_backoff,
             retry_attempt=self.retry_attempt,
-            jitter_seconds=s.jitter,
+            jitter_seconds=self.jitter,
             rerun_requested=self.rerun_requested,
         )
 
     @property
     def next_run_at(self) -> datetime | None:
-        wall = self.next_run_wall
-        return None if wall is None else datetime.fromtimestamp(wall, timezone.utc)
-
-    def set_deadline(self, deadline: float | None, clock_now: float) -> None:
-        self.deadline = deadline
-        self.next_run_wall = (
-            None
-            if deadline is None
-            else time.time() + min(max(0.0, deadline - clock_now), MAX_DELAY)
-        )
+        deadline, wall = self.deadline, self.wall
+        if deadline is None or wall is None:
+            return None
+        return datetime.fromtimestamp(wall.timestamp(deadline), timezone.utc)
 
 
 class JobRun:
@@ -208,7 +221,7 @@ class JobRun:
         return Job(
             id=self.id,
             task_id=self.task.id,
-            task_name=self.task.settings.task_name,
+            task_name=self.task.task_name,
             status=self.status,
             started_at=self.started_at,
             ended_at=self.ended_at,

@@ -423,10 +423,10 @@ class Quiv:
             self._async._register_task(task, first_delay, requested_at)
         except QuivError as exc:
             self._logger.warning(
-                "quiv: task %r (%s) was not added: %s", task.settings.task_name, task.id, exc
+                "quiv: task %r (%s) was not added: %s", task.task_name, task.id, exc
             )
         except Exception:
-            self._logger.exception("quiv: adding task %r failed", task.settings.task_name)
+            self._logger.exception("quiv: adding task %r failed", task.task_name)
 
     def update_task(
         self,

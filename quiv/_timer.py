@@ -20,29 +20,37 @@ T = TypeVar("T")
 class TimerEntry(Generic[T]):
     """One deadline in a :class:`TimerHeap`. Cancel it with :meth:`cancel`."""
 
-    __slots__ = ("_heap", "cancelled", "deadline", "payload", "seq")
+    # Four slots, no more: a scheduler keeps one entry per waiting task.
+    __slots__ = ("_heap", "deadline", "payload", "seq")
 
     def __init__(self, heap: TimerHeap[T], deadline: float, seq: int, payload: T) -> None:
+        #: the heap while the entry waits in it; ``None`` once cancelled or popped
         self._heap: TimerHeap[T] | None = heap
         self.deadline = deadline
         self.seq = seq
         self.payload = payload
-        self.cancelled = False
 
     def __lt__(self, other: TimerEntry[T]) -> bool:
         return (self.deadline, self.seq) < (other.deadline, other.seq)
 
+    @property
+    def live(self) -> bool:
+        """Whether the entry still waits in its heap (neither cancelled nor popped)."""
+        return self._heap is not None
+
     def cancel(self) -> None:
-        """Remove this entry (lazily: it is skipped when it reaches the top)."""
+        """Remove this entry (lazily: it is skipped when it reaches the top).
+
+        Cancelling an entry that was already cancelled or popped does nothing.
+        """
         heap = self._heap
-        if heap is not None and not self.cancelled:
-            self.cancelled = True
+        if heap is not None:
             self._heap = None
             heap._live -= 1
             heap._maybe_compact()
 
     def __repr__(self) -> str:
-        state = " cancelled" if self.cancelled else ""
+        state = "" if self.live else " done"
         return f"<TimerEntry deadline={self.deadline:.6f}{state} {self.payload!r}>"
 
 
@@ -74,7 +82,7 @@ class TimerHeap(Generic[T]):
     def next_deadline(self) -> float | None:
         """The earliest live deadline, or ``None`` when empty."""
         heap = self._heap
-        while heap and heap[0].cancelled:
+        while heap and heap[0]._heap is None:
             heapq.heappop(heap)
         return heap[0].deadline if heap else None
 
@@ -86,7 +94,7 @@ class TimerHeap(Generic[T]):
         heap = self._heap
         while heap:
             entry = heap[0]
-            if entry.cancelled:
+            if entry._heap is None:  # cancelled
                 heapq.heappop(heap)
                 continue
             if entry.deadline > now:
@@ -98,11 +106,11 @@ class TimerHeap(Generic[T]):
 
     def entries(self) -> list[TimerEntry[T]]:
         """The live entries, earliest first (a copy; for inspection)."""
-        return sorted(e for e in self._heap if not e.cancelled)
+        return sorted(e for e in self._heap if e.live)
 
     def _maybe_compact(self) -> None:
         # Keep memory proportional to live entries when many are cancelled.
         heap = self._heap
         if len(heap) > 64 and self._live < len(heap) // 2:
-            self._heap = [e for e in heap if not e.cancelled]
+            self._heap = [e for e in heap if e.live]
             heapq.heapify(self._heap)

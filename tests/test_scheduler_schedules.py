@@ -215,10 +215,13 @@ async def test_jitter_delays_recurring_runs_within_bounds(
     scheduler: AsyncQuiv, clock: FakeClock, recorder: Recorder, gates: Gates
 ) -> None:
     offsets: list[float] = []
+    # Under a FakeClock, next_run_at is the wall-clock time of the scheduler's
+    # start plus the fake time (the fixture started it moments ago, at fake 0).
+    started = datetime.now(timezone.utc)
 
     def on_done(event: Event, task: Any, job: Any) -> None:
         assert task.next_run_at is not None
-        offsets.append((task.next_run_at - datetime.now(timezone.utc)).total_seconds())
+        offsets.append((task.next_run_at - started).total_seconds() - clock.now())
 
     scheduler.add_listener(Event.JOB_COMPLETED, on_done)
     timeline = Timeline(clock, gates)

@@ -210,8 +210,6 @@ class MTask:
     pending: float | None = None
     job: MJob | None = None
     jobs_started: int = 0
-    #: when the deadline was set: (wall-clock lower bound, fake time)
-    set_at: tuple[float, float] = (0.0, 0.0)
 
     @property
     def status(self) -> TaskStatus:
@@ -251,7 +249,10 @@ class SchedulerMachine(RuleBasedStateMachine):
         )
         self.clock: FakeClock = self.portal.call(_make_clock)
         self.scheduler = AsyncQuiv(clock=self.clock, pool_size=MAX_TASKS + 1, shutdown_timeout=WAIT)
+        before = time.time()
         self.stack.enter_context(self.portal.wrap_async_context_manager(self.scheduler))
+        #: bounds of the wall-clock time at which the fake clock read 0
+        self.started = (before, time.time())
         s = self.scheduler
         self.portal.call(s.add_listener, Event.JOB_STARTED, CONTROL.on_started)
         for event in (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED):
@@ -261,7 +262,6 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.gone: dict[str, MTask] = {}  # removed or finished tasks by key
         self.ended: list[MJob] = []
         self.count = 0
-        self.wall = time.time()
 
     # plumbing ------------------------------------------------------------------------
 
@@ -296,7 +296,6 @@ class SchedulerMachine(RuleBasedStateMachine):
     def schedule(self, task: MTask, deadline: float) -> None:
         task.paused = False
         task.deadline = deadline
-        task.set_at = (self.wall, self.now)
 
     def after_job(self, task: MTask, status: JobStatus) -> None:
         task.job = None
@@ -367,7 +366,6 @@ class SchedulerMachine(RuleBasedStateMachine):
                 break
         self.portal.call(_turns)  # an unexpected dispatch would show by now
         self.check_state()
-        self.wall = time.time()  # no deadline set from now on is older than this
 
     def learn_job_ids(self) -> None:
         for task in self.model.values():
@@ -400,7 +398,6 @@ class SchedulerMachine(RuleBasedStateMachine):
             with CONTROL.cond:
                 started = len(CONTROL.started.get(task.id, ()))
             assert started == task.jobs_started, f"{task.key}: {started} jobs started"
-        now = time.time()
         tasks = {t.id: t for t in self.call(Expected(), "get_all_tasks", True)}
         assert set(tasks) == {t.id for t in self.model.values()}
         by_status = dict.fromkeys((s.value for s in TaskStatus), 0)
@@ -412,11 +409,9 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert real.interval_seconds == task.interval, (task, real)
             assert (real.next_run_at is None) == (task.deadline is None), (task, real)
             if real.next_run_at is not None and task.deadline is not None:
-                # the wall-clock form of the deadline, computed when it was set
-                wall, fake = task.set_at
-                expected = task.deadline - fake
-                real_offset = real.next_run_at.timestamp()
-                assert wall + expected - 0.01 <= real_offset <= now + expected + 0.01, (task, real)
+                # fake time maps onto the wall clock from the scheduler's start
+                lowest, highest = (bound + task.deadline for bound in self.started)
+                assert lowest <= real.next_run_at.timestamp() <= highest, (task, real)
             by_status[task.status.value] += 1
             if task.job is not None:
                 assert task.job.id is not None

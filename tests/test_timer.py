@@ -62,7 +62,7 @@ def test_cancel_is_lazy_and_idempotent() -> None:
     heap.push(2.0, "b")
     first.cancel()
     first.cancel()
-    assert first.cancelled
+    assert not first.live
     assert len(heap) == 1
     assert heap.next_deadline() == 2.0
     assert [e.payload for e in heap.entries()] == ["b"]
@@ -122,7 +122,7 @@ def test_compaction_bounds_memory_and_keeps_order() -> None:
     assert len(heap) == 1000
     # Lazy deletion must not keep the cancelled 90 % around forever.
     assert len(heap._heap) <= 2 * len(heap) + 64
-    expected = sorted((e.deadline, e.seq, e.payload) for e in entries if not e.cancelled)
+    expected = sorted((e.deadline, e.seq, e.payload) for e in entries if e.live)
     assert drain(heap) == [payload for _, _, payload in expected]
 
 
@@ -143,7 +143,7 @@ def test_repr_mentions_deadline_and_state() -> None:
     entry = heap.push(1.5, "x")
     assert "1.500000" in repr(entry)
     entry.cancel()
-    assert "cancelled" in repr(entry)
+    assert "done" in repr(entry)
 
 
 # -- properties ----------------------------------------------------------------
