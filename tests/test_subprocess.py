@@ -23,10 +23,9 @@ from typing import Any
 
 import pytest
 
-from quiv import _subprocess
 from quiv._context import JobContext, _current
 from quiv._errors import ConfigurationError, JobCancelledError
-from quiv._subprocess import run_subprocess
+from quiv._subprocess import _pipes, _run, _stopper, _wait, run_subprocess
 
 POSIX = sys.platform != "win32"
 WAIT = 10.0  # upper bound for every wait in this file
@@ -53,7 +52,7 @@ def waiting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         if not HAS_PIDFD:
             pytest.skip("no pidfd on this platform")
     else:
-        monkeypatch.setattr(_subprocess, "_open_pidfd", lambda pid: -1)
+        monkeypatch.setattr(_wait, "open_pidfd", lambda pid: -1)
     return str(request.param)
 
 
@@ -387,7 +386,7 @@ def test_cancel_wakes_the_waiting_thread_without_polling(
     ready: ReadyPipe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With polling effectively disabled, only the cancel callback can wake the job thread.
-    monkeypatch.setattr(_subprocess, "_POLL_INTERVAL", 3600.0)
+    monkeypatch.setattr(_stopper, "POLL_INTERVAL", 3600.0)
     job = make_job()
     outcome = in_thread(
         lambda: run_subprocess(
@@ -583,11 +582,11 @@ def test_grandchild_holding_the_pipes_does_not_block_a_cancel(
 def test_unexpected_error_kills_the_child(
     ready: ReadyPipe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(self: object, input: object) -> None:
+    def boom(stopper: object, input: object) -> None:
         ready.wait()
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(_subprocess._Supervisor, "run", boom)
+    monkeypatch.setattr(_run, "wait_for_exit", boom)
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="boom"):
         run_subprocess(ready.args(SLEEPER), **ready.popen_kwargs())
@@ -612,7 +611,7 @@ def test_drain_reads_what_is_waiting_without_waiting_for_more() -> None:
         selector.register(held, selectors.EVENT_READ)
         chunks: dict[int, list[bytes]] = {r_done: [], r_held: []}
         pipes = {r_done, r_held}
-        _subprocess._drain(selector, chunks, pipes)
+        _pipes.drain(selector, chunks, pipes)
         assert b"".join(chunks[r_done]) == b"a" * 60_000
         assert b"".join(chunks[r_held]) == b"b" * 10
         assert done.closed

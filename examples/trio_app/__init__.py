@@ -1,7 +1,8 @@
 """The example app with ``AsyncQuiv``, served under trio by hypercorn.
 
-Run it with ``uv run python -m examples.trio_app``, or with hypercorn's own
-command: ``uv run hypercorn --worker-class trio examples.trio_app:app``.
+Run it with ``uv run --extra fastapi --extra hypercorn python -m examples.trio_app``,
+or with hypercorn's own command:
+``uv run --extra fastapi --extra hypercorn hypercorn --worker-class trio examples.trio_app:app``.
 """
 
 from __future__ import annotations
