@@ -13,7 +13,7 @@ from typing import Any
 from ._config import UNSET
 from ._errors import ConfigurationError, HandlerRegistrationError
 from ._handlers import HandlerSpec, inspect_handler
-from ._state import TaskSettings, utcnow
+from ._state import TaskSettings, TaskState, new_id, utcnow
 from ._triggers import MAX_DELAY, clamp_delay
 from ._validation import (
     check_args,
@@ -25,7 +25,7 @@ from ._validation import (
     check_number,
 )
 
-__all__ = ("TaskUpdate", "validate_new_task", "validate_update")
+__all__ = ("TaskUpdate", "new_task", "validate_update")
 
 _MAX_RETRIES = 1_000_000
 
@@ -49,9 +49,10 @@ def _delay_until(run_at: object) -> float:
     return clamp_delay((when - utcnow()).total_seconds())
 
 
-def validate_new_task(
+def new_task(
     *,
     task_name: object,
+    func: object,
     interval: object,
     delay: object,
     run_once: object,
@@ -64,8 +65,11 @@ def validate_new_task(
     max_retries: object,
     retry_backoff: object,
     jitter: object,
-) -> tuple[TaskSettings, float]:
-    """Check an ``add_task`` request; return its settings and the first run's delay."""
+) -> tuple[TaskState, float]:
+    """Check an ``add_task`` request; return the new task and its first run's delay.
+
+    Touches no scheduler state, so any thread may call it.
+    """
     name = check_name(task_name, "task_name")
     once = check_bool(run_once, "run_once")
     fixed = check_bool(fixed_interval, "fixed_interval")
@@ -85,10 +89,13 @@ def validate_new_task(
         first = clamp_delay(check_number(delay, "delay"))
     elif run_at is not None:
         first = _delay_until(run_at)
-    settings = TaskSettings(
+    checked_kwargs = check_kwargs(kwargs)
+    task = TaskState(
+        id=new_id(),
+        handler=inspect_handler(func, checked_kwargs),
         task_name=name,
         args=check_args(args),
-        kwargs=check_kwargs(kwargs),
+        kwargs=checked_kwargs,
         interval=every,
         fixed_interval=fixed,
         run_once=once,
@@ -98,7 +105,7 @@ def validate_new_task(
         jitter=min(check_number(jitter, "jitter"), MAX_DELAY),
         progress_callback=_callback(progress_callback),
     )
-    return settings, first
+    return task, first
 
 
 @dataclass(frozen=True, slots=True)

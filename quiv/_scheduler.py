@@ -31,10 +31,9 @@ from ._errors import (
     TaskRunningError,
 )
 from ._events import Event, Listeners
-from ._handlers import inspect_handler
 from ._loop_thread import _unwrap
 from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
-from ._requests import TaskUpdate, validate_new_task, validate_update
+from ._requests import TaskUpdate, new_task, validate_update
 from ._state import TaskState, Waiter
 from ._store._base import JobQuery, Store
 from ._triggers import clamp_delay
@@ -351,7 +350,7 @@ class AsyncQuiv:
         :raises HandlerRegistrationError: if *func* or *progress_callback* is not callable
         """
         self._check_running()
-        task, first_delay = _prepare_task(
+        task, first_delay = new_task(
             task_name=task_name,
             func=func,
             interval=interval,
@@ -750,16 +749,6 @@ class AsyncQuiv:
             return
         snapshot = task.snapshot() if isinstance(task, TaskState) else task
         self._listeners.emit(self._bridge, event, snapshot)
-
-
-def _prepare_task(*, func: object, **request: Any) -> tuple[TaskState, float]:
-    """Validate an ``add_task`` request (any thread; touches no scheduler state).
-
-    Return the new task and the delay before its first run.
-    """
-    settings, first_delay = validate_new_task(**request)
-    handler = inspect_handler(func, settings.kwargs)
-    return TaskState.create(settings, handler), first_delay
 
 
 def _make_store(config: QuivConfig, logger: Logger) -> Store:

@@ -122,12 +122,6 @@ class TaskState(TaskSettings):
     #: a run-once task whose last job ended (removed by the scheduler, not a user)
     finished: bool = False
 
-    @classmethod
-    def create(cls, settings: TaskSettings, handler: HandlerSpec) -> TaskState:
-        """A new task, with a fresh id, from validated settings."""
-        values = {name: getattr(settings, name) for name in SETTINGS_FIELDS}
-        return cls(**values, id=new_id(), handler=handler)
-
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""
         return TaskSettings(*[getattr(self, name) for name in SETTINGS_FIELDS])
@@ -136,6 +130,23 @@ class TaskState(TaskSettings):
         """Replace every setting at once with *settings* (already validated)."""
         for name in SETTINGS_FIELDS:
             setattr(self, name, getattr(settings, name))
+
+    def hold_request(self, first_delay: float, requested_at: float) -> None:
+        """Keep the first run's delay and the request's time until the loop adds the task.
+
+        A task validated in another thread (the sync face) waits in a queue for
+        the scheduler's loop, and until then :attr:`anchor` and :attr:`deadline`
+        are unused. Keeping the two numbers there rather than in a wrapper per
+        call means a burst of adds leaves no freed wrappers behind, which would
+        otherwise hold on to memory the tasks were allocated among.
+        """
+        self.anchor = first_delay
+        self.deadline = requested_at
+
+    def held_request(self) -> tuple[float, float]:
+        """What :meth:`hold_request` kept: ``(first_delay, requested_at)``."""
+        assert self.deadline is not None, "hold_request() was not called"
+        return self.anchor, self.deadline
 
     def snapshot(self) -> Task:
         return Task(

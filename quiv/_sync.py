@@ -26,7 +26,8 @@ from ._exit import forget, remember, running_loop_token
 from ._loop_thread import LoopThread
 from ._loops import spawn_here
 from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
-from ._scheduler import AsyncQuiv, _prepare_task
+from ._requests import new_task
+from ._scheduler import AsyncQuiv
 from ._state import TaskState
 from ._typing import Logger
 from ._validation import check_number
@@ -395,7 +396,7 @@ class Quiv:
         """
         loop = self._running_loop()
         requested_at = time.monotonic()
-        task, first_delay = _prepare_task(
+        task, first_delay = new_task(
             task_name=task_name,
             func=func,
             interval=interval,
@@ -414,11 +415,13 @@ class Quiv:
         if loop.on_loop_thread():
             self._async._register_task(task, first_delay)
         else:
-            loop.post(partial(self._register_task, task, first_delay, requested_at))
+            task.hold_request(first_delay, requested_at)
+            loop.post(self._register_task, task)
         return task.id
 
-    def _register_task(self, task: TaskState, first_delay: float, requested_at: float) -> None:
+    def _register_task(self, task: TaskState) -> None:
         # Runs on the scheduler's loop as a plain callback: it must not raise.
+        first_delay, requested_at = task.held_request()
         try:
             self._async._register_task(task, first_delay, requested_at)
         except QuivError as exc:
