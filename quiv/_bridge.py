@@ -188,15 +188,23 @@ class MainLoopBridge:
         self._post(_Kind.FIRE, func, args, kwargs, "run_on_main target", None)
 
     def call(
-        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        into: MainCall | None = None,
     ) -> MainCall:
         """Run the target on the main loop; its outcome settles the returned call.
+
+        The call is *into* if given (so the caller can hook it up first: once
+        it is posted, the main loop wakes and waits for the GIL, and whatever
+        the caller still does before it blocks delays the round trip).
 
         When nothing else is queued the call skips the drain task: it is posted
         straight to the loop, as ``anyio.from_thread.run_sync`` does, which
         saves a task switch per round trip. Queued items keep their order.
         """
-        call = MainCall()
+        call = MainCall() if into is None else into
         with self._lock:
             direct = self._idle and not self._inbox and not self._wake_posted and not self._closed
             if direct:

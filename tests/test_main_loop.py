@@ -354,6 +354,36 @@ async def test_cancelling_the_job_cancels_the_call_on_main_target() -> None:
     assert len(raised) == 1
 
 
+async def test_call_on_main_from_an_already_cancelled_job_raises_without_running_the_target() -> (
+    None
+):
+    ran: list[str] = []
+    raised: list[BaseException] = []
+    started = threading.Event()
+
+    def handler(_stop_event: threading.Event) -> None:
+        started.set()
+        _stop_event.wait(WAIT)
+        try:
+            call_on_main(ran.append, "target")
+        except JobCancelledError as exc:
+            raised.append(exc)
+            raise
+
+    async with AsyncQuiv() as scheduler:
+        task_id = await scheduler.add_task("job", handler, run_once=True)
+        await anyio.to_thread.run_sync(started.wait, WAIT)
+        [job] = await scheduler.get_all_jobs(task_id=task_id)
+        assert scheduler.cancel_job(job.id)
+        with anyio.fail_after(WAIT):
+            final = await scheduler.wait_for_job(job.id)
+        # Anything the job posted runs before a later call's target.
+        assert await anyio.to_thread.run_sync(call_on_main, lambda: "later") == "later"
+    assert final.status is JobStatus.CANCELLED
+    assert len(raised) == 1
+    assert ran == []
+
+
 async def test_call_on_main_async_from_an_async_handler() -> None:
     async def target(x: int) -> int:
         await anyio.lowlevel.checkpoint()
