@@ -22,7 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from bench.stats import ms_summary
 
@@ -273,12 +273,46 @@ class Progress:
         return result.set(delivered_per_s=self.count / (self.t_last - self.t_first_call))
 
 
-def round_trips(call: Callable[[], Any], n: int) -> float:
-    """Seconds per call of *call*, over *n* calls."""
-    t0 = now()
-    for _ in range(n):
-        call()
-    return (now() - t0) / n
+class Paired(NamedTuple):
+    """Round trips of a call against a floor, timed in the same windows."""
+
+    #: seconds per call of the measured call, and of the floor (means)
+    call_s: float
+    floor_s: float
+    #: median over adjacent window pairs of call time / floor time
+    ratio: float
+
+
+def paired_round_trips(
+    call: Callable[[], Any], floor: Callable[[], Any], n: int, window: int = 100
+) -> Paired:
+    """Time *n* calls of *call* and *n* of *floor* from this thread, interleaved.
+
+    The two run in alternating windows of *window* calls (A B, B A, A B, …), so
+    both see the same conditions: on a 2-core machine a cross-thread round trip
+    costs ~3x more when the OS places the two threads on different cores than
+    on one, the placement changes every few hundred ms, and two runs timed one
+    after the other can differ by that much on their own. Interleaving also
+    puts the floor under the same background work (the scheduler recording the
+    job's start, other processes). The ratio is the median over the window
+    pairs (each pair ~2 windows back to back), so a burst of outside work that
+    lands in one window does not swing it.
+    """
+    spent = [0.0, 0.0]
+    ratios: list[float] = []
+    pair = ((0, call), (1, floor))
+    sizes = [window] * (n // window) + ([n % window] if n % window else [])
+    for i, size in enumerate(sizes):
+        times = [0.0, 0.0]
+        for slot, func in pair if i % 2 == 0 else pair[::-1]:
+            t0 = now()
+            for _ in range(size):
+                func()
+            times[slot] = now() - t0
+        spent[0] += times[0]
+        spent[1] += times[1]
+        ratios.append(times[0] / times[1])
+    return Paired(spent[0] / n, spent[1] / n, statistics.median(ratios))
 
 
 def noop() -> None:

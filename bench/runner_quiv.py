@@ -32,6 +32,7 @@ import anyio.to_thread
 
 import quiv
 from bench.common import (
+    Paired,
     Progress,
     Result,
     cadence,
@@ -41,7 +42,7 @@ from bench.common import (
     lateness,
     noop,
     now,
-    round_trips,
+    paired_round_trips,
     rss_baseline,
     run_cli,
     throughput,
@@ -54,7 +55,8 @@ END_EVENTS = (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED)
 STARTS: dict[int, list[float]] = {}
 STARTED: queue.Queue[str] = queue.Queue()
 SEEN: dict[str, float] = {}
-PER_CALL: list[float] = []
+#: W8: call_on_main against the bare floor, timed interleaved in the job's thread
+PER_CALL: list[Paired] = []
 ASYNC_PER_CALL: list[float] = []
 
 
@@ -81,8 +83,9 @@ async def sleeper(hold: float, _job_id: str) -> None:
         SEEN[_job_id] = now()
 
 
-def caller(n: int) -> None:
-    PER_CALL.append(round_trips(partial(call_on_main, noop), n))
+def caller(n: int, token: anyio.lowlevel.EventLoopToken) -> None:
+    bare = partial(anyio.from_thread.run_sync, noop, token=token)
+    PER_CALL.append(paired_round_trips(partial(call_on_main, noop), bare, n))
 
 
 async def async_caller(n: int) -> None:
@@ -312,11 +315,9 @@ def w8(params: dict[str, Any]) -> Result:
     n = params["calls"]
 
     async def body(face: Face, ends: Ends) -> Result:
-        bare = partial(anyio.from_thread.run_sync, noop, token=anyio.lowlevel.current_token())
-        floor = [await anyio.to_thread.run_sync(round_trips, bare, n)]
-        await face.call("add_task", task_name="caller", func=caller, run_once=True, args=(n,))
+        token = anyio.lowlevel.current_token()
+        await face.call("add_task", task_name="caller", func=caller, run_once=True, args=(n, token))
         await ends.until(lambda: ends.count >= 1, params["limit_s"])
-        floor.append(await anyio.to_thread.run_sync(round_trips, bare, n))
         result = Result()
         if hasattr(quiv, "call_on_main_async"):
             await face.call(
@@ -329,9 +330,9 @@ def w8(params: dict[str, Any]) -> Result:
             result.na("quiv.call_on_main_async missing or failed", "async_us_per_call")
         if not PER_CALL:
             return result.na("the job did not finish", "us_per_call", "floor_us", "x_floor")
-        floor_s = sum(floor) / len(floor)
+        paired = PER_CALL[0]
         return result.set(
-            us_per_call=PER_CALL[0] * 1e6, floor_us=floor_s * 1e6, x_floor=PER_CALL[0] / floor_s
+            us_per_call=paired.call_s * 1e6, floor_us=paired.floor_s * 1e6, x_floor=paired.ratio
         )
 
     return _run(params, body)

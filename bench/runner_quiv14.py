@@ -28,6 +28,7 @@ import quiv
 from bench.common import (
     Countdown,
     JobEnds,
+    Paired,
     Progress,
     Result,
     cadence,
@@ -37,7 +38,7 @@ from bench.common import (
     lateness,
     noop,
     now,
-    round_trips,
+    paired_round_trips,
     rss_baseline,
     run_cli,
     throughput,
@@ -53,7 +54,10 @@ END_EVENTS = (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED)
 STARTS: dict[int, list[float]] = {}
 STARTED: queue.Queue[str] = queue.Queue()
 SEEN: dict[str, float] = {}
-PER_CALL: list[float] = []
+#: W8: call_on_main against the bare floor, timed interleaved in the job's thread
+PER_CALL: list[Paired] = []
+#: W8: the main loop's token for the floor (quiv 1.4 pickles task args: not in them)
+MAIN_TOKEN: list[anyio.lowlevel.EventLoopToken] = []
 
 
 def mark(i: int) -> None:
@@ -80,7 +84,8 @@ async def sleeper(hold: float, job_id: str) -> None:
 
 
 def caller(n: int) -> None:
-    PER_CALL.append(round_trips(partial(call_on_main, noop), n))
+    bare = partial(anyio.from_thread.run_sync, noop, token=MAIN_TOKEN[0])
+    PER_CALL.append(paired_round_trips(partial(call_on_main, noop), bare, n))
 
 
 def _run(body: Callable[[Quiv], Awaitable[Result]]) -> Callable[[], Result]:
@@ -242,21 +247,17 @@ def w8(params: dict[str, Any]) -> Result:
     n = params["calls"]
 
     async def body(scheduler: Quiv) -> Result:
-        loop = asyncio.get_running_loop()
-        token = anyio.lowlevel.current_token()
-        bare = partial(anyio.from_thread.run_sync, noop, token=token)
-        floor = [await loop.run_in_executor(None, round_trips, bare, n)]
+        MAIN_TOKEN.append(anyio.lowlevel.current_token())
         done = Countdown(1)
         _listen(scheduler, lambda job: done.hit(failed=job.status != "completed"))
         scheduler.add_task(task_name="caller", func=caller, run_once=True, args=(n,))
         await done.wait(params["limit_s"])
-        floor.append(await loop.run_in_executor(None, round_trips, bare, n))
         result = Result().na("quiv 1.4 has no async variant", "async_us_per_call")
         if not PER_CALL:
             return result.na("the job did not finish", "us_per_call", "floor_us", "x_floor")
-        floor_s = sum(floor) / len(floor)
+        paired = PER_CALL[0]
         return result.set(
-            us_per_call=PER_CALL[0] * 1e6, floor_us=floor_s * 1e6, x_floor=PER_CALL[0] / floor_s
+            us_per_call=paired.call_s * 1e6, floor_us=paired.floor_s * 1e6, x_floor=paired.ratio
         )
 
     return _run(body)()

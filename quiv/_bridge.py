@@ -52,11 +52,26 @@ class _Kind(Enum):
 class MainCall:
     """The pending result of a call handed to the main loop (thread-safe)."""
 
-    __slots__ = ("_callbacks", "_done", "_error", "_lock", "_result", "cancel_reason", "scope")
+    __slots__ = (
+        "_callbacks",
+        "_done",
+        "_error",
+        "_lock",
+        "_result",
+        "_waiter",
+        "cancel_reason",
+        "scope",
+    )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._done = threading.Event()
+        # Held until settled: a waiter blocks acquiring it, then releases it for
+        # the next one. One bare lock is the cheapest cross-thread wake-up
+        # (a threading.Event allocates a lock per wait and wakes through a
+        # Condition), and the wake-up is on the critical path of call_on_main.
+        self._waiter = threading.Lock()
+        self._waiter.acquire()
+        self._done = False
         self._callbacks: list[Callable[[], object]] = []
         self._result: Any = None
         self._error: BaseException | None = None
@@ -67,15 +82,16 @@ class MainCall:
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._done
 
     def _settle(self, result: Any = None, error: BaseException | None = None) -> bool:
         with self._lock:
-            if self._done.is_set():
+            if self._done:
                 return False
             self._result, self._error = result, error
-            self._done.set()
+            self._done = True
             callbacks, self._callbacks = self._callbacks, []
+        self._waiter.release()
         for callback in callbacks:
             callback()
         return True
@@ -89,7 +105,7 @@ class MainCall:
     def cancel(self, reason: str = "job cancelled") -> bool:
         """Give up waiting; the main loop cancels the target if it runs."""
         with self._lock:
-            if self._done.is_set():
+            if self._done:
                 return False
             self.cancel_reason = reason
         return self._settle(error=JobCancelledError(reason))
@@ -97,14 +113,16 @@ class MainCall:
     def add_done_callback(self, callback: Callable[[], object]) -> None:
         """Call *callback* (from the settling thread) once settled; now if already."""
         with self._lock:
-            if not self._done.is_set():
+            if not self._done:
                 self._callbacks.append(callback)
                 return
         callback()
 
     def wait(self) -> Any:
         """Block until settled; return the result or raise the error."""
-        self._done.wait()
+        if not self._done:
+            self._waiter.acquire()
+            self._waiter.release()
         return self.result()
 
     def result(self) -> Any:
@@ -170,15 +188,23 @@ class MainLoopBridge:
         self._post(_Kind.FIRE, func, args, kwargs, "run_on_main target", None)
 
     def call(
-        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        into: MainCall | None = None,
     ) -> MainCall:
         """Run the target on the main loop; its outcome settles the returned call.
+
+        The call is *into* if given (so the caller can hook it up first: once
+        it is posted, the main loop wakes and waits for the GIL, and whatever
+        the caller still does before it blocks delays the round trip).
 
         When nothing else is queued the call skips the drain task: it is posted
         straight to the loop, as ``anyio.from_thread.run_sync`` does, which
         saves a task switch per round trip. Queued items keep their order.
         """
-        call = MainCall()
+        call = MainCall() if into is None else into
         with self._lock:
             direct = self._idle and not self._inbox and not self._wake_posted and not self._closed
             if direct:

@@ -22,6 +22,8 @@ __all__ = ("call_on_main", "call_on_main_async", "run_on_main")
 
 T = TypeVar("T")
 
+_JOB_CANCELLED = "job cancelled"
+
 _registry_lock = threading.Lock()
 _running: list[MainLoopBridge] = []
 
@@ -97,18 +99,14 @@ def call_on_main(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
                 "thread; await the target directly"
             )
         return value
-    call = bridge.call(func, args, kwargs)
-    job = current_job()
-    unregister_cancel = (
-        job._on_cancel(lambda: bridge.cancel_call(call, job.cancel_reason or "job cancelled"))
-        if job is not None
-        else None
-    )
+    call = MainCall()
+    unhook = _cancel_with_job(bridge, call)
     try:
+        bridge.call(func, args, kwargs, into=call)
         result: T = call.wait()
     finally:
-        if unregister_cancel is not None:
-            unregister_cancel()
+        if unhook is not None:
+            unhook()
     return result
 
 
@@ -127,23 +125,32 @@ async def call_on_main_async(func: Callable[..., Any], /, *args: Any, **kwargs: 
         if inspect.isawaitable(result):
             result = await result
         return result
-    call = bridge.call(func, args, kwargs)
-    job = current_job()
-    reason = "job cancelled"
-    unregister_cancel = (
-        job._on_cancel(lambda: bridge.cancel_call(call, job.cancel_reason or reason))
-        if job is not None
-        else None
-    )
+    call = MainCall()
+    unhook = _cancel_with_job(bridge, call)
     try:
-        await wait_call(call)
-    except BaseException:
-        bridge.cancel_call(call, reason)
-        raise
+        bridge.call(func, args, kwargs, into=call)
+        try:
+            await wait_call(call)
+        except BaseException:
+            bridge.cancel_call(call, _JOB_CANCELLED)
+            raise
     finally:
-        if unregister_cancel is not None:
-            unregister_cancel()
+        if unhook is not None:
+            unhook()
     return call.result()
+
+
+def _cancel_with_job(bridge: MainLoopBridge, call: MainCall) -> Callable[[], None] | None:
+    """Cancel *call* if the current job is cancelled; return the unhook function.
+
+    Called before the call is posted: once posted, the main loop wakes and
+    waits for the GIL, so work left between posting and blocking delays the
+    round trip. A job cancelled first settles the call, which then never runs.
+    """
+    job = current_job()
+    if job is None:
+        return None
+    return job._on_cancel(lambda: bridge.cancel_call(call, job.cancel_reason or _JOB_CANCELLED))
 
 
 async def wait_call(call: MainCall) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 from quiv import (
@@ -24,6 +25,7 @@ from quiv import (
     current_job,
     run_on_main,
 )
+from quiv._bridge import MainCall
 
 pytestmark = pytest.mark.anyio
 
@@ -352,6 +354,36 @@ async def test_cancelling_the_job_cancels_the_call_on_main_target() -> None:
     assert len(raised) == 1
 
 
+async def test_call_on_main_from_an_already_cancelled_job_raises_without_running_the_target() -> (
+    None
+):
+    ran: list[str] = []
+    raised: list[BaseException] = []
+    started = threading.Event()
+
+    def handler(_stop_event: threading.Event) -> None:
+        started.set()
+        _stop_event.wait(WAIT)
+        try:
+            call_on_main(ran.append, "target")
+        except JobCancelledError as exc:
+            raised.append(exc)
+            raise
+
+    async with AsyncQuiv() as scheduler:
+        task_id = await scheduler.add_task("job", handler, run_once=True)
+        await anyio.to_thread.run_sync(started.wait, WAIT)
+        [job] = await scheduler.get_all_jobs(task_id=task_id)
+        assert scheduler.cancel_job(job.id)
+        with anyio.fail_after(WAIT):
+            final = await scheduler.wait_for_job(job.id)
+        # Anything the job posted runs before a later call's target.
+        assert await anyio.to_thread.run_sync(call_on_main, lambda: "later") == "later"
+    assert final.status is JobStatus.CANCELLED
+    assert len(raised) == 1
+    assert ran == []
+
+
 async def test_call_on_main_async_from_an_async_handler() -> None:
     async def target(x: int) -> int:
         await anyio.lowlevel.checkpoint()
@@ -393,6 +425,45 @@ async def test_cancelling_an_async_job_waiting_in_call_on_main_async() -> None:
             final = await scheduler.wait_for_job(job.id)
             await target_cancelled.wait()
     assert final.status is JobStatus.CANCELLED
+
+
+def test_a_main_call_wakes_every_waiter_and_stays_settled() -> None:
+    call = MainCall()
+    results: list[Any] = []
+    waiters = [threading.Thread(target=lambda: results.append(call.wait())) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    call.set_result(7)
+    for waiter in waiters:
+        waiter.join(WAIT)
+    assert not any(waiter.is_alive() for waiter in waiters)
+    assert results == [7, 7, 7]
+    assert call.done and call.wait() == 7
+    assert not call.cancel("too late")
+    call.set_exception(KeyError("ignored"))  # settled once: later outcomes are dropped
+    assert call.wait() == 7
+
+
+def test_a_cancelled_main_call_raises_for_its_waiter_and_runs_its_callbacks() -> None:
+    call = MainCall()
+    fired: list[bool] = []
+    call.add_done_callback(lambda: fired.append(call.done))
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            call.wait()
+        except JobCancelledError as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert call.cancel("stop")
+    waiter.join(WAIT)
+    assert not waiter.is_alive()
+    assert [str(exc) for exc in outcome] == ["stop"]
+    assert fired == [True]
+    assert call.cancel_reason == "stop"
 
 
 async def test_call_on_main_on_the_main_loop() -> None:
