@@ -1,20 +1,29 @@
-"""quiv's worker threads (``quiv._threads.WorkerThreads``), daemon threads.
+"""quiv's worker threads: daemon threads, so an abandoned handler never blocks exit.
 
-Results and errors reach the caller, each call runs in a copy of the caller's
-context, threads are reused and are daemons, cancelling the caller abandons
-the call, ``close()`` and the idle timeout end the threads.
+The pool (``quiv._threads.WorkerThreads``) on its own: results and errors reach
+the caller, each call runs in a copy of the caller's context, threads are
+reused and are daemons, cancelling the caller abandons the call, ``close()``
+and the idle timeout end the threads. Then the point of it all: a process
+whose scheduler abandoned a sync handler that never returns exits at once
+after ``shutdown``, on asyncio and on trio, from either face.
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import anyio
 import pytest
 import sniffio
-from scheduler_helpers import WAIT
+from scheduler_helpers import WAIT, Recorder
 
+from quiv import AsyncQuiv, Event
+from quiv._engine import ABANDONED_REASON
 from quiv._threads import WorkerThreads
 
 _var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unset")
@@ -130,3 +139,85 @@ async def test_an_idle_thread_exits_after_the_idle_timeout() -> None:
     await join(thread)  # nothing closed the pool
     assert await threads.run_sync(threading.current_thread) is not thread
     threads.close()
+
+
+async def test_handlers_run_on_daemon_threads() -> None:
+    daemons: list[bool] = []
+
+    def sync_handler() -> None:
+        daemons.append(threading.current_thread().daemon)
+
+    async def async_handler() -> None:
+        sync_handler()
+
+    async with AsyncQuiv(pool_size=2) as s:
+        rec = Recorder(s, [Event.JOB_COMPLETED])
+        await s.add_task("sync", sync_handler, run_once=True)
+        await s.add_task("async", async_handler, run_once=True)
+        await rec.wait_count(Event.JOB_COMPLETED, 2)
+    assert daemons == [True, True]
+
+
+# -- the process exits ---------------------------------------------------------------------
+
+APP = """\
+import sys
+import threading
+
+import anyio
+
+from quiv import AsyncQuiv, Event, Quiv
+
+backend, face = sys.argv[1], sys.argv[2]
+started = threading.Event()
+
+
+def stubborn():  # ignores its stop event and never returns
+    started.set()
+    threading.Event().wait()
+
+
+def on_cancelled(event, task, job):
+    print(job.error_message, flush=True)
+
+
+async def async_face():
+    async with AsyncQuiv(shutdown_timeout=0.1) as s:
+        s.add_listener(Event.JOB_CANCELLED, on_cancelled)
+        await s.add_task("stubborn", stubborn, run_once=True)
+        assert await anyio.to_thread.run_sync(started.wait, 10)
+
+
+if face == "async":
+    anyio.run(async_face, backend=backend)
+else:
+    s = Quiv(backend=backend)
+    s.start()
+    s.add_listener(Event.JOB_CANCELLED, on_cancelled)
+    s.add_task("stubborn", stubborn, run_once=True)
+    assert started.wait(10)
+    s.shutdown(timeout=0.1)
+print("shut down", flush=True)
+"""
+
+
+@pytest.mark.parametrize("face", ["async", "sync"])
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_process_exits_although_an_abandoned_handler_never_returns(
+    backend: str, face: str, tmp_path: Path
+) -> None:
+    pytest.importorskip(backend)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", APP, backend, face],
+            cwd=Path(__file__).parent.parent,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=WAIT * 3,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the process did not exit; its output: {exc.stdout!r} {exc.stderr!r}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{ABANDONED_REASON}\nshut down\n", result.stderr
+    assert os.listdir(tmp_path) == []
