@@ -4,8 +4,9 @@ The pool (``quiv._threads.WorkerThreads``) on its own: results and errors reach
 the caller, each call runs in a copy of the caller's context, threads are
 reused and are daemons, cancelling the caller abandons the call, ``close()``
 and the idle timeout end the threads. Then the point of it all: a process
-whose scheduler abandoned a sync handler that never returns exits at once
-after ``shutdown``, on asyncio and on trio, from either face.
+whose scheduler abandoned handlers that never return (a sync one, and an async
+one blocking its worker loop) exits at once after ``shutdown``, on asyncio and
+on trio, from either face.
 """
 
 from __future__ import annotations
@@ -169,12 +170,20 @@ import anyio
 from quiv import AsyncQuiv, Event, Quiv
 
 backend, face = sys.argv[1], sys.argv[2]
-started = threading.Event()
+started = threading.Semaphore(0)
 
 
 def stubborn():  # ignores its stop event and never returns
-    started.set()
+    started.release()
     threading.Event().wait()
+
+
+async def stubborn_async():  # blocks its worker loop: no await to cancel
+    stubborn()
+
+
+def wait_for_both():
+    return all(started.acquire(timeout=10) for _ in range(2))
 
 
 def on_cancelled(event, task, job):
@@ -185,7 +194,8 @@ async def async_face():
     async with AsyncQuiv(shutdown_timeout=0.1) as s:
         s.add_listener(Event.JOB_CANCELLED, on_cancelled)
         await s.add_task("stubborn", stubborn, run_once=True)
-        assert await anyio.to_thread.run_sync(started.wait, 10)
+        await s.add_task("stubborn_async", stubborn_async, run_once=True)
+        assert await anyio.to_thread.run_sync(wait_for_both)
 
 
 if face == "async":
@@ -195,7 +205,8 @@ else:
     s.start()
     s.add_listener(Event.JOB_CANCELLED, on_cancelled)
     s.add_task("stubborn", stubborn, run_once=True)
-    assert started.wait(10)
+    s.add_task("stubborn_async", stubborn_async, run_once=True)
+    assert wait_for_both()
     s.shutdown(timeout=0.1)
 print("shut down", flush=True)
 """
@@ -219,5 +230,5 @@ def test_the_process_exits_although_an_abandoned_handler_never_returns(
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the process did not exit; its output: {exc.stdout!r} {exc.stderr!r}")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{ABANDONED_REASON}\nshut down\n", result.stderr
+    assert result.stdout == f"{ABANDONED_REASON}\n" * 2 + "shut down\n", result.stderr
     assert os.listdir(tmp_path) == []
