@@ -28,6 +28,7 @@ from ._ready import Inbox, ReadyQueue
 from ._runner import Outcome, work
 from ._state import JobRun, TaskState, Waiter, new_id, utcnow
 from ._store._base import Store
+from ._threads import WorkerThreads
 from ._timer import TimerEntry, TimerHeap
 from ._triggers import IntervalSchedule, next_run, retry_delay
 from ._typing import Logger
@@ -71,7 +72,7 @@ class Engine:
         self.store = store
         self.listeners = listeners
         self.logger = logger
-        self.limiter = anyio.CapacityLimiter(pool_size)
+        self._threads = WorkerThreads()
         self.timer: TimerHeap[TaskState | JobRun] = TimerHeap()
         self.tasks: dict[str, TaskState] = {}
         #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
@@ -191,19 +192,16 @@ class Engine:
     async def _worker(self) -> None:
         """Run one pool worker thread until the ready queue is empty.
 
-        Shielded: only abandonment at shutdown may stop waiting for the thread.
+        The ready queue starts at most ``pool_size`` of these. Shielded: only
+        abandonment at shutdown may stop waiting for the thread, a daemon
+        thread that then cannot delay the interpreter's exit.
         """
         assert self._inbox is not None
         with anyio.CancelScope(shield=True) as scope:
             self._worker_scopes.add(scope)
             try:
-                await anyio.to_thread.run_sync(
-                    work,
-                    self._ready,
-                    self._inbox.put,
-                    self.worker_backend,
-                    limiter=self.limiter,
-                    abandon_on_cancel=True,
+                await self._threads.run_sync(
+                    work, self._ready, self._inbox.put, self.worker_backend
                 )
             finally:
                 self._worker_scopes.discard(scope)
@@ -376,6 +374,7 @@ class Engine:
         # A running job's cancel frees its worker, which must not start a queued
         # job that this loop has not cancelled yet.
         self._ready.close()
+        self._threads.close()  # from now on, a thread exits once its call returns
         self.stop_timer()
         for run in list(self.jobs.values()):
             self.cancel_run(run, SHUTDOWN_REASON)

@@ -47,9 +47,9 @@ def remember(scheduler: Quiv) -> None:
             return
         _hook_installed = True
     # threading._register_atexit hooks run before the interpreter joins
-    # non-daemon threads (anyio's asyncio worker threads are not daemons), so
-    # the scheduler is stopped before exit waits for its workers; plain atexit
-    # hooks would run too late for that.
+    # non-daemon threads, so the scheduler is stopped (and its jobs see their
+    # stop event) while the program's other threads still run; plain atexit
+    # hooks would run only after that join.
     register = getattr(threading, "_register_atexit", None)
     try:
         if register is not None:

@@ -1,11 +1,10 @@
 """The ready queue shared by the scheduler loop and the pool's worker threads.
 
 Jobs that are due wait here, ordered by due time. Up to ``pool_size`` worker
-threads (each started through ``anyio.to_thread.run_sync`` with the
-scheduler's limiter) take jobs from it one at a time until it is empty, so a
-burst of jobs costs one thread hand-off per worker, not one per job. Finished
-and started notices flow back through an :class:`Inbox`, which wakes the
-scheduler loop once per batch.
+threads (quiv's own daemon threads, see :mod:`quiv._threads`) take jobs from
+it one at a time until it is empty, so a burst of jobs costs one thread
+hand-off per worker, not one per job. Finished and started notices flow back
+through an :class:`Inbox`, which wakes the scheduler loop once per batch.
 """
 
 from __future__ import annotations

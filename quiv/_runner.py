@@ -1,14 +1,14 @@
 """Running jobs on a pool worker thread.
 
-:func:`work` is what the scheduler hands to ``anyio.to_thread.run_sync``: it
-takes jobs from the ready queue until the queue is empty. Sync handlers are
-called right on the worker thread. Async handlers run in an event loop on
-that thread (the host's backend unless configured otherwise): a worker that
-meets an async job starts a loop and runs the following async jobs in it too,
-each in its own cancel scope, which the job's cancellation cancels through a
-non-blocking hand-off. A sync job ends the streak, so sync handlers never run
-inside an event loop (they may call ``asyncio.run`` themselves). The main loop
-never runs a handler.
+:func:`work` is what the scheduler runs on one of its worker threads (see
+:mod:`quiv._threads`): it takes jobs from the ready queue until the queue is
+empty. Sync handlers are called right on the worker thread. Async handlers run
+in an event loop on that thread (the host's backend unless configured
+otherwise): a worker that meets an async job starts a loop and runs the
+following async jobs in it too, each in its own cancel scope, which the job's
+cancellation cancels through a non-blocking hand-off. A sync job ends the
+streak, so sync handlers never run inside an event loop (they may call
+``asyncio.run`` themselves). The main loop never runs a handler.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from quiv import AsyncQuiv, Event, Job, Task, TaskStatus
+from quiv._threads import THREAD_NAME
 
 #: bound for every wait in the tests (seconds)
 WAIT = 5.0
@@ -116,6 +117,11 @@ async def is_idle(scheduler: AsyncQuiv, task_id: str) -> bool:
     """Whether *task_id* has no job in flight (nothing was dispatched for it)."""
     task = await scheduler.get_task(task_id)
     return task.status is not TaskStatus.RUNNING
+
+
+def pool_threads() -> list[threading.Thread]:
+    """quiv's worker threads that are still alive (they exit when their scheduler stops)."""
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME)]
 
 
 _HANDLER_FRAMES = frozenset({"_execute_sync", "_execute_async", "_await_in_scope"})

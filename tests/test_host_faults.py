@@ -19,7 +19,15 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from scheduler_helpers import WAIT, Gates, Recorder, handler_threads, settle, wait_until
+from scheduler_helpers import (
+    WAIT,
+    Gates,
+    Recorder,
+    handler_threads,
+    pool_threads,
+    settle,
+    wait_until,
+)
 from sync_helpers import no_leftovers, quiv_threads
 
 from quiv import (
@@ -158,7 +166,7 @@ async def test_host_cancelled_while_starting_leaves_nothing(private_tempdir: Pat
         with pytest.raises(SchedulerStoppedError):
             await s.get_all_tasks()
     assert os.listdir(private_tempdir) == []
-    await wait_until(lambda: _quiv_frames() == [])
+    await wait_until(lambda: _quiv_frames() == [] and pool_threads() == [])
     new = {t.name for t in set(threading.enumerate()) - threads}
     assert all(name.startswith(("AnyIO worker", "Trio thread")) for name in new), new
 

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from scheduler_helpers import WAIT, wait_until
+from scheduler_helpers import WAIT, pool_threads, wait_until
 
 from quiv import AsyncQuiv, Event, Job, JobStatus, Task
 
@@ -199,7 +199,7 @@ async def stress(n: int) -> None:
     # warm the backend's thread cache and lazily opened descriptors first
     async with AsyncQuiv(pool_size=8, logger=quiet_logger()) as s:
         await run_workload(s, 200, seed=1)
-    await wait_until(lambda: quiv_threads() == [])
+    await wait_until(lambda: quiv_threads() == [] and pool_threads() == [])
     fds = open_fds()
     async with AsyncQuiv(pool_size=8, logger=quiet_logger()) as s:
         plan = await run_workload(s, n, seed=2)
@@ -208,7 +208,7 @@ async def stress(n: int) -> None:
         assert stats.active_jobs == 0
         assert stats.tasks_by_status == {"active": 0, "running": 0, "paused": 0}
     check(plan, n, history, stats.job_history_count)
-    await wait_until(lambda: quiv_threads() == [], timeout=WAIT)
+    await wait_until(lambda: quiv_threads() == [] and pool_threads() == [], timeout=WAIT)
     new = {t.name for t in set(threading.enumerate()) - threads_before if t.is_alive()}
     assert all(name.startswith(("AnyIO worker", "Trio thread")) for name in new), new
     assert open_fds() - fds == set()  # nothing left open
