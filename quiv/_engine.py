@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -19,7 +20,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ._bridge import MainLoopBridge
-from ._clock import Clock, WallClock
+from ._clock import Clock, LoopClock, WallClock
 from ._context import JobContext
 from ._errors import SchedulerStoppedError
 from ._events import Event, Listeners
@@ -35,6 +36,12 @@ from ._typing import Logger
 
 __all__ = ("Engine",)
 
+
+#: how long before a task's deadline the timer wakes for it (with the loop's
+#: clock): event loops wake up to a millisecond or two late (asyncio rounds its
+#: waits up to whole milliseconds, twice), while a worker thread can wait out
+#: the rest of the time to a tenth of that before it starts the job
+LEAD = 0.0025
 
 #: how many finished run-once tasks ``wait_for_task`` still answers for
 _FINISHED_ONCE_KEPT = 1_000
@@ -69,6 +76,8 @@ class Engine:
         self.pool_size = pool_size
         self.clock = clock
         self.wall = WallClock(clock)
+        #: a fake clock's deadlines are met exactly by the timer: no lead
+        self.lead = LEAD if isinstance(clock, LoopClock) else 0.0
         self.store = store
         self.listeners = listeners
         self.logger = logger
@@ -113,12 +122,12 @@ class Engine:
             task.entry.cancel()
         task.status = TaskStatus.ACTIVE
         task.deadline = deadline
-        task.entry = self._arm(deadline, task)
+        task.entry = self._arm(deadline - self.lead, task)
 
-    def _arm(self, deadline: float, what: TaskState | JobRun) -> TimerEntry[TaskState | JobRun]:
-        """Push a deadline; wake the timer if it sleeps past it."""
-        entry = self.timer.push(deadline, what)
-        if deadline < self._sleeping_until and self._sleep_scope is not None:
+    def _arm(self, wake_at: float, what: TaskState | JobRun) -> TimerEntry[TaskState | JobRun]:
+        """Push a wake-up time; wake the timer now if it sleeps past it."""
+        entry = self.timer.push(wake_at, what)
+        if wake_at < self._sleeping_until and self._sleep_scope is not None:
             self._sleep_scope.cancel()
         return entry
 
@@ -178,6 +187,9 @@ class Engine:
             progress_callback=task.progress_callback,
         )
         run = JobRun(task, due, ctx)
+        ahead = due - self.clock.now()
+        if ahead > 0:  # woken early by the lead: the worker waits out the rest
+            run.start_at = time.monotonic() + ahead
         task.run = run
         task.status = TaskStatus.RUNNING
         task.deadline = None

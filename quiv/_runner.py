@@ -108,7 +108,16 @@ async def _execute_isolated(run: JobRun, report: Report) -> Outcome:
 
 
 def _begin(run: JobRun, report: Report) -> Mapping[str, Any] | None:
-    """Mark *run* started and return its keyword arguments, or ``None`` if it was cancelled."""
+    """Mark *run* started and return its keyword arguments, or ``None`` if it was cancelled.
+
+    A job dispatched ahead of its deadline first waits for it, on this thread,
+    which keeps time far more precisely than an event loop's timer.
+    """
+    start_at = run.start_at
+    if start_at is not None:
+        ahead = start_at - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
     ctx = run.ctx
     with ctx._lock:
         if ctx._cancelled:  # cancelled before it started

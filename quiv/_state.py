@@ -192,6 +192,7 @@ class JobRun:
         "scheduled_at",
         "seq",
         "started",
+        "start_at",
         "started_at",
         "status",
         "task",
@@ -208,6 +209,9 @@ class JobRun:
         self.attempt = ctx.attempt
         self.ctx = ctx
         self.due = due
+        #: ``time.monotonic()`` before which the handler must not start, when the
+        #: job was dispatched ahead of its deadline (see ``Engine.lead``)
+        self.start_at: float | None = None
         self.seq = next(_job_seq)
         self.status = JobStatus.SCHEDULED
         self.scheduled_at = utcnow()

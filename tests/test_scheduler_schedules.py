@@ -537,3 +537,28 @@ async def test_an_interval_below_the_clock_resolution_does_not_hang(fixed: bool)
         for n in range(1, 4):
             await rec.wait_count(Event.JOB_COMPLETED, n)
             await clock.advance(0.001)
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+async def test_with_the_loop_clock_no_job_starts_before_its_deadline(is_async: bool) -> None:
+    """The timer wakes a little ahead of a deadline; the worker waits out the rest."""
+    starts: dict[int, float] = {}
+
+    def mark(i: int) -> None:
+        starts[i] = time.monotonic()
+
+    async def mark_async(i: int) -> None:
+        mark(i)
+
+    intended: dict[int, float] = {}
+    async with AsyncQuiv(pool_size=4, db_path=":memory:") as s:
+        rec = Recorder(s, [Event.JOB_COMPLETED])
+        for i in range(40):
+            delay = 0.002 + i * 0.0007  # a spread of deadlines inside and beyond the lead
+            intended[i] = time.monotonic() + delay
+            await s.add_task(
+                "m", mark_async if is_async else mark, run_once=True, delay=delay, args=(i,)
+            )
+        await rec.wait_count(Event.JOB_COMPLETED, 40)
+    early = {i: intended[i] - starts[i] for i in intended if starts[i] < intended[i]}
+    assert early == {}, f"started ahead of the deadline by (s): {early}"
