@@ -39,7 +39,7 @@ __all__ = ("Engine",)
 
 #: how long before a task's deadline the timer wakes for it (with the loop's
 #: clock): event loops wake up to a millisecond or two late (asyncio rounds its
-#: waits up to whole milliseconds, twice), while a worker thread can wait out
+#: waits up to whole milliseconds), while a worker thread can wait out
 #: the rest of the time to a tenth of that before it starts the job
 LEAD = 0.0025
 
