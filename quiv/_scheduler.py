@@ -3,50 +3,34 @@
 from __future__ import annotations
 
 import logging
-import math
-import threading
-import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime, tzinfo
 from os import PathLike
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import sniffio
 from anyio.from_thread import BlockingPortal
-from anyio.lowlevel import current_token
 
-from . import _main
+from . import _main, _operations, _queries
 from ._bridge import MainLoopBridge
-from ._clock import Clock, LoopClock
+from ._clock import Clock
 from ._config import UNSET, Unset, build_config
-from ._errors import (
-    ConfigurationError,
-    JobNotFoundError,
-    SchedulerStoppedError,
-    TaskNotActiveError,
-    TaskNotFoundError,
-    TaskRunningError,
-)
+from ._errors import SchedulerStoppedError
 from ._events import Event, Listeners
+from ._lifecycle import start_engine, stop_engine
 from ._loop_thread import _unwrap
 from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
-from ._requests import TaskUpdate, new_task, validate_update
-from ._state import TaskState, Waiter
-from ._store._base import JobQuery, Store
-from ._triggers import clamp_delay
+from ._requests import new_task, validate_update
+from ._state import TaskState
 from ._typing import Logger
-from ._validation import check_bool, check_int, check_number, resolve_timezone
+from ._validation import check_number, resolve_timezone
+
+if TYPE_CHECKING:
+    from ._engine import Engine
 
 __all__ = ("AsyncQuiv",)
-
-
-_ORDER_BY = ("started_at", "ended_at", "scheduled_at")
-#: how long shutdown waits for queued events at most, and at least past its timeout
-_FLUSH_MAX = 5.0
-_FLUSH_MIN = 0.25
 
 
 class AsyncQuiv:
@@ -109,8 +93,7 @@ class AsyncQuiv:
         self._logger: Logger = self._config.logger or logging.getLogger("quiv")
         self._listeners = Listeners()
         self._state = "new"
-        self._engine: Any = None
-        self._store: Store | None = None
+        self._engine: Engine | None = None
         self._bridge: MainLoopBridge | None = None
         self._own_bridge = True
         self._portal: BlockingPortal | None = None
@@ -160,31 +143,17 @@ class AsyncQuiv:
                 "an AsyncQuiv runs once; create a new instance to start again"
             )
         self._state = "starting"
-        from ._engine import Engine
-
         try:
             async with AsyncExitStack() as stack:
-                task_group = await stack.enter_async_context(anyio.create_task_group())
-                stack.callback(task_group.cancel_scope.cancel)
-                self._store = _make_store(self._config, self._logger)
-                await self._store.start(task_group)
-                if self._bridge is None:
-                    self._bridge = MainLoopBridge(
-                        current_token(), threading.get_ident(), self._logger
-                    )
-                if self._own_bridge:
-                    await task_group.start(self._bridge.run)
-                engine = Engine(
-                    pool_size=self._config.pool_size,
-                    clock=self._config.clock or LoopClock(),
-                    store=self._store,
-                    listeners=self._listeners,
-                    logger=self._logger,
+                engine = await start_engine(
+                    stack,
+                    self._config,
+                    self._logger,
+                    self._listeners,
+                    self._bridge,
+                    own_bridge=self._own_bridge,
                 )
-                engine.bridge = self._bridge
-                engine.history_retention = float(self._config.history_retention_seconds)
-                backend = self._config.worker_backend or sniffio.current_async_library()
-                await engine.start(task_group, backend)
+                self._bridge = engine.bridge
                 self._engine = engine
                 self._portal = await stack.enter_async_context(BlockingPortal())
                 stack.push_async_callback(self.shutdown)
@@ -196,6 +165,7 @@ class AsyncQuiv:
                 raise
             raise error from error.__cause__
         self._state = "running"
+        assert self._bridge is not None
         _main.register(self._bridge)
         return self
 
@@ -238,43 +208,18 @@ class AsyncQuiv:
             return
         self._state = "stopping"
         self._shutdown_done = done = anyio.Event()
-        engine, bridge, store = self._engine, self._bridge, self._store
-        assert bridge is not None and store is not None
-        begin = anyio.current_time()
+        engine, bridge = self._engine, self._bridge
+        assert engine is not None and bridge is not None
         _main.unregister(bridge)
         with anyio.CancelScope(shield=True):
             try:
-                abandoned = await engine.shutdown(timeout)
-                if abandoned:
-                    names = ", ".join(f"{job.task_name!r} (job {job.id})" for job in abandoned)
-                    self._logger.warning(
-                        "quiv: shutdown abandoned %d job(s) still running after %s s: %s",
-                        len(abandoned),
-                        timeout,
-                        names,
-                    )
-                stopped = SchedulerStoppedError("the scheduler was shut down")
-                for waiters in engine.task_waiters.values():
-                    for waiter in waiters:
-                        waiter.fail(stopped)
-                engine.task_waiters.clear()
-                if flush_events and not bridge.closed:
-                    # deliver the events of the jobs that just ended, but let no
-                    # hung listener stretch the shutdown much past its timeout
-                    budget = _FLUSH_MAX
-                    if timeout is not None:
-                        left = begin + timeout - anyio.current_time()
-                        budget = min(budget, max(left, _FLUSH_MIN))
-                    with anyio.move_on_after(budget):
-                        await _main.wait_call(bridge.call(lambda: None, (), {}))
-                pending = bridge.pending
-                if pending and self._own_bridge:
-                    self._logger.warning(
-                        "quiv: %d main-loop call(s) still pending at shutdown are cancelled",
-                        pending,
-                    )
-                bridge.stop()
-                await store.aclose()
+                await stop_engine(
+                    engine,
+                    timeout,
+                    self._logger,
+                    flush_events=flush_events,
+                    own_bridge=self._own_bridge,
+                )
             finally:
                 self._state = "stopped"
                 done.set()
@@ -291,23 +236,15 @@ class AsyncQuiv:
         if not self._calls % 32:
             await anyio.lowlevel.checkpoint()
 
-    def _check_running(self) -> Any:
+    def _check_running(self) -> Engine:
         if self._state != "running":
             if self._state == "new":
                 raise SchedulerStoppedError(
                     "the scheduler is not running; use it as `async with AsyncQuiv() as s:`"
                 )
             raise SchedulerStoppedError("the scheduler was shut down")
+        assert self._engine is not None
         return self._engine
-
-    def _task(self, task_id: object) -> TaskState:
-        engine = self._check_running()
-        if not isinstance(task_id, str):
-            raise ConfigurationError.bad_value("task_id", task_id, "a task id string")
-        task: TaskState | None = engine.tasks.get(task_id)
-        if task is None:
-            raise TaskNotFoundError(task_id)
-        return task
 
     # -- tasks -------------------------------------------------------------------
 
@@ -349,7 +286,7 @@ class AsyncQuiv:
         :raises ConfigurationError: for an invalid or conflicting parameter
         :raises HandlerRegistrationError: if *func* or *progress_callback* is not callable
         """
-        self._check_running()
+        engine = self._check_running()
         task, first_delay = new_task(
             task_name=task_name,
             func=func,
@@ -366,7 +303,7 @@ class AsyncQuiv:
             retry_backoff=retry_backoff,
             jitter=jitter,
         )
-        self._register_task(task, first_delay)
+        _operations.register_task(engine, task, first_delay)
         await self._checkpoint()
         return task.id
 
@@ -378,20 +315,7 @@ class AsyncQuiv:
         :param requested_at: ``time.monotonic()`` when another thread asked for
             it; the time the request took to arrive counts against the delay
         """
-        engine = self._check_running()
-        if requested_at is not None and isinstance(engine.clock, LoopClock):
-            first_delay = max(0.0, first_delay - (time.monotonic() - requested_at))
-        deadline = engine.clock.now() + first_delay
-        task.anchor = deadline
-        engine.tasks[task.id] = task
-        task.wall = engine.wall
-        task.deadline = deadline
-        self._emit(Event.TASK_ADDED, task)
-        if first_delay > 0:
-            engine.schedule(task, deadline)
-            engine.store.put_task(task)
-        else:  # due now: skip the timer
-            engine.dispatch(task, deadline)
+        _operations.register_task(self._check_running(), task, first_delay, requested_at)
 
     async def update_task(
         self,
@@ -419,9 +343,9 @@ class AsyncQuiv:
         :raises TaskNotFoundError: for an unknown task
         :raises ConfigurationError: for an invalid value (nothing is changed)
         """
-        task = self._task(task_id)
-        engine = self._engine
-        update: TaskUpdate = validate_update(
+        engine = self._check_running()
+        task = _queries.find_task(engine, task_id)
+        update = validate_update(
             task.settings(),
             task.handler,
             task_name=task_name,
@@ -436,23 +360,7 @@ class AsyncQuiv:
             progress_callback=progress_callback,
             run_at=run_at,
         )
-        task.apply(update.settings)
-        now = engine.clock.now()
-        deadline: float | None = None
-        if update.interval_changed:
-            deadline = now + update.settings.interval
-        elif update.run_at_delay is not None:
-            deadline = now + update.run_at_delay
-        if deadline is not None:
-            task.anchor = deadline
-            if task.run is not None:
-                task.pending_deadline = deadline
-            elif task.status is TaskStatus.PAUSED:
-                task.pending_deadline = deadline
-            else:
-                engine.schedule(task, deadline)
-        engine.store.put_task(task)
-        self._emit(Event.TASK_UPDATED, task)
+        _operations.apply_update(engine, task, update)
         await self._checkpoint()
         return task.snapshot()
 
@@ -461,19 +369,7 @@ class AsyncQuiv:
 
         :raises TaskNotFoundError: for an unknown task
         """
-        task = self._task(task_id)
-        engine = self._engine
-        snapshot = task.snapshot()
-        task.removed = True
-        engine.unschedule(task)
-        del engine.tasks[task.id]
-        engine.store.delete_task(task.id)
-        if task.run is not None:
-            engine.cancel_run(task.run, "task removed")
-        else:
-            for waiter in engine.task_waiters.pop(task.id, []):
-                waiter.fail(TaskNotFoundError(task.id))
-        self._emit(Event.TASK_REMOVED, snapshot)
+        _operations.remove_task(self._check_running(), task_id)
         await self._checkpoint()
 
     async def pause_task(self, task_id: str) -> None:
@@ -483,13 +379,7 @@ class AsyncQuiv:
 
         :raises TaskNotFoundError: for an unknown task
         """
-        task = self._task(task_id)
-        engine = self._engine
-        engine.unschedule(task)
-        task.status = TaskStatus.PAUSED
-        task.rerun_requested = False
-        engine.store.put_task(task)
-        self._emit(Event.TASK_PAUSED, task)
+        _operations.pause_task(self._check_running(), task_id)
         await self._checkpoint()
 
     async def resume_task(self, task_id: str, delay: float = 0) -> None:
@@ -501,19 +391,7 @@ class AsyncQuiv:
         :raises TaskRunningError: if one of its jobs is in flight
         :raises ConfigurationError: for a negative or non-finite *delay*
         """
-        task = self._task(task_id)
-        seconds = clamp_delay(check_number(delay, "delay"))
-        if task.run is not None:
-            raise TaskRunningError(f"task {task.id!r} has a job in flight; resume it after")
-        engine = self._engine
-        deadline = task.pending_deadline
-        task.pending_deadline = None
-        if deadline is None or seconds:
-            deadline = engine.clock.now() + seconds
-        task.anchor = deadline
-        engine.schedule(task, deadline)
-        engine.store.put_task(task)
-        self._emit(Event.TASK_RESUMED, task)
+        _operations.resume_task(self._check_running(), task_id, delay)
         await self._checkpoint()
 
     async def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
@@ -526,17 +404,7 @@ class AsyncQuiv:
         :raises TaskRunningError: if a job is in flight (and *after_current* is not
             set, or the task runs once)
         """
-        task = self._task(task_id)
-        check_bool(after_current, "after_current")
-        if task.status is TaskStatus.PAUSED:
-            raise TaskNotActiveError(f"task {task.id!r} is paused; resume it first")
-        if task.run is not None:
-            if not after_current or task.run_once:
-                raise TaskRunningError(f"task {task.id!r} has a job in flight")
-            task.rerun_requested = True
-            self._engine.store.put_task(task)
-        else:
-            self._engine.dispatch(task, self._engine.clock.now())
+        _operations.run_task_immediately(self._check_running(), task_id, after_current)
         await self._checkpoint()
 
     async def get_task(self, task_id: str) -> Task:
@@ -544,7 +412,7 @@ class AsyncQuiv:
 
         :raises TaskNotFoundError: for an unknown (removed, finished run-once) task
         """
-        task = self._task(task_id)
+        task = _queries.find_task(self._check_running(), task_id)
         await self._checkpoint()
         return task.snapshot()
 
@@ -562,22 +430,11 @@ class AsyncQuiv:
         :param status: only tasks with this status
         :param task_name: only tasks with exactly this name
         """
-        engine = self._check_running()
-        check_bool(include_run_once, "include_run_once")
-        wanted = None if status is None else _enum_value(TaskStatus, status, "status")
-        if task_name is not None and not isinstance(task_name, str):
-            raise ConfigurationError.bad_value("task_name", task_name, "a str or None")
-        start, stop = _page(limit, offset)
-        tasks = [
-            task
-            for task in engine.tasks.values()
-            if (include_run_once or not task.run_once)
-            and (wanted is None or task.status is wanted)
-            and (task_name is None or task.task_name == task_name)
-        ]
-        tasks.sort(key=lambda t: (t.deadline is None, t.deadline or 0.0))
+        tasks = _queries.select_tasks(
+            self._check_running(), include_run_once, status, limit, offset, task_name
+        )
         await self._checkpoint()
-        return [task.snapshot() for task in tasks[start:stop]]
+        return [task.snapshot() for task in tasks]
 
     # -- jobs --------------------------------------------------------------------
 
@@ -588,14 +445,7 @@ class AsyncQuiv:
         set; an async handler is also cancelled at its next ``await``. The job
         ends ``cancelled``.
         """
-        engine = self._check_running()
-        if not isinstance(job_id, str):
-            raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
-        run = engine.jobs.get(job_id)
-        if run is None:
-            return False
-        engine.cancel_run(run, "cancelled by cancel_job()")
-        return True
+        return _operations.cancel_job(self._check_running(), job_id)
 
     async def get_job(self, job_id: str) -> Job:
         """Return a job's record (it reflects every change made before the call).
@@ -603,13 +453,7 @@ class AsyncQuiv:
         :raises JobNotFoundError: for an unknown or pruned job
         :raises StoreError: if the store cannot answer
         """
-        engine = self._check_running()
-        if not isinstance(job_id, str):
-            raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
-        job: Job | None = await engine.store.get_job(job_id)
-        if job is None:
-            raise JobNotFoundError(job_id)
-        return job
+        return await _queries.get_job(self._check_running(), job_id)
 
     async def get_all_jobs(
         self,
@@ -632,27 +476,11 @@ class AsyncQuiv:
         :raises ConfigurationError: for an invalid filter
         :raises StoreError: if the store cannot answer
         """
-        from ._validation import check_datetime
-
         engine = self._check_running()
-        wanted = None if status is None else _enum_value(JobStatus, status, "status")
-        if task_id is not None and not isinstance(task_id, str):
-            raise ConfigurationError.bad_value("task_id", task_id, "a task id string or None")
-        if order_by not in _ORDER_BY:
-            raise ConfigurationError.bad_value("order_by", order_by, f"one of {_ORDER_BY}")
-        check_bool(descending, "descending")
-        query = JobQuery(
-            status=wanted,
-            task_id=task_id,
-            since=None if since is None else check_datetime(since, "since"),
-            until=None if until is None else check_datetime(until, "until"),
-            order_by=order_by,  # type: ignore[arg-type]
-            descending=descending,
-            limit=None if limit is None else check_int(limit, "limit"),
-            offset=check_int(offset, "offset"),
+        query = _queries.job_query(
+            status, task_id, since, until, order_by, descending, limit, offset
         )
-        jobs: list[Job] = await engine.store.get_jobs(query)
-        return jobs
+        return await engine.store.get_jobs(query)
 
     async def wait_for_job(self, job_id: str, timeout: float | None = None) -> Job:
         """Wait until a job ends; return its final record.
@@ -664,16 +492,7 @@ class AsyncQuiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        engine = self._check_running()
-        limit = _timeout(timeout)
-        if not isinstance(job_id, str):
-            raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
-        run = engine.jobs.get(job_id)
-        if run is None:
-            return await self.get_job(job_id)
-        waiter = Waiter()
-        run.waiters.append(waiter)
-        return await _wait(waiter, limit, run.waiters)
+        return await _queries.wait_for_job(self._check_running(), job_id, timeout)
 
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
         """Wait for the next job of a task to end (the one in flight, if any).
@@ -685,18 +504,7 @@ class AsyncQuiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        engine = self._check_running()
-        if isinstance(task_id, str) and task_id not in engine.tasks:
-            finished: Job | None = engine.finished_job(task_id)
-            if finished is not None:  # a run-once task that already ran
-                _timeout(timeout)
-                return finished
-        task = self._task(task_id)
-        limit = _timeout(timeout)
-        waiter = Waiter()
-        waiters = self._engine.task_waiters.setdefault(task.id, [])
-        waiters.append(waiter)
-        return await _wait(waiter, limit, waiters)
+        return await _queries.wait_for_task(self._check_running(), task_id, timeout)
 
     # -- events and the main loop --------------------------------------------------
 
@@ -727,73 +535,5 @@ class AsyncQuiv:
         engine = self._check_running()
         # Count the history first: the await lets jobs start and end, and the
         # in-memory figures below must all come from one moment.
-        history: int = await engine.store.count_jobs()
-        by_status = dict.fromkeys((s.value for s in TaskStatus), 0)
-        next_runs: list[datetime] = []
-        for task in engine.tasks.values():
-            by_status[task.status.value] += 1
-            if task.next_run_at is not None and task.status is TaskStatus.ACTIVE:
-                next_runs.append(task.next_run_at)
-        return QuivStats(
-            active_jobs=len(engine.jobs),
-            pool_size=engine.pool_size,
-            pool_utilization=min(1.0, engine.running / engine.pool_size),
-            tasks_by_status=by_status,
-            next_run_at=min(next_runs, default=None),
-            job_history_count=history,
-            loop_alive=self._state == "running",
-        )
-
-    def _emit(self, event: Event, task: TaskState | Task) -> None:
-        if not self._listeners.wants(event):
-            return
-        snapshot = task.snapshot() if isinstance(task, TaskState) else task
-        self._listeners.emit(self._bridge, event, snapshot)
-
-
-def _make_store(config: QuivConfig, logger: Logger) -> Store:
-    from ._store import MemoryStore, SQLiteStore
-
-    if config.db_path == ":memory:":
-        return MemoryStore(
-            history_retention_seconds=config.history_retention_seconds, logger=logger
-        )
-    return SQLiteStore(
-        config.db_path,
-        history_retention_seconds=config.history_retention_seconds,
-        logger=logger,
-    )
-
-
-def _enum_value(enum: Any, value: object, name: str) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        choices = ", ".join(repr(member.value) for member in enum)
-        raise ConfigurationError.bad_value(name, value, f"one of {choices}") from None
-
-
-def _page(limit: object, offset: object) -> tuple[int, int | None]:
-    start = check_int(offset, "offset")
-    if limit is None:
-        return start, None
-    return start, start + check_int(limit, "limit")
-
-
-def _timeout(timeout: object) -> float:
-    if timeout is None:
-        return math.inf
-    return check_number(timeout, "timeout", allow_inf=True)
-
-
-async def _wait(waiter: Waiter, limit: float, registry: list[Waiter]) -> Job:
-    try:
-        with anyio.fail_after(limit):
-            await waiter.event.wait()
-    finally:
-        if not waiter.event.is_set() and waiter in registry:
-            registry.remove(waiter)
-    if waiter.error is not None:
-        raise waiter.error
-    assert waiter.job is not None
-    return waiter.job
+        history = await engine.store.count_jobs()
+        return _queries.stats_snapshot(engine, history, loop_alive=self._state == "running")

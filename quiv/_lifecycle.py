@@ -1,0 +1,134 @@
+"""AsyncQuiv's start and stop: the store, the main-loop bridge and the engine.
+
+:func:`start_engine` brings them up in a task group, in order;
+:func:`stop_engine` takes them down at shutdown. The scheduler's own state
+(new, running, stopped) stays with :class:`~quiv.AsyncQuiv`.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+import anyio
+import sniffio
+from anyio.lowlevel import current_token
+
+from . import _main
+from ._bridge import MainLoopBridge
+from ._clock import LoopClock
+from ._errors import SchedulerStoppedError
+from ._events import Listeners
+from ._models import QuivConfig
+from ._store._base import Store
+from ._typing import Logger
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ("start_engine", "stop_engine")
+
+#: how long shutdown waits for queued events at most, and at least past its timeout
+_FLUSH_MAX = 5.0
+_FLUSH_MIN = 0.25
+
+
+async def start_engine(
+    stack: AsyncExitStack,
+    config: QuivConfig,
+    logger: Logger,
+    listeners: Listeners,
+    bridge: MainLoopBridge | None,
+    *,
+    own_bridge: bool,
+) -> Engine:
+    """Start the store, the bridge (if *own_bridge*) and the engine in a task group.
+
+    Without a *bridge*, the current loop becomes the main loop. Leaving
+    *stack* cancels the task group.
+    """
+    from ._engine import Engine
+
+    task_group = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(task_group.cancel_scope.cancel)
+    store = _make_store(config, logger)
+    await store.start(task_group)
+    if bridge is None:
+        bridge = MainLoopBridge(current_token(), threading.get_ident(), logger)
+    if own_bridge:
+        await task_group.start(bridge.run)
+    engine = Engine(
+        pool_size=config.pool_size,
+        clock=config.clock or LoopClock(),
+        store=store,
+        listeners=listeners,
+        logger=logger,
+    )
+    engine.bridge = bridge
+    engine.history_retention = float(config.history_retention_seconds)
+    backend = config.worker_backend or sniffio.current_async_library()
+    await engine.start(task_group, backend)
+    return engine
+
+
+async def stop_engine(
+    engine: Engine,
+    timeout: float | None,
+    logger: Logger,
+    *,
+    flush_events: bool,
+    own_bridge: bool,
+) -> None:
+    """Stop the engine, fail the waiters, flush the bridge and close the store.
+
+    Call it in a shielded scope: it waits for running jobs up to *timeout*.
+    """
+    bridge = engine.bridge
+    assert bridge is not None
+    begin = anyio.current_time()
+    abandoned = await engine.shutdown(timeout)
+    if abandoned:
+        names = ", ".join(f"{job.task_name!r} (job {job.id})" for job in abandoned)
+        logger.warning(
+            "quiv: shutdown abandoned %d job(s) still running after %s s: %s",
+            len(abandoned),
+            timeout,
+            names,
+        )
+    stopped = SchedulerStoppedError("the scheduler was shut down")
+    for waiters in engine.task_waiters.values():
+        for waiter in waiters:
+            waiter.fail(stopped)
+    engine.task_waiters.clear()
+    if flush_events and not bridge.closed:
+        # deliver the events of the jobs that just ended, but let no
+        # hung listener stretch the shutdown much past its timeout
+        budget = _FLUSH_MAX
+        if timeout is not None:
+            left = begin + timeout - anyio.current_time()
+            budget = min(budget, max(left, _FLUSH_MIN))
+        with anyio.move_on_after(budget):
+            await _main.wait_call(bridge.call(lambda: None, (), {}))
+    pending = bridge.pending
+    if pending and own_bridge:
+        logger.warning(
+            "quiv: %d main-loop call(s) still pending at shutdown are cancelled",
+            pending,
+        )
+    bridge.stop()
+    await engine.store.aclose()
+
+
+def _make_store(config: QuivConfig, logger: Logger) -> Store:
+    from ._store import MemoryStore, SQLiteStore
+
+    if config.db_path == ":memory:":
+        return MemoryStore(
+            history_retention_seconds=config.history_retention_seconds, logger=logger
+        )
+    return SQLiteStore(
+        config.db_path,
+        history_retention_seconds=config.history_retention_seconds,
+        logger=logger,
+    )
