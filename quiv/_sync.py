@@ -4,40 +4,28 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from functools import partial
 from os import PathLike
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from anyio.from_thread import BlockingPortal
 
-from . import _main
-from ._bridge import MainLoopBridge
 from ._clock import Clock
 from ._config import UNSET, Unset
-from ._context import current_job
-from ._errors import ConfigurationError, QuivError, SchedulerStoppedError
+from ._errors import ConfigurationError, SchedulerStoppedError
 from ._events import Event
-from ._exit import forget, remember, running_loop_token
-from ._loop_thread import LoopThread
-from ._loops import spawn_here
 from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from ._requests import new_task
 from ._scheduler import AsyncQuiv
-from ._state import TaskState
+from ._sync_runtime import SyncRuntime
 from ._typing import Logger
 from ._validation import check_number
 
 __all__ = ("Quiv",)
-
-T = TypeVar("T")
-
-#: how long shutdown() waits for the scheduler's thread after the engine stopped
-_JOIN_TIMEOUT = 10.0
 
 
 class Quiv:
@@ -121,17 +109,14 @@ class Quiv:
         if backend_options is not None and not isinstance(backend_options, Mapping):
             raise ConfigurationError.bad_value("backend_options", backend_options, "a mapping")
         self._backend = backend
-        self._backend_options = dict(backend_options or {})
         self._logger: Logger = self._async.config.logger or logging.getLogger("quiv")
-        self._lock = threading.Lock()
-        self._state = "new"
-        self._loop: LoopThread | None = None
-        self._bridge: MainLoopBridge | None = None
-        self._started = threading.Event()
-        self._stopped = threading.Event()
+        self._runtime = SyncRuntime(
+            self, self._async, backend, dict(backend_options or {}), self._logger
+        )
 
     def __repr__(self) -> str:
-        return f"<Quiv {self._state} pool_size={self.config.pool_size} backend={self._backend}>"
+        state = self._runtime.state
+        return f"<Quiv {state} pool_size={self.config.pool_size} backend={self._backend}>"
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -148,7 +133,7 @@ class Quiv:
     @property
     def is_running(self) -> bool:
         """``True`` between :meth:`start` and :meth:`shutdown`."""
-        return self._state == "running" and self._async.is_running
+        return self._runtime.state == "running" and self._async.is_running
 
     @property
     def portal(self) -> BlockingPortal:
@@ -178,51 +163,9 @@ class Quiv:
         :raises SchedulerStoppedError: if it was shut down (a ``Quiv`` runs once)
         :raises StoreError: if the job store cannot be opened
         """
-        while True:
-            with self._lock:
-                state = self._state
-                if state == "new":
-                    self._state = "starting"
-                    break
-            if state == "running":
-                return
-            if state == "starting":  # another thread is starting it
-                self._started.wait()
-                continue
-            raise SchedulerStoppedError("this Quiv was shut down; create a new one to start again")
-        try:
-            self._start()
-        except BaseException:
-            with self._lock:
-                self._state = "stopped"
-            self._stopped.set()
-            raise
-        else:
-            with self._lock:
-                self._state = "running"
-        finally:
-            self._started.set()
-        remember(self)
+        self._runtime.start()
 
     startup = start
-
-    def _start(self) -> None:
-        cancel_drain: Callable[[], None] | None = None
-        token = running_loop_token()
-        if token is not None:  # the caller's loop is the main loop
-            bridge = MainLoopBridge(token, threading.get_ident(), self._logger)
-            self._async._use_main_loop(bridge)
-            cancel_drain = spawn_here(bridge.run, "quiv main-loop bridge")
-            self._bridge = bridge
-        loop = LoopThread(self._backend, self._backend_options, name=f"quiv-{id(self):x}")
-        loop.on_exit = self._on_loop_exit
-        self._loop = loop
-        try:
-            loop.start(self._async)
-        except BaseException:
-            if cancel_drain is not None:
-                cancel_drain()
-            raise
 
     def shutdown(self, timeout: float | None | Unset = UNSET) -> None:
         """Stop the scheduler and end its thread; a second call does nothing.
@@ -243,79 +186,17 @@ class Quiv:
             timeout = self.config.shutdown_timeout
         elif timeout is not None:
             timeout = check_number(timeout, "timeout", allow_inf=True)
-        self._stop(timeout, flush=True)
+        self._runtime.stop(timeout, flush=True)
 
     stop = shutdown
 
-    def _stop(self, timeout: float | None, *, flush: bool) -> None:
-        while True:
-            with self._lock:
-                state = self._state
-                if state == "new":
-                    self._state = "stopped"
-                    self._stopped.set()
-                    return
-                if state == "running":
-                    self._state = "stopping"
-                    break
-            if state == "starting":
-                self._started.wait()
-                continue
-            if not (self._on_own_loop() or self._on_main_thread() or current_job()):
-                self._stopped.wait()  # another thread (or a callback) is shutting it down
-                if self._loop is not None:
-                    self._loop.join(_JOIN_TIMEOUT)
-            return
-        loop = self._loop
-        assert loop is not None
-        loop.stop_accepting()
-        flush = flush and not self._on_main_thread() and not loop.on_loop_thread()
-
-        async def final() -> None:
-            try:
-                await self._async._shutdown(timeout, flush_events=flush)
-            finally:
-                loop.request_exit()
-
-        if loop.on_loop_thread() or current_job() is not None:
-            # The scheduler's own thread cannot wait for itself, and a job
-            # cannot wait for a shutdown that waits for that very job.
-            loop.submit(final, final=True)
-            return
-        try:
-            loop.call(final, final=True)
-        except SchedulerStoppedError:
-            pass  # the loop ended on its own meanwhile
-        finally:
-            if not loop.join(_JOIN_TIMEOUT):
-                self._logger.warning("quiv: the scheduler's thread did not end after shutdown")
-            forget(self)
-            self._stopped.set()
-
     def _shutdown_at_exit(self, timeout: float) -> None:
         """The safety net: shut down a scheduler that is still running at exit."""
-        if self._state != "running":
+        if self._runtime.state != "running":
             return
         self._logger.warning("quiv: %r was never shut down; shutting it down at exit", self)
         configured = self.config.shutdown_timeout
-        self._stop(timeout if configured is None else min(configured, timeout), flush=False)
-
-    def _on_loop_exit(self, error: BaseException | None) -> None:
-        # On the scheduler's thread, when its loop has ended (normally or not).
-        with self._lock:
-            crashed = self._state == "running"
-            if self._state in ("running", "stopping"):
-                self._state = "stopped"
-        if crashed and error is not None:
-            self._logger.error("quiv: the scheduler's loop stopped unexpectedly", exc_info=error)
-        bridge = self._bridge
-        if bridge is not None:
-            _main.unregister(bridge)
-            if not bridge.closed:
-                bridge.stop()
-        if self._state == "stopped":
-            forget(self)
-            self._stopped.set()
+        self._runtime.stop(timeout if configured is None else min(configured, timeout), flush=False)
 
     def __enter__(self) -> Quiv:
         self.start()
@@ -328,44 +209,6 @@ class Quiv:
         tb: TracebackType | None,
     ) -> None:
         self.shutdown()
-
-    # -- plumbing --------------------------------------------------------------
-
-    def _on_main_thread(self) -> bool:
-        bridge = self._bridge
-        return bridge is not None and bridge.on_main_thread()
-
-    def _on_own_loop(self) -> bool:
-        return self._loop is not None and self._loop.on_loop_thread()
-
-    def _running_loop(self) -> LoopThread:
-        if self._state != "running" or self._loop is None:
-            if self._state in ("new", "starting"):
-                raise SchedulerStoppedError("the scheduler is not running; call start() first")
-            raise SchedulerStoppedError("the scheduler was shut down")
-        return self._loop
-
-    def _call(self, name: str, method: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
-        loop = self._running_loop()
-        if loop.on_loop_thread():
-            raise QuivError(
-                f"Quiv.{name}() cannot block the scheduler's own event loop, which runs "
-                "this code (a callback of a Quiv started outside any event loop): call it "
-                f"from another thread, or `await scheduler.async_quiv.{name}(...)` in an "
-                "async callback"
-            )
-        return loop.call(partial(method, *args, **kw))
-
-    def _call_plain(self, method: Callable[..., T], *args: Any) -> T:
-        """Run a non-blocking method of the engine on its loop (directly if on it)."""
-        loop = self._running_loop()
-        if loop.on_loop_thread():
-            return method(*args)
-
-        async def run() -> T:
-            return method(*args)
-
-        return loop.call(run)
 
     # -- tasks -------------------------------------------------------------------
 
@@ -394,7 +237,7 @@ class Quiv:
         adding many tasks from a web endpoint costs no thread round trip each.
         Later calls from the same thread see the task.
         """
-        loop = self._running_loop()
+        loop = self._runtime.running_loop()
         requested_at = time.monotonic()
         task, first_delay = new_task(
             task_name=task_name,
@@ -412,24 +255,8 @@ class Quiv:
             retry_backoff=retry_backoff,
             jitter=jitter,
         )
-        if loop.on_loop_thread():
-            self._async._register_task(task, first_delay)
-        else:
-            task.hold_request(first_delay, requested_at)
-            loop.post(self._register_task, task)
+        self._runtime.add_task(loop, task, first_delay, requested_at)
         return task.id
-
-    def _register_task(self, task: TaskState) -> None:
-        # Runs on the scheduler's loop as a plain callback: it must not raise.
-        first_delay, requested_at = task.held_request()
-        try:
-            self._async._register_task(task, first_delay, requested_at)
-        except QuivError as exc:
-            self._logger.warning(
-                "quiv: task %r (%s) was not added: %s", task.task_name, task.id, exc
-            )
-        except Exception:
-            self._logger.exception("quiv: adding task %r failed", task.task_name)
 
     def update_task(
         self,
@@ -448,7 +275,7 @@ class Quiv:
         run_at: datetime | Unset = UNSET,
     ) -> Task:
         """Change a task in place; see :meth:`AsyncQuiv.update_task <quiv.AsyncQuiv.update_task>`."""
-        return self._call(
+        return self._runtime.call(
             "update_task",
             self._async.update_task,
             task_id,
@@ -467,19 +294,19 @@ class Quiv:
 
     def remove_task(self, task_id: str) -> None:
         """Remove a task (cancelling its job in flight); history stays."""
-        self._call("remove_task", self._async.remove_task, task_id)
+        self._runtime.call("remove_task", self._async.remove_task, task_id)
 
     def pause_task(self, task_id: str) -> None:
         """Pause a task: no new job starts until :meth:`resume_task`."""
-        self._call("pause_task", self._async.pause_task, task_id)
+        self._runtime.call("pause_task", self._async.pause_task, task_id)
 
     def resume_task(self, task_id: str, delay: float = 0) -> None:
         """Make a task active again; its next run is *delay* seconds from now."""
-        self._call("resume_task", self._async.resume_task, task_id, delay)
+        self._runtime.call("resume_task", self._async.resume_task, task_id, delay)
 
     def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
         """Run a task now, outside its schedule (or right after its current job)."""
-        self._call(
+        self._runtime.call(
             "run_task_immediately",
             self._async.run_task_immediately,
             task_id,
@@ -488,7 +315,7 @@ class Quiv:
 
     def get_task(self, task_id: str) -> Task:
         """Return a task; see :meth:`AsyncQuiv.get_task <quiv.AsyncQuiv.get_task>`."""
-        return self._call("get_task", self._async.get_task, task_id)
+        return self._runtime.call("get_task", self._async.get_task, task_id)
 
     def get_all_tasks(
         self,
@@ -499,7 +326,7 @@ class Quiv:
         task_name: str | None = None,
     ) -> list[Task]:
         """Return tasks ordered by next run (tasks without one last)."""
-        return self._call(
+        return self._runtime.call(
             "get_all_tasks",
             self._async.get_all_tasks,
             include_run_once,
@@ -513,11 +340,11 @@ class Quiv:
 
     def cancel_job(self, job_id: str) -> bool:
         """Cancel a queued or running job; return ``False`` if it is not in flight."""
-        return self._call_plain(self._async.cancel_job, job_id)
+        return self._runtime.call_plain(self._async.cancel_job, job_id)
 
     def get_job(self, job_id: str) -> Job:
         """Return a job's record; see :meth:`AsyncQuiv.get_job <quiv.AsyncQuiv.get_job>`."""
-        return self._call("get_job", self._async.get_job, job_id)
+        return self._runtime.call("get_job", self._async.get_job, job_id)
 
     def get_all_jobs(
         self,
@@ -531,7 +358,7 @@ class Quiv:
         offset: int = 0,
     ) -> list[Job]:
         """Return job records, newest first by default."""
-        return self._call(
+        return self._runtime.call(
             "get_all_jobs",
             self._async.get_all_jobs,
             status,
@@ -552,7 +379,7 @@ class Quiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        return self._call("wait_for_job", self._async.wait_for_job, job_id, timeout)
+        return self._runtime.call("wait_for_job", self._async.wait_for_job, job_id, timeout)
 
     def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
         """Block until the next job of a task ends (the one in flight, if any).
@@ -562,7 +389,7 @@ class Quiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        return self._call("wait_for_task", self._async.wait_for_task, task_id, timeout)
+        return self._runtime.call("wait_for_task", self._async.wait_for_task, task_id, timeout)
 
     async def await_job(self, job_id: str, timeout: float | None = None) -> Job:
         """Wait, in async code on any loop (asyncio or trio), until a job ends.
@@ -572,7 +399,7 @@ class Quiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        loop = self._running_loop()
+        loop = self._runtime.running_loop()
         if loop.on_loop_thread():
             return await self._async.wait_for_job(job_id, timeout)
         return await loop.call_async(partial(self._async.wait_for_job, job_id, timeout))
@@ -585,28 +412,28 @@ class Quiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        loop = self._running_loop()
+        loop = self._runtime.running_loop()
         if loop.on_loop_thread():
             return await self._async.wait_for_task(task_id, timeout)
         return await loop.call_async(partial(self._async.wait_for_task, task_id, timeout))
 
     def stats(self) -> QuivStats:
         """A snapshot of the scheduler's state."""
-        return self._call("stats", self._async.stats)
+        return self._runtime.call("stats", self._async.stats)
 
     # -- events and the main loop --------------------------------------------------
 
     def add_listener(self, event: Event, callback: Callable[..., Any]) -> None:
         """Call *callback* on the main loop for every *event* (also before start)."""
         try:
-            self._call_plain(self._async.add_listener, event, callback)
+            self._runtime.call_plain(self._async.add_listener, event, callback)
         except SchedulerStoppedError:  # not running: nothing else touches the registry
             self._async.add_listener(event, callback)
 
     def remove_listener(self, event: Event, callback: Callable[..., Any]) -> None:
         """Stop calling *callback* for *event* (unknown callbacks are ignored)."""
         try:
-            self._call_plain(self._async.remove_listener, event, callback)
+            self._runtime.call_plain(self._async.remove_listener, event, callback)
         except SchedulerStoppedError:
             self._async.remove_listener(event, callback)
 

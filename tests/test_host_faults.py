@@ -242,7 +242,7 @@ async def test_shutdown_with_thousands_of_queued_jobs(tmp_path: Path, gates: Gat
 
 def _crash(scheduler: Quiv) -> None:
     """Make the scheduler's event loop die under it, as a fatal error would."""
-    loop: Any = scheduler._loop
+    loop: Any = scheduler._runtime.loop
     native = loop._token.native_token
     if scheduler._backend == "asyncio":
         native.call_soon_threadsafe(native.stop)  # run_until_complete() raises
@@ -293,7 +293,7 @@ def test_the_sync_faces_loop_dying(backend: str, caplog: pytest.LogCaptureFixtur
         waiter.start()
         # crash once the waiter's call runs on the loop (a call spawned but not
         # yet started when trio crashes would never run: a RuntimeWarning)
-        loop: Any = scheduler._loop
+        loop: Any = scheduler._runtime.loop
         deadline = time.monotonic() + WAIT
         while not any(call._scope is not None for call in list(loop._pending)):
             assert time.monotonic() < deadline, "the waiter's call never started"
