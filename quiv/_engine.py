@@ -30,7 +30,7 @@ from ._runner import Outcome, work
 from ._state import JobRun, TaskState, Waiter, new_id, utcnow
 from ._store._base import Store
 from ._threads import WorkerThreads
-from ._timer import TimerEntry, TimerHeap
+from ._timer import TimerHeap
 from ._triggers import IntervalSchedule, next_run, retry_delay
 from ._typing import Logger
 
@@ -82,7 +82,10 @@ class Engine:
         self.listeners = listeners
         self.logger = logger
         self._threads = WorkerThreads()
-        self.timer: TimerHeap[TaskState | JobRun] = TimerHeap()
+        #: the tasks' next runs (the timer wakes ``lead`` ahead of them)
+        self.deadlines: TimerHeap[TaskState] = TimerHeap()
+        #: the running jobs' timeouts
+        self.timeouts: TimerHeap[JobRun] = TimerHeap()
         self.tasks: dict[str, TaskState] = {}
         #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
         self.task_waiters: dict[str, list[Waiter]] = {}
@@ -122,14 +125,19 @@ class Engine:
             task.entry.cancel()
         task.status = TaskStatus.ACTIVE
         task.deadline = deadline
-        task.entry = self._arm(deadline - self.lead, task)
+        task.entry = self.deadlines.push(deadline, task)
+        self._wake_before(deadline - self.lead)
 
-    def _arm(self, wake_at: float, what: TaskState | JobRun) -> TimerEntry[TaskState | JobRun]:
-        """Push a wake-up time; wake the timer now if it sleeps past it."""
-        entry = self.timer.push(wake_at, what)
+    def _arm_timeout(self, run: JobRun, timeout: float) -> None:
+        run.timeout = timeout
+        deadline = self.clock.now() + timeout
+        run.timeout_entry = self.timeouts.push(deadline, run)
+        self._wake_before(deadline)
+
+    def _wake_before(self, wake_at: float) -> None:
+        """Wake the timer now if it sleeps past *wake_at*."""
         if wake_at < self._sleeping_until and self._sleep_scope is not None:
             self._sleep_scope.cancel()
-        return entry
 
     def unschedule(self, task: TaskState) -> None:
         if task.entry is not None:
@@ -141,30 +149,35 @@ class Engine:
         with anyio.CancelScope() as self._timer_scope:
             task_status.started()
             while True:
-                for entry in self.timer.pop_due(self.clock.now()):
-                    try:
-                        self._fire(entry.payload)
-                    except Exception:  # an engine bug must not stop the timer
-                        self.logger.exception("quiv: timer callback failed")
-                deadline = self.timer.next_deadline()
+                self._fire_due()
+                wake_at = math.inf
+                if (deadline := self.deadlines.next_deadline()) is not None:
+                    wake_at = deadline - self.lead
+                if (timeout := self.timeouts.next_deadline()) is not None:
+                    wake_at = min(wake_at, timeout)
                 with anyio.CancelScope() as self._sleep_scope:
-                    self._sleeping_until = math.inf if deadline is None else deadline
-                    await self.clock.sleep_until(self._sleeping_until)
+                    self._sleeping_until = wake_at
+                    await self.clock.sleep_until(wake_at)
                 self._sleep_scope = None
                 self._sleeping_until = -math.inf
+
+    def _fire_due(self) -> None:
+        """Time out the jobs that ran too long, then dispatch the tasks that are due."""
+        now = self.clock.now()
+        try:
+            for timeout in self.timeouts.pop_due(now):
+                run = timeout.payload
+                self.cancel_run(run, f"timed out after {run.timeout:g} s")
+            for deadline in self.deadlines.pop_due(now + self.lead):
+                self._on_due(deadline.payload)
+        except Exception:  # an engine bug must not stop the timer
+            self.logger.exception("quiv: timer callback failed")
 
     def stop_timer(self) -> None:
         if self._timer_scope is not None:
             self._timer_scope.cancel()
 
     # -- dispatch --------------------------------------------------------------
-
-    def _fire(self, what: TaskState | JobRun) -> None:
-        """A timer entry came due: a task's next run, or a running job's timeout."""
-        if isinstance(what, TaskState):
-            self._on_due(what)
-        else:
-            self.cancel_run(what, f"timed out after {what.timeout:g} s")
 
     def _on_due(self, task: TaskState) -> None:
         task.entry = None
@@ -235,8 +248,7 @@ class Engine:
         self.running += 1
         timeout = run.task.timeout
         if timeout is not None:
-            run.timeout = timeout
-            run.timeout_entry = self._arm(self.clock.now() + timeout, run)
+            self._arm_timeout(run, timeout)
         self.store.put_job(run)
         if self.listeners.wants(Event.JOB_STARTED):
             self.listeners.emit(self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot())

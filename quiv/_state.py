@@ -112,7 +112,7 @@ class TaskState(TaskSettings):
     wall: WallClock | None = None
     #: origin of the fixed-interval grid
     anchor: float = 0.0
-    entry: TimerEntry[TaskState | JobRun] | None = None
+    entry: TimerEntry[TaskState] | None = None
     retry_attempt: int = 0
     rerun_requested: bool = False
     #: a ``run_at`` set by ``update_task`` while a job was in flight
@@ -224,7 +224,7 @@ class JobRun:
         self.duration: float | None = None
         self.error_message: str | None = None
         self.timeout = 0.0
-        self.timeout_entry: TimerEntry[TaskState | JobRun] | None = None
+        self.timeout_entry: TimerEntry[JobRun] | None = None
         self.waiters: list[Waiter] = []
         self.done = False
         self.final: Job | None = None
