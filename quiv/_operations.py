@@ -51,9 +51,9 @@ def register_task(
     task.wall = engine.wall
     task.deadline = deadline
     _emit(engine, Event.TASK_ADDED, task)
+    engine.store.put_task(task, new=True)
     if first_delay > 0:
         engine.schedule(task, deadline)
-        engine.store.put_task(task)
     else:  # due now: skip the timer
         engine.dispatch(task, deadline)
 

@@ -116,6 +116,24 @@ async def test_writes_are_coalesced_into_one_transaction() -> None:
         assert (await store.get_tasks())[0].status is TaskStatus.ACTIVE
 
 
+async def test_a_new_task_deleted_before_its_row_was_written_costs_no_write() -> None:
+    store = SQLiteStore(connection_factory=probe_factory)
+    async with running(store):
+        conn = probe(store)
+        store.put_task(make_task("kept"), new=True)
+        store.put_task(make_task("came-and-went"), new=True)
+        store.put_task(make_task("came-and-went", status=TaskStatus.RUNNING))
+        store.delete_task("came-and-went")
+        await store.flush()
+        assert conn.rows_written == 1  # no row and no deletion for the second task
+        assert [task.id for task in await store.get_tasks()] == ["kept"]
+        # once its row is written, deleting a new task does reach the database
+        store.delete_task("kept")
+        await store.flush()
+        assert conn.rows_written == 2
+        assert await store.get_tasks() == []
+
+
 async def test_temporary_database_is_private_and_removed_on_aclose() -> None:
     store = SQLiteStore()
     assert store.path is None  # nothing touches the disk before start

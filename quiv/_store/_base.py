@@ -82,8 +82,13 @@ class Store(ABC):
         """Write what is queued, stop background work and release every resource."""
 
     @abstractmethod
-    def put_task(self, task: Task | Live[Task]) -> None:
-        """Queue an insert-or-replace of *task*'s row (a live one is snapshotted when written)."""
+    def put_task(self, task: Task | Live[Task], *, new: bool = False) -> None:
+        """Queue an insert-or-replace of *task*'s row (a live one is snapshotted when written).
+
+        :param new: the task was never stored before; a store that queues
+            writes may then drop both the row and a deletion that follows it
+            before it was written
+        """
 
     @abstractmethod
     def delete_task(self, task_id: str) -> None:

@@ -90,7 +90,7 @@ class MemoryStore(Store):
         self._logger.warning("quiv store: closed, not recording %s %r", kind, record_id)
         return False
 
-    def put_task(self, task: Task | Live[Task]) -> None:
+    def put_task(self, task: Task | Live[Task], *, new: bool = False) -> None:
         """Store *task* (its arguments are turned into display strings when read).
 
         After :meth:`aclose` the row is dropped with a warning.

@@ -118,8 +118,8 @@ def task_to_row(task: Task) -> Row:
     return (
         str(task.id),
         str(task.task_name),
-        json.dumps([display(arg) for arg in task.args]),
-        json.dumps({str(key): display(value) for key, value in kwargs.items()}),
+        json.dumps([display(arg) for arg in task.args]) if task.args else "[]",
+        json.dumps({str(key): display(value) for key, value in kwargs.items()}) if kwargs else "{}",
         _opt_float(task.interval_seconds),
         int(bool(task.fixed_interval)),
         int(bool(task.run_once)),

@@ -204,13 +204,14 @@ class SQLiteStore(Store):
         self._logger.warning("quiv store: closed, not recording %s %r", kind, record_id)
         return False
 
-    def put_task(self, task: Task | Live[Task]) -> None:
+    def put_task(self, task: Task | Live[Task], *, new: bool = False) -> None:
         """Queue an insert-or-replace of *task*'s row.
 
+        A *new* task deleted before its row was written is never written.
         After :meth:`aclose` the row is dropped with a warning.
         """
         if self._writable("task", task.id):
-            self._writer.put_task(task)
+            self._writer.put_task(task, new=new)
 
     def delete_task(self, task_id: str) -> None:
         """Queue the deletion of a task's row (its job history stays).

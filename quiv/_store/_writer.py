@@ -62,6 +62,8 @@ class BatchWriter:
         self._write_batch = write_batch
         self._logger = logger
         self._tasks: TaskRows = {}
+        #: ids of queued tasks whose rows were never written
+        self._unwritten: set[str] = set()
         self._jobs: JobRows = {}
         self._in_flight = 0
         # every put gets a sequence number; flush waits for _committed >= its number
@@ -78,13 +80,23 @@ class BatchWriter:
 
     # -- queueing ---------------------------------------------------------
 
-    def put_task(self, task: Task | Live[Task]) -> None:
-        """Queue *task*'s row (replacing any queued state of it)."""
+    def put_task(self, task: Task | Live[Task], *, new: bool = False) -> None:
+        """Queue *task*'s row (replacing any queued state of it).
+
+        :param new: the row was never written; deleting the task before the
+            next batch then leaves nothing to write at all
+        """
         self._tasks[task.id] = task
+        if new:
+            self._unwritten.add(task.id)
         self._queued()
 
     def delete_task(self, task_id: str) -> None:
         """Queue the deletion of a task's row (replacing any queued state of it)."""
+        if task_id in self._unwritten:  # a run-once task that came and went
+            self._unwritten.discard(task_id)
+            del self._tasks[task_id]
+            return
         self._tasks[task_id] = None
         self._queued()
 
@@ -137,6 +149,7 @@ class BatchWriter:
         """Write everything queued in one batch; return whether it was committed."""
         tasks, self._tasks = self._tasks, {}
         jobs, self._jobs = self._jobs, {}
+        self._unwritten = set()  # from now on, a deletion must reach the database
         if not (tasks or jobs):
             return True
         covered = self._seq
