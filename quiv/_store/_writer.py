@@ -2,8 +2,13 @@
 
 ``put_*`` record the newest state of a row in a dict keyed by id (a job put
 three times before the writer runs is written once, last state wins) and wake
-the writer. The writer hands everything pending to ``write_batch`` (one
-transaction). On failure the rows go back into the queue under any newer ones,
+the writer. Every :data:`COALESCE_SECONDS` the writer hands ``write_batch``
+(one transaction) the final states (ended jobs, deleted tasks) and the live
+records queued more than about :data:`SETTLE_SECONDS` ago; a live record
+younger than that waits, because the job it belongs to will likely end soon
+and then cost one row instead of two (under a burst of short jobs this halves
+the writing). Any read flushes everything at once, so reads never miss a
+write. On failure the rows go back into the queue under any newer ones,
 the error is logged, and the writer retries with a doubling backoff; a
 :meth:`BatchWriter.flush` during a failure asks for an immediate retry and
 raises :class:`~quiv.StoreError` if the attempt that covered its writes failed,
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
@@ -32,6 +38,7 @@ __all__ = (
     "BACKOFF_MIN",
     "COALESCE_SECONDS",
     "LOG_EVERY",
+    "SETTLE_SECONDS",
     "BatchWriter",
     "WriteBatch",
 )
@@ -39,6 +46,9 @@ __all__ = (
 #: how long the writer waits for more rows before writing a batch (a flush,
 #: i.e. any read, cuts it short)
 COALESCE_SECONDS = 0.02
+#: how long a live (still changing) record may wait for its final state before
+#: it is written anyway
+SETTLE_SECONDS = 0.5
 #: first retry delay after a failed batch, in seconds (doubles up to BACKOFF_MAX)
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 5.0
@@ -49,6 +59,7 @@ LOG_EVERY = 60.0
 TaskRows = dict[str, "Task | Live[Task] | None"]
 JobRows = dict[str, "Job | Live[Job]"]
 WriteBatch = Callable[[TaskRows, JobRows], Awaitable[None]]
+R = TypeVar("R", TaskRows, JobRows)
 
 
 class BatchWriter:
@@ -61,10 +72,15 @@ class BatchWriter:
     def __init__(self, write_batch: WriteBatch, logger: Logger) -> None:
         self._write_batch = write_batch
         self._logger = logger
+        #: rows queued in the current generation (younger than SETTLE_SECONDS) ...
         self._tasks: TaskRows = {}
+        self._jobs: JobRows = {}
+        self._young_since = 0.0
+        #: ... and in earlier ones: due to be written with the next batch
+        self._old_tasks: TaskRows = {}
+        self._old_jobs: JobRows = {}
         #: ids of queued tasks whose rows were never written
         self._unwritten: set[str] = set()
-        self._jobs: JobRows = {}
         self._in_flight = 0
         # every put gets a sequence number; flush waits for _committed >= its number
         self._seq = 0
@@ -86,7 +102,10 @@ class BatchWriter:
         :param new: the row was never written; deleting the task before the
             next batch then leaves nothing to write at all
         """
-        self._tasks[task.id] = task
+        if task.id in self._old_tasks:
+            self._old_tasks[task.id] = task
+        else:
+            self._young(self._tasks)[task.id] = task
         if new:
             self._unwritten.add(task.id)
         self._queued()
@@ -95,15 +114,28 @@ class BatchWriter:
         """Queue the deletion of a task's row (replacing any queued state of it)."""
         if task_id in self._unwritten:  # a run-once task that came and went
             self._unwritten.discard(task_id)
-            del self._tasks[task_id]
+            self._tasks.pop(task_id, None)
+            self._old_tasks.pop(task_id, None)
             return
-        self._tasks[task_id] = None
+        if task_id in self._old_tasks:
+            self._old_tasks[task_id] = None
+        else:
+            self._young(self._tasks)[task_id] = None
         self._queued()
 
     def put_job(self, job: Job | Live[Job]) -> None:
         """Queue *job*'s row (replacing any queued state of it)."""
-        self._jobs[job.id] = job
+        if job.id in self._old_jobs:
+            self._old_jobs[job.id] = job
+        else:
+            self._young(self._jobs)[job.id] = job
         self._queued()
+
+    def _young(self, rows: R) -> R:
+        """*rows*, the young generation's; the generation begins with its first row."""
+        if not (self._tasks or self._jobs):
+            self._young_since = time.monotonic()
+        return rows
 
     def _queued(self) -> None:
         self._seq += 1
@@ -112,7 +144,11 @@ class BatchWriter:
     @property
     def pending_writes(self) -> int:
         """Rows queued or being written, not yet committed."""
-        return len(self._tasks) + len(self._jobs) + self._in_flight
+        queued = len(self._tasks) + len(self._jobs) + len(self._old_tasks) + len(self._old_jobs)
+        return queued + self._in_flight
+
+    def _queued_any(self) -> bool:
+        return bool(self._tasks or self._jobs or self._old_tasks or self._old_jobs)
 
     @property
     def failure(self) -> BaseException | None:
@@ -131,7 +167,7 @@ class BatchWriter:
                 if backoff:
                     with anyio.move_on_after(backoff):
                         await self._retry.wait()
-                while not (self._tasks or self._jobs):
+                while not self._queued_any():
                     await self._wake.wait()
                     self._wake = anyio.Event()
                 # Let more rows join this batch for a moment, unless a flush (a
@@ -139,7 +175,7 @@ class BatchWriter:
                 # to the database thread competing with the scheduler's loop.
                 with anyio.move_on_after(COALESCE_SECONDS):
                     await self._retry.wait()
-                ok = await self.write_now()
+                ok = await self._write(everything=self._retry.is_set())
                 backoff = 0.0 if ok else min(max(backoff * 2, BACKOFF_MIN), BACKOFF_MAX)
         finally:
             self.running = False
@@ -147,12 +183,35 @@ class BatchWriter:
 
     async def write_now(self) -> bool:
         """Write everything queued in one batch; return whether it was committed."""
-        tasks, self._tasks = self._tasks, {}
-        jobs, self._jobs = self._jobs, {}
-        self._unwritten = set()  # from now on, a deletion must reach the database
+        return await self._write(everything=True)
+
+    def _take(self, everything: bool) -> tuple[TaskRows, JobRows, bool]:
+        """The rows of the next batch, and whether that is every queued row."""
+        tasks, jobs = self._old_tasks, self._old_jobs
+        self._old_tasks, self._old_jobs = {}, {}
+        if everything or time.monotonic() - self._young_since >= SETTLE_SECONDS:
+            # the young generation has waited long enough: it is due too
+            tasks = _merged(tasks, self._tasks)
+            jobs = _merged(jobs, self._jobs)
+            self._tasks, self._jobs = {}, {}
+        else:  # only the final states of the young generation
+            finished = [
+                key for key, task in self._tasks.items() if task is None or isinstance(task, Task)
+            ]
+            for task_id in finished:
+                tasks[task_id] = self._tasks.pop(task_id)
+            ended = [key for key, job in self._jobs.items() if isinstance(job, Job)]
+            for job_id in ended:
+                jobs[job_id] = self._jobs.pop(job_id)
+        if self._unwritten:  # from now on, deleting these tasks must reach the database
+            self._unwritten = {key for key in self._unwritten if key not in tasks}
+        return tasks, jobs, not (self._tasks or self._jobs)
+
+    async def _write(self, *, everything: bool) -> bool:
+        covered = self._seq
+        tasks, jobs, complete = self._take(everything)
         if not (tasks or jobs):
             return True
-        covered = self._seq
         self._retry = anyio.Event()
         self._in_flight = len(tasks) + len(jobs)
         try:
@@ -166,9 +225,11 @@ class BatchWriter:
             raise
         finally:
             self._in_flight = 0
-            self._last_attempt = covered
+            if complete:  # a flush waits for an attempt that covered its rows
+                self._last_attempt = covered
             self._notify_attempt()
-        self._committed = covered
+        if complete:
+            self._committed = covered
         if self._failure is not None:
             self._logger.warning(
                 "quiv store: writing works again after %d failed attempts", self._failures
@@ -178,11 +239,13 @@ class BatchWriter:
         return True
 
     def _requeue(self, tasks: TaskRows, jobs: JobRows) -> None:
-        # rows queued meanwhile are newer: they win
+        # rows queued meanwhile are newer: they win; the rest are due next time
         for task_id, task in tasks.items():
-            self._tasks.setdefault(task_id, task)
+            if task_id not in self._tasks:
+                self._old_tasks.setdefault(task_id, task)
         for job_id, job in jobs.items():
-            self._jobs.setdefault(job_id, job)
+            if job_id not in self._jobs:
+                self._old_jobs.setdefault(job_id, job)
 
     def _failed(self, exc: Exception) -> None:
         first = self._failure is None
@@ -220,6 +283,11 @@ class BatchWriter:
         """
         target = self._seq
         while self._committed < target:
+            if not self._queued_any() and not self._in_flight:
+                # every row queued before the call was written or dropped (a
+                # task deleted before its row was written leaves nothing to write)
+                self._committed = target
+                return
             if not self.running:
                 raise StoreError(
                     f"the job store's writer is not running; {self.pending_writes}"
@@ -234,3 +302,11 @@ class BatchWriter:
                     f"the job store cannot write ({self.pending_writes} records queued,"
                     f" retrying in the background): {failure}"
                 ) from failure
+
+
+def _merged(old: R, young: R) -> R:
+    """*old* and *young* rows in one dict (without copying either when the other is empty)."""
+    if not old:
+        return young
+    old.update(young)
+    return old
