@@ -131,6 +131,11 @@ class TaskState(TaskSettings):
         for name in SETTINGS_FIELDS:
             setattr(self, name, getattr(settings, name))
 
+    @property
+    def settled(self) -> bool:
+        """Whether the task will likely stay as it is for a while (no job in flight)."""
+        return self.run is None
+
     def hold_request(self, first_delay: float, requested_at: float) -> None:
         """Keep the first run's delay and the request's time until the loop adds the task.
 
@@ -228,6 +233,9 @@ class JobRun:
         self.waiters: list[Waiter] = []
         self.done = False
         self.final: Job | None = None
+
+    #: a live job changes again: its final state is a :class:`~quiv.Job` snapshot
+    settled = False
 
     def __lt__(self, other: JobRun) -> bool:
         return (self.due, self.seq) < (other.due, other.seq)

@@ -23,6 +23,8 @@ from quiv._store._writer import BatchWriter, JobRows, TaskRows
 class LiveJob:
     """A live record, as the engine passes it: snapshotted when written."""
 
+    settled = False
+
     def __init__(self, job: Job) -> None:
         self.id = job.id
         self.job = job
@@ -32,9 +34,11 @@ class LiveJob:
 
 
 class LiveTask:
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, *, settled: bool = False) -> None:
         self.id = task.id
         self.task = task
+        #: no job in flight (``TaskState.settled``)
+        self.settled = settled
 
     def snapshot(self) -> Task:
         return self.task
@@ -101,6 +105,17 @@ async def test_final_states_do_not_wait_for_live_ones(
     assert await writer._write(everything=False)
     assert batches.written == [({"gone": None}, {"ended": ended})]
     assert writer.pending_writes == 1  # the running job waits
+
+
+async def test_a_settled_live_task_goes_with_the_next_batch(
+    writer: BatchWriter, batches: Batches
+) -> None:
+    waiting = LiveTask(make_task("waiting"), settled=True)  # its next run is far away
+    running = LiveTask(make_task("running"))  # a job in flight: it changes again soon
+    writer.put_task(waiting)
+    writer.put_task(running)
+    assert await writer._write(everything=False)
+    assert batches.written == [({"waiting": waiting}, {})]
 
 
 async def test_a_flush_writes_live_records_at_once(writer: BatchWriter, batches: Batches) -> None:

@@ -32,6 +32,15 @@ class Live(Protocol[R]):
     @property
     def id(self) -> str: ...
 
+    @property
+    def settled(self) -> bool:
+        """Whether the record will likely stay as it is for a while.
+
+        A batching store writes a settled record with its next batch, and may
+        hold an unsettled one back briefly for its newer state.
+        """
+        ...
+
     def snapshot(self) -> R: ...
 
 

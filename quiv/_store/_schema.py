@@ -114,7 +114,7 @@ async def create_schema(conn: Connection) -> None:
     await conn.execute("PRAGMA synchronous = NORMAL")
     # A small page cache: the store is written far more than it is read, and
     # memory per task matters more than read speed (history queries).
-    await conn.execute("PRAGMA cache_size = -512")
+    await conn.execute("PRAGMA cache_size = -256")
     rows = await conn.fetchall("PRAGMA user_version")
     version = int(rows[0][0])
     if version not in (0, SCHEMA_VERSION):

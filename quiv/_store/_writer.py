@@ -3,10 +3,11 @@
 ``put_*`` record the newest state of a row in a dict keyed by id (a job put
 three times before the writer runs is written once, last state wins) and wake
 the writer. Every :data:`COALESCE_SECONDS` the writer hands ``write_batch``
-(one transaction) the final states (ended jobs, deleted tasks) and the live
-records queued more than about :data:`SETTLE_SECONDS` ago; a live record
-younger than that waits, because the job it belongs to will likely end soon
-and then cost one row instead of two (under a burst of short jobs this halves
+(one transaction) the final and settled states (ended jobs, deleted tasks,
+tasks waiting for their next run) and the live records queued more than
+about :data:`SETTLE_SECONDS` ago; a younger unsettled record (a job, or a
+task with a job in flight) waits, because the job will likely end soon and
+then cost one row instead of two (under a burst of short jobs this halves
 the writing). Any read flushes everything at once, so reads never miss a
 write. On failure the rows go back into the queue under any newer ones,
 the error is logged, and the writer retries with a doubling backoff; a
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
@@ -194,15 +195,9 @@ class BatchWriter:
             tasks = _merged(tasks, self._tasks)
             jobs = _merged(jobs, self._jobs)
             self._tasks, self._jobs = {}, {}
-        else:  # only the final states of the young generation
-            finished = [
-                key for key, task in self._tasks.items() if task is None or isinstance(task, Task)
-            ]
-            for task_id in finished:
-                tasks[task_id] = self._tasks.pop(task_id)
-            ended = [key for key, job in self._jobs.items() if isinstance(job, Job)]
-            for job_id in ended:
-                jobs[job_id] = self._jobs.pop(job_id)
+        else:  # of the young generation, only the final and settled states
+            self._tasks = _split(self._tasks, tasks, _task_due)
+            self._jobs = _split(self._jobs, jobs, _job_due)
         if self._unwritten:  # from now on, deleting these tasks must reach the database
             self._unwritten = {key for key in self._unwritten if key not in tasks}
         return tasks, jobs, not (self._tasks or self._jobs)
@@ -310,3 +305,28 @@ def _merged(old: R, young: R) -> R:
         return young
     old.update(young)
     return old
+
+
+def _task_due(task: Task | Live[Task] | None) -> bool:
+    return task is None or isinstance(task, Task) or task.settled
+
+
+def _job_due(job: Job | Live[Job]) -> bool:
+    return isinstance(job, Job)
+
+
+def _split(young: R, due: R, is_due: Callable[[Any], bool]) -> R:
+    """Move *young*'s due rows into *due*; return the rest, in a dict of their size.
+
+    (A new dict rather than deleting from *young*: a dict never shrinks, and
+    the young one may just have held ten thousand rows.)
+    """
+    if not young:
+        return young
+    rest = type(young)()
+    for key, row in young.items():
+        if is_due(row):
+            due[key] = row
+        else:
+            rest[key] = row
+    return rest
