@@ -25,7 +25,7 @@ from ._context import JobContext
 from ._errors import SchedulerStoppedError
 from ._events import Event, Listeners
 from ._models import Job, JobStatus, TaskStatus
-from ._ready import Inbox, ReadyQueue
+from ._ready import STUCK, Inbox, ReadyQueue, Start
 from ._runner import Outcome, work
 from ._state import JobRun, TaskState, Waiter, new_id, utcnow
 from ._store._base import Store
@@ -94,6 +94,7 @@ class Engine:
         self.bridge: MainLoopBridge | None = None
         self.worker_backend = "asyncio"
         self._ready = ReadyQueue(pool_size)
+        self._recheck_pending = False
         self._inbox: Inbox | None = None
         self._worker_scopes: set[anyio.CancelScope] = set()
         self._task_group: TaskGroup | None = None
@@ -209,10 +210,24 @@ class Engine:
         self.jobs[run.id] = run
         self.store.put_job(run)
         self.store.put_task(task)
-        if self._ready.push(run):
-            assert self._task_group is not None
-            self._task_group.start_soon(self._worker, name="quiv worker")
+        self._start_workers(self._ready.push(run))
         return run
+
+    def _start_workers(self, start: Start) -> None:
+        assert self._task_group is not None
+        if start is Start.NOW:
+            self._task_group.start_soon(self._worker, name="quiv worker")
+            start = self._ready.check()  # more may be queued than one worker takes
+        if start is Start.LATER and not self._recheck_pending:
+            self._recheck_pending = True
+            self._task_group.start_soon(self._recheck, name="quiv worker check")
+
+    async def _recheck(self) -> None:
+        """A moment later: start a worker if the running ones are stuck in handlers."""
+        await anyio.sleep(STUCK)
+        self._recheck_pending = False
+        if not self.stopping:
+            self._start_workers(self._ready.check())
 
     async def _worker(self) -> None:
         """Run one pool worker thread until the ready queue is empty.
