@@ -7,6 +7,7 @@ is bounded.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -152,3 +153,19 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> No
     with anyio.fail_after(timeout):
         while not predicate():
             await anyio.sleep(0.001)
+
+
+def threads_running_quiv_code() -> list[str]:
+    """Names of the threads (other than this one) with quiv code on their stack."""
+    here = threading.get_ident()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    quiv_dir = os.path.dirname(os.path.abspath(sys.modules["quiv"].__file__ or ""))
+    busy = []
+    for ident, frame in sys._current_frames().items():
+        f: Any = frame
+        while f is not None and ident != here:
+            if os.path.abspath(f.f_code.co_filename).startswith(quiv_dir + os.sep):
+                busy.append(names.get(ident, str(ident)))
+                break
+            f = f.f_back
+    return busy

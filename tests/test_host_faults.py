@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -26,6 +25,7 @@ from scheduler_helpers import (
     handler_threads,
     pool_threads,
     settle,
+    threads_running_quiv_code,
     wait_until,
 )
 from sync_helpers import no_leftovers, quiv_threads
@@ -48,22 +48,6 @@ async def records(db: Path) -> dict[str, Job]:
     """Every job record in the database file *db*, by task name."""
     async with AsyncQuiv(db_path=db) as s:
         return {job.task_name: job for job in await s.get_all_jobs()}
-
-
-def _quiv_frames() -> list[str]:
-    """Names of threads (other than this one) running code from the quiv package."""
-    here = threading.get_ident()
-    names = {t.ident: t.name for t in threading.enumerate()}
-    quiv_dir = os.path.dirname(os.path.abspath(sys.modules["quiv"].__file__ or ""))
-    busy = []
-    for ident, frame in sys._current_frames().items():
-        f: Any = frame
-        while f is not None and ident != here:
-            if os.path.abspath(f.f_code.co_filename).startswith(quiv_dir + os.sep):
-                busy.append(names.get(ident, str(ident)))
-                break
-            f = f.f_back
-    return busy
 
 
 @pytest.fixture
@@ -166,7 +150,7 @@ async def test_host_cancelled_while_starting_leaves_nothing(private_tempdir: Pat
         with pytest.raises(SchedulerStoppedError):
             await s.get_all_tasks()
     assert os.listdir(private_tempdir) == []
-    await wait_until(lambda: _quiv_frames() == [] and pool_threads() == [])
+    await wait_until(lambda: threads_running_quiv_code() == [] and pool_threads() == [])
     new = {t.name for t in set(threading.enumerate()) - threads}
     assert all(name.startswith(("AnyIO worker", "Trio thread")) for name in new), new
 

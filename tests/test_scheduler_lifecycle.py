@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -15,7 +14,15 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from scheduler_helpers import WAIT, Gates, Recorder, handler_threads, settle, wait_until
+from scheduler_helpers import (
+    WAIT,
+    Gates,
+    Recorder,
+    handler_threads,
+    settle,
+    threads_running_quiv_code,
+    wait_until,
+)
 
 from quiv import (
     AsyncQuiv,
@@ -26,24 +33,6 @@ from quiv import (
     TaskStatus,
 )
 from quiv._engine import ABANDONED_REASON, SHUTDOWN_REASON
-
-
-def _quiv_threads() -> list[str]:
-    """Names of threads (other than this one) with quiv code on their stack."""
-    here = threading.get_ident()
-    names = {t.ident: t.name for t in threading.enumerate()}
-    quiv_dir = os.path.dirname(os.path.abspath(sys.modules["quiv"].__file__ or ""))
-    busy = []
-    for ident, frame in sys._current_frames().items():
-        if ident == here:
-            continue
-        f: Any = frame
-        while f is not None:
-            if os.path.abspath(f.f_code.co_filename).startswith(quiv_dir + os.sep):
-                busy.append(names.get(ident, str(ident)))
-                break
-            f = f.f_back
-    return busy
 
 
 def _is_idle_worker(thread: threading.Thread) -> bool:
@@ -281,7 +270,7 @@ async def test_no_thread_or_temp_file_is_left_behind(
             await s.add_task(f"async{i}", async_job, run_once=True)
         await rec.wait_count(Event.JOB_COMPLETED, 10)
     assert os.listdir(tmp_path) == []
-    assert _quiv_threads() == []
+    assert threads_running_quiv_code() == []
     assert handler_threads() == []
     new = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert [t.name for t in new if not _is_idle_worker(t)] == []

@@ -12,7 +12,6 @@ import gc
 import logging
 import os
 import random
-import sys
 import threading
 import tracemalloc
 from collections import Counter
@@ -22,7 +21,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from scheduler_helpers import WAIT, pool_threads, wait_until
+from scheduler_helpers import WAIT, pool_threads, threads_running_quiv_code, wait_until
 
 from quiv import AsyncQuiv, Event, Job, JobStatus, Task
 
@@ -32,22 +31,6 @@ N_SLOW = 100_000
 TIMEOUT = 0.005
 #: a job that only ends when cancelled gives up after this long (then "completed": a failure)
 GIVE_UP = WAIT
-
-
-def quiv_threads() -> list[str]:
-    """Threads other than this one with code from the quiv package on their stack."""
-    here = threading.get_ident()
-    names = {t.ident: t.name for t in threading.enumerate()}
-    quiv_dir = os.path.dirname(os.path.abspath(sys.modules["quiv"].__file__ or ""))
-    busy = []
-    for ident, frame in sys._current_frames().items():
-        f: Any = frame
-        while f is not None and ident != here:
-            if os.path.abspath(f.f_code.co_filename).startswith(quiv_dir + os.sep):
-                busy.append(names.get(ident, str(ident)))
-                break
-            f = f.f_back
-    return busy
 
 
 def open_fds() -> set[str]:
@@ -199,7 +182,7 @@ async def stress(n: int) -> None:
     # warm the backend's thread cache and lazily opened descriptors first
     async with AsyncQuiv(pool_size=8, logger=quiet_logger()) as s:
         await run_workload(s, 200, seed=1)
-    await wait_until(lambda: quiv_threads() == [] and pool_threads() == [])
+    await wait_until(lambda: threads_running_quiv_code() == [] and pool_threads() == [])
     fds = open_fds()
     async with AsyncQuiv(pool_size=8, logger=quiet_logger()) as s:
         plan = await run_workload(s, n, seed=2)
@@ -208,7 +191,9 @@ async def stress(n: int) -> None:
         assert stats.active_jobs == 0
         assert stats.tasks_by_status == {"active": 0, "running": 0, "paused": 0}
     check(plan, n, history, stats.job_history_count)
-    await wait_until(lambda: quiv_threads() == [] and pool_threads() == [], timeout=WAIT)
+    await wait_until(
+        lambda: threads_running_quiv_code() == [] and pool_threads() == [], timeout=WAIT
+    )
     new = {t.name for t in set(threading.enumerate()) - threads_before if t.is_alive()}
     assert all(name.startswith(("AnyIO worker", "Trio thread")) for name in new), new
     assert open_fds() - fds == set()  # nothing left open
