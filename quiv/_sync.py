@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
-from functools import partial
 from os import PathLike
 from types import TracebackType
 from typing import Any
@@ -399,10 +398,7 @@ class Quiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        loop = self._runtime.running_loop()
-        if loop.on_loop_thread():
-            return await self._async.wait_for_job(job_id, timeout)
-        return await loop.call_async(partial(self._async.wait_for_job, job_id, timeout))
+        return await self._runtime.call_async(self._async.wait_for_job, job_id, timeout)
 
     async def await_task(self, task_id: str, timeout: float | None = None) -> Job:
         """Wait, in async code on any loop (asyncio or trio), for a task's next job to end.
@@ -412,10 +408,7 @@ class Quiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        loop = self._runtime.running_loop()
-        if loop.on_loop_thread():
-            return await self._async.wait_for_task(task_id, timeout)
-        return await loop.call_async(partial(self._async.wait_for_task, task_id, timeout))
+        return await self._runtime.call_async(self._async.wait_for_task, task_id, timeout)
 
     def stats(self) -> QuivStats:
         """A snapshot of the scheduler's state."""

@@ -205,6 +205,13 @@ class SyncRuntime:
             )
         return loop.call(partial(method, *args, **kw))
 
+    async def call_async(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Await *method* on the loop from async code on any loop, without blocking it."""
+        loop = self.running_loop()
+        if loop.on_loop_thread():
+            return await method(*args)
+        return await loop.call_async(partial(method, *args))
+
     def call_plain(self, method: Callable[..., T], *args: Any) -> T:
         """Run a non-blocking method of the engine on its loop (directly if on it)."""
         loop = self.running_loop()
