@@ -73,13 +73,10 @@ class BatchWriter:
     def __init__(self, write_batch: WriteBatch, logger: Logger) -> None:
         self._write_batch = write_batch
         self._logger = logger
-        #: rows queued in the current generation (younger than SETTLE_SECONDS) ...
         self._tasks: TaskRows = {}
         self._jobs: JobRows = {}
-        self._young_since = 0.0
-        #: ... and in earlier ones: due to be written with the next batch
-        self._old_tasks: TaskRows = {}
-        self._old_jobs: JobRows = {}
+        #: ``time.monotonic()`` when the oldest queued row was queued
+        self._since = 0.0
         #: ids of queued tasks whose rows were never written
         self._unwritten: set[str] = set()
         self._in_flight = 0
@@ -103,10 +100,7 @@ class BatchWriter:
         :param new: the row was never written; deleting the task before the
             next batch then leaves nothing to write at all
         """
-        if task.id in self._old_tasks:
-            self._old_tasks[task.id] = task
-        else:
-            self._young(self._tasks)[task.id] = task
+        self._queue(self._tasks)[task.id] = task
         if new:
             self._unwritten.add(task.id)
         self._queued()
@@ -116,26 +110,19 @@ class BatchWriter:
         if task_id in self._unwritten:  # a run-once task that came and went
             self._unwritten.discard(task_id)
             self._tasks.pop(task_id, None)
-            self._old_tasks.pop(task_id, None)
             return
-        if task_id in self._old_tasks:
-            self._old_tasks[task_id] = None
-        else:
-            self._young(self._tasks)[task_id] = None
+        self._queue(self._tasks)[task_id] = None
         self._queued()
 
     def put_job(self, job: Job | Live[Job]) -> None:
         """Queue *job*'s row (replacing any queued state of it)."""
-        if job.id in self._old_jobs:
-            self._old_jobs[job.id] = job
-        else:
-            self._young(self._jobs)[job.id] = job
+        self._queue(self._jobs)[job.id] = job
         self._queued()
 
-    def _young(self, rows: R) -> R:
-        """*rows*, the young generation's; the generation begins with its first row."""
+    def _queue(self, rows: R) -> R:
+        """*rows* (one of the queues), noting the time if nothing was queued."""
         if not (self._tasks or self._jobs):
-            self._young_since = time.monotonic()
+            self._since = time.monotonic()
         return rows
 
     def _queued(self) -> None:
@@ -145,11 +132,10 @@ class BatchWriter:
     @property
     def pending_writes(self) -> int:
         """Rows queued or being written, not yet committed."""
-        queued = len(self._tasks) + len(self._jobs) + len(self._old_tasks) + len(self._old_jobs)
-        return queued + self._in_flight
+        return len(self._tasks) + len(self._jobs) + self._in_flight
 
     def _queued_any(self) -> bool:
-        return bool(self._tasks or self._jobs or self._old_tasks or self._old_jobs)
+        return bool(self._tasks or self._jobs)
 
     @property
     def failure(self) -> BaseException | None:
@@ -188,14 +174,11 @@ class BatchWriter:
 
     def _take(self, everything: bool) -> tuple[TaskRows, JobRows, bool]:
         """The rows of the next batch, and whether that is every queued row."""
-        tasks, jobs = self._old_tasks, self._old_jobs
-        self._old_tasks, self._old_jobs = {}, {}
-        if everything or time.monotonic() - self._young_since >= SETTLE_SECONDS:
-            # the young generation has waited long enough: it is due too
-            tasks = _merged(tasks, self._tasks)
-            jobs = _merged(jobs, self._jobs)
+        if everything or time.monotonic() - self._since >= SETTLE_SECONDS:
+            tasks, jobs = self._tasks, self._jobs
             self._tasks, self._jobs = {}, {}
-        else:  # of the young generation, only the final and settled states
+        else:  # only the final and settled states: the rest may still change
+            tasks, jobs = {}, {}
             self._tasks = _split(self._tasks, tasks, _task_due)
             self._jobs = _split(self._jobs, jobs, _job_due)
         if self._unwritten:  # from now on, deleting these tasks must reach the database
@@ -234,13 +217,11 @@ class BatchWriter:
         return True
 
     def _requeue(self, tasks: TaskRows, jobs: JobRows) -> None:
-        # rows queued meanwhile are newer: they win; the rest are due next time
+        # rows queued meanwhile are newer: they win
         for task_id, task in tasks.items():
-            if task_id not in self._tasks:
-                self._old_tasks.setdefault(task_id, task)
+            self._queue(self._tasks).setdefault(task_id, task)
         for job_id, job in jobs.items():
-            if job_id not in self._jobs:
-                self._old_jobs.setdefault(job_id, job)
+            self._queue(self._jobs).setdefault(job_id, job)
 
     def _failed(self, exc: Exception) -> None:
         first = self._failure is None
@@ -299,14 +280,6 @@ class BatchWriter:
                 ) from failure
 
 
-def _merged(old: R, young: R) -> R:
-    """*old* and *young* rows in one dict (without copying either when the other is empty)."""
-    if not old:
-        return young
-    old.update(young)
-    return old
-
-
 def _task_due(task: Task | Live[Task] | None) -> bool:
     return task is None or isinstance(task, Task) or task.settled
 
@@ -315,16 +288,16 @@ def _job_due(job: Job | Live[Job]) -> bool:
     return isinstance(job, Job)
 
 
-def _split(young: R, due: R, is_due: Callable[[Any], bool]) -> R:
-    """Move *young*'s due rows into *due*; return the rest, in a dict of their size.
+def _split(queued: R, due: R, is_due: Callable[[Any], bool]) -> R:
+    """Move *queued*'s due rows into *due*; return the rest, in a dict of their size.
 
-    (A new dict rather than deleting from *young*: a dict never shrinks, and
-    the young one may just have held ten thousand rows.)
+    (A new dict rather than deleting from *queued*: a dict never shrinks, and
+    the queue may just have held ten thousand rows.)
     """
-    if not young:
-        return young
-    rest = type(young)()
-    for key, row in young.items():
+    if not queued:
+        return queued
+    rest = type(queued)()
+    for key, row in queued.items():
         if is_due(row):
             due[key] = row
         else:
