@@ -140,7 +140,11 @@ async def wait_for_task(engine: Engine, task_id: str, timeout: float | None) -> 
     waiter = Waiter()
     waiters = engine.task_waiters.setdefault(task.id, [])
     waiters.append(waiter)
-    return await _wait(waiter, limit, waiters)
+    try:
+        return await _wait(waiter, limit, waiters)
+    finally:
+        if not waiters and engine.task_waiters.get(task.id) is waiters:
+            del engine.task_waiters[task.id]  # the last waiter gave up
 
 
 def stats_snapshot(engine: Engine, job_history_count: int, *, loop_alive: bool) -> QuivStats:
