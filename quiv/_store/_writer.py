@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
@@ -73,10 +73,14 @@ class BatchWriter:
     def __init__(self, write_batch: WriteBatch, logger: Logger) -> None:
         self._write_batch = write_batch
         self._logger = logger
+        #: rows for the next batch: final and settled states
         self._tasks: TaskRows = {}
         self._jobs: JobRows = {}
-        #: ``time.monotonic()`` when the oldest queued row was queued
-        self._since = 0.0
+        #: rows that may still change (see :data:`SETTLE_SECONDS`), and
+        #: ``time.monotonic()`` when the oldest of them was queued
+        self._held_tasks: TaskRows = {}
+        self._held_jobs: JobRows = {}
+        self._held_since = 0.0
         #: ids of queued tasks whose rows were never written
         self._unwritten: set[str] = set()
         self._in_flight = 0
@@ -100,7 +104,12 @@ class BatchWriter:
         :param new: the row was never written; deleting the task before the
             next batch then leaves nothing to write at all
         """
-        self._queue(self._tasks)[task.id] = task
+        if _task_due(task):
+            self._held_tasks.pop(task.id, None)
+            self._tasks[task.id] = task
+        else:
+            self._tasks.pop(task.id, None)
+            self._hold(self._held_tasks)[task.id] = task
         if new:
             self._unwritten.add(task.id)
         self._queued()
@@ -110,19 +119,25 @@ class BatchWriter:
         if task_id in self._unwritten:  # a run-once task that came and went
             self._unwritten.discard(task_id)
             self._tasks.pop(task_id, None)
+            self._held_tasks.pop(task_id, None)
             return
-        self._queue(self._tasks)[task_id] = None
+        self._held_tasks.pop(task_id, None)
+        self._tasks[task_id] = None
         self._queued()
 
     def put_job(self, job: Job | Live[Job]) -> None:
         """Queue *job*'s row (replacing any queued state of it)."""
-        self._queue(self._jobs)[job.id] = job
+        if isinstance(job, Job):  # its final state
+            self._held_jobs.pop(job.id, None)
+            self._jobs[job.id] = job
+        else:
+            self._hold(self._held_jobs)[job.id] = job
         self._queued()
 
-    def _queue(self, rows: R) -> R:
-        """*rows* (one of the queues), noting the time if nothing was queued."""
-        if not (self._tasks or self._jobs):
-            self._since = time.monotonic()
+    def _hold(self, rows: R) -> R:
+        """*rows* (one of the held queues), noting the time if nothing was held."""
+        if not (self._held_tasks or self._held_jobs):
+            self._held_since = time.monotonic()
         return rows
 
     def _queued(self) -> None:
@@ -132,10 +147,13 @@ class BatchWriter:
     @property
     def pending_writes(self) -> int:
         """Rows queued or being written, not yet committed."""
-        return len(self._tasks) + len(self._jobs) + self._in_flight
+        return self._queued_count() + self._in_flight
+
+    def _queued_count(self) -> int:
+        return len(self._tasks) + len(self._jobs) + len(self._held_tasks) + len(self._held_jobs)
 
     def _queued_any(self) -> bool:
-        return bool(self._tasks or self._jobs)
+        return bool(self._tasks or self._jobs or self._held_tasks or self._held_jobs)
 
     @property
     def failure(self) -> BaseException | None:
@@ -174,16 +192,18 @@ class BatchWriter:
 
     def _take(self, everything: bool) -> tuple[TaskRows, JobRows, bool]:
         """The rows of the next batch, and whether that is every queued row."""
-        if everything or time.monotonic() - self._since >= SETTLE_SECONDS:
-            tasks, jobs = self._tasks, self._jobs
-            self._tasks, self._jobs = {}, {}
-        else:  # only the final and settled states: the rest may still change
-            tasks, jobs = {}, {}
-            self._tasks = _split(self._tasks, tasks, _task_due)
-            self._jobs = _split(self._jobs, jobs, _job_due)
+        tasks, jobs = self._tasks, self._jobs
+        self._tasks, self._jobs = {}, {}
+        if everything or time.monotonic() - self._held_since >= SETTLE_SECONDS:
+            # held rows are disjoint from the others: merging loses nothing
+            tasks = _merged(tasks, self._held_tasks)
+            jobs = _merged(jobs, self._held_jobs)
+            self._held_tasks, self._held_jobs = {}, {}
         if self._unwritten:  # from now on, deleting these tasks must reach the database
-            self._unwritten = {key for key in self._unwritten if key not in tasks}
-        return tasks, jobs, not (self._tasks or self._jobs)
+            self._unwritten.difference_update(tasks)
+            if not self._unwritten:
+                self._unwritten = set()  # a set never shrinks; this one may have been large
+        return tasks, jobs, not (self._held_tasks or self._held_jobs)
 
     async def _write(self, *, everything: bool) -> bool:
         covered = self._seq
@@ -219,9 +239,11 @@ class BatchWriter:
     def _requeue(self, tasks: TaskRows, jobs: JobRows) -> None:
         # rows queued meanwhile are newer: they win
         for task_id, task in tasks.items():
-            self._queue(self._tasks).setdefault(task_id, task)
+            if task_id not in self._held_tasks:
+                self._tasks.setdefault(task_id, task)
         for job_id, job in jobs.items():
-            self._queue(self._jobs).setdefault(job_id, job)
+            if job_id not in self._held_jobs:
+                self._jobs.setdefault(job_id, job)
 
     def _failed(self, exc: Exception) -> None:
         first = self._failure is None
@@ -236,7 +258,7 @@ class BatchWriter:
             logging.ERROR if loud else logging.DEBUG,
             "quiv store: writing %d records failed (attempt %d); they stay queued and"
             " are retried: %s",
-            len(self._tasks) + len(self._jobs),
+            self._queued_count(),
             self._failures,
             exc,
             exc_info=exc if first else None,
@@ -280,26 +302,13 @@ class BatchWriter:
                 ) from failure
 
 
-def _task_due(task: Task | Live[Task] | None) -> bool:
-    return task is None or isinstance(task, Task) or task.settled
+def _task_due(task: Task | Live[Task]) -> bool:
+    return isinstance(task, Task) or task.settled
 
 
-def _job_due(job: Job | Live[Job]) -> bool:
-    return isinstance(job, Job)
-
-
-def _split(queued: R, due: R, is_due: Callable[[Any], bool]) -> R:
-    """Move *queued*'s due rows into *due*; return the rest, in a dict of their size.
-
-    (A new dict rather than deleting from *queued*: a dict never shrinks, and
-    the queue may just have held ten thousand rows.)
-    """
-    if not queued:
-        return queued
-    rest = type(queued)()
-    for key, row in queued.items():
-        if is_due(row):
-            due[key] = row
-        else:
-            rest[key] = row
-    return rest
+def _merged(rows: R, more: R) -> R:
+    """*rows* and *more* in one dict (without copying when *rows* is empty)."""
+    if not rows:
+        return more
+    rows.update(more)
+    return rows
