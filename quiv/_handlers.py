@@ -16,7 +16,13 @@ from typing import Any, Literal
 
 from ._errors import ConfigurationError, HandlerRegistrationError
 
-__all__ = ("HandlerSpec", "callable_name", "inspect_handler", "is_async_callable")
+__all__ = (
+    "HandlerSpec",
+    "callable_name",
+    "check_positional",
+    "inspect_handler",
+    "is_async_callable",
+)
 
 Injected = Literal["job_id", "stop_event", "progress_hook"]
 
@@ -33,12 +39,19 @@ INJECTED_NAMES: Mapping[str, Injected] = {
 
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
-    """What the runner needs to know about a handler."""
+    """What the runner needs to know about a handler, without the handler itself.
 
-    func: Callable[..., Any]
+    Specs are cached per handler object in a weak-keyed cache, so a spec must
+    never refer to its handler: a value that holds its own key keeps the key
+    alive, and no lambda, closure or bound method (with its ``self``) would
+    ever be freed. The task keeps the handler; the spec only describes it.
+    """
+
     is_async: bool
     #: declared parameter name -> injected value kind
     injected: Mapping[str, Injected]
+    #: injected parameters that a positional argument could bind to -> position
+    positions: Mapping[str, int]
     name: str
 
 
@@ -78,10 +91,11 @@ def _spec(func: Callable[..., Any]) -> HandlerSpec:
     except TypeError:  # not weak-referenceable or not hashable
         cached = None
     if cached is None:
+        injected, positions = _declared_injections(func)
         cached = HandlerSpec(
-            func=func,
             is_async=is_async_callable(func),
-            injected=_declared_injections(func),
+            injected=injected,
+            positions=positions,
             name=callable_name(func),
         )
         try:
@@ -91,19 +105,43 @@ def _spec(func: Callable[..., Any]) -> HandlerSpec:
     return cached
 
 
-def _declared_injections(func: Callable[..., Any]) -> dict[str, Injected]:
+def _declared_injections(
+    func: Callable[..., Any],
+) -> tuple[dict[str, Injected], dict[str, int]]:
+    """The injected parameters *func* declares, and the positions of those that
+    a positional argument would bind to."""
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):  # builtins and other uninspectable callables
-        return {}
+        return {}, {}
     declared: dict[str, Injected] = {}
-    for parameter in signature.parameters.values():
+    positions: dict[str, int] = {}
+    for index, parameter in enumerate(signature.parameters.values()):
         if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
             continue
         kind = INJECTED_NAMES.get(parameter.name)
         if kind is not None:
             declared[parameter.name] = kind
-    return declared
+            if parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
+                positions[parameter.name] = index
+    return declared, positions
+
+
+def check_positional(spec: HandlerSpec, args: tuple[Any, ...], *, param: str = "func") -> None:
+    """Reject positional *args* that would bind to a parameter quiv injects.
+
+    ``def handler(job_id)`` called with ``args=(42,)`` would otherwise fail
+    with a :class:`TypeError` ("multiple values") each time a job runs.
+
+    :raises ConfigurationError: naming the parameter and the argument
+    """
+    for name, index in spec.positions.items():
+        if index < len(args):
+            raise ConfigurationError(
+                f"args[{index}]={args[index]!r} would bind to parameter {name!r} of {param}, "
+                f"which quiv injects; pass it by keyword or move {name!r} after the "
+                "positional parameters"
+            )
 
 
 def inspect_handler(func: object, kwargs: Mapping[str, Any], *, param: str = "func") -> HandlerSpec:

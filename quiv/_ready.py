@@ -192,6 +192,7 @@ class Inbox:
                 if items:
                     if not self.closed:
                         self._handle(items)
+                    items = []  # hold no finished job (nor its task) across the checkpoint
                     await anyio.lowlevel.checkpoint()
                     continue
                 await event.wait()

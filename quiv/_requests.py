@@ -7,12 +7,13 @@ a rejected request leaves no state behind.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ._config import UNSET
 from ._errors import ConfigurationError, HandlerRegistrationError
-from ._handlers import HandlerSpec, inspect_handler
+from ._handlers import check_positional, inspect_handler
 from ._state import TaskSettings, TaskState, new_id, utcnow
 from ._triggers import MAX_DELAY, clamp_delay
 from ._validation import (
@@ -90,11 +91,15 @@ def new_task(
     elif run_at is not None:
         first = _delay_until(run_at)
     checked_kwargs = check_kwargs(kwargs)
+    checked_args = check_args(args)
+    handler = inspect_handler(func, checked_kwargs)
+    check_positional(handler, checked_args)
     task = TaskState(
         id=new_id(),
-        handler=inspect_handler(func, checked_kwargs),
+        func=func,  # type: ignore[arg-type]  # inspect_handler checked it is callable
+        handler=handler,
         task_name=name,
-        args=check_args(args),
+        args=checked_args,
         kwargs=checked_kwargs,
         interval=every,
         fixed_interval=fixed,
@@ -120,7 +125,7 @@ class TaskUpdate:
 
 def validate_update(
     current: TaskSettings,
-    handler: HandlerSpec,
+    func: Callable[..., Any],
     *,
     task_name: object,
     interval: object,
@@ -154,7 +159,10 @@ def validate_update(
         changes["args"] = check_args(args)
     if kwargs is not UNSET:
         changes["kwargs"] = check_kwargs(kwargs)
-        inspect_handler(handler.func, changes["kwargs"])  # injected-name clashes
+    if "args" in changes or "kwargs" in changes:
+        # injected-name clashes, by keyword or by position
+        handler = inspect_handler(func, changes.get("kwargs", current.kwargs))
+        check_positional(handler, changes.get("args", current.args))
     if timeout is not UNSET:
         changes["timeout"] = _optional_timeout(timeout)
     if max_retries is not UNSET:

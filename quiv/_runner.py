@@ -56,22 +56,33 @@ def work(queue: ReadyQueue, report: Report, backend: str) -> None:
     run = queue.pop(finished_one=False)
     while run is not None:
         if run.handler.is_async:
-            run = anyio.run(_async_streak, queue, report, run, backend=backend)
+            # Handed over in a list the streak empties: anyio.run keeps its
+            # arguments until it returns, which may be a linger time later.
+            first = [run]
+            run = None
+            run = anyio.run(_async_streak, queue, report, first, backend=backend)
             continue
         # A context of its own, so context variables a handler sets do not
         # leak into the next job this worker runs.
         outcome = contextvars.copy_context().run(_execute_sync, run, report, backend)
         report((run, outcome))
+        # An idle worker must hold on to nothing of its last job: the job
+        # refers to its task, and so to the handler and its arguments.
+        del outcome
+        run = None
         run = queue.pop(finished_one=True)
 
 
-async def _async_streak(queue: ReadyQueue, report: Report, run: JobRun | None) -> JobRun | None:
+async def _async_streak(queue: ReadyQueue, report: Report, first: list[JobRun]) -> JobRun | None:
     """Run async jobs in this loop until the queue is empty or a sync job comes up.
 
-    Return that sync job (already taken from the queue), or ``None``.
+    *first* holds the first job; it is taken out. Return that sync job
+    (already taken from the queue), or ``None``.
     """
+    run: JobRun | None = first.pop()
     while run is not None and run.handler.is_async:
         report((run, await _execute_isolated(run, report)))
+        run = None  # see work(): hold nothing of the last job while waiting
         run = queue.pop(finished_one=True)
     return run
 
@@ -146,7 +157,7 @@ def _execute_sync(run: JobRun, report: Report, backend: str) -> Outcome:
     token = _current.set(run.ctx)
     begin = time.perf_counter()
     try:
-        result = run.handler.func(*run.task.args, **kwargs)
+        result = run.task.func(*run.task.args, **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
             awaitable = result
             cancelled = anyio.run(_await_in_scope, run, lambda: awaitable, backend=backend)
@@ -164,7 +175,7 @@ async def _execute_async(run: JobRun, report: Report) -> Outcome:
         return _NOT_STARTED
     token = _current.set(run.ctx)
     begin = time.perf_counter()
-    func, args = run.handler.func, run.task.args
+    func, args = run.task.func, run.task.args
     try:
         cancelled = await _await_in_scope(run, lambda: func(*args, **kwargs))
         return Outcome(True, cancelled=cancelled, duration=time.perf_counter() - begin)

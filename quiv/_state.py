@@ -104,6 +104,8 @@ class TaskState(TaskSettings):
     """
 
     id: str
+    #: the handler itself (:attr:`handler` only describes it)
+    func: Callable[..., Any]
     handler: HandlerSpec
     status: TaskStatus = TaskStatus.ACTIVE
     #: deadline of the next run on the scheduler clock

@@ -42,16 +42,21 @@ class TimerEntry(Generic[T]):
         """Remove this entry (lazily: it is skipped when it reaches the top).
 
         Cancelling an entry that was already cancelled or popped does nothing.
+        The entry lets go of its payload at once: it may wait in the heap until
+        its deadline, and must not keep a removed task (with its handler and
+        arguments) alive until then.
         """
         heap = self._heap
         if heap is not None:
             self._heap = None
+            del self.payload
             heap._live -= 1
             heap._maybe_compact()
 
     def __repr__(self) -> str:
         state = "" if self.live else " done"
-        return f"<TimerEntry deadline={self.deadline:.6f}{state} {self.payload!r}>"
+        payload = getattr(self, "payload", "(released)")
+        return f"<TimerEntry deadline={self.deadline:.6f}{state} {payload!r}>"
 
 
 class TimerHeap(Generic[T]):

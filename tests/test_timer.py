@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 
 import pytest
 from hypothesis import given, settings
@@ -172,9 +174,9 @@ def test_behaves_like_a_sorted_list_model(operations: list[tuple[str, float]]) -
             model[payload] = (arg, payload)
         elif op == "cancel":
             if pushed:
-                entry = pushed[int(arg) % len(pushed)]
-                entry.cancel()
-                model.pop(entry.payload, None)
+                index = int(arg) % len(pushed)
+                pushed[index].cancel()
+                model.pop(index, None)  # an entry's payload is its index in pushed
         else:
             got = [e.payload for e in heap.pop_due(arg)]
             due = sorted((v, p) for p, v in model.items() if v[0] <= arg)
@@ -203,3 +205,22 @@ def test_compaction_keeps_pop_order(values: list[float], data: st.DataObject) ->
     assert len(heap._heap) <= max(64, 2 * len(keep) + 1)
     expected = sorted((values[i], i) for i in keep)
     assert drain(heap) == [i for _, i in expected]
+
+
+def test_a_cancelled_entry_lets_go_of_its_payload() -> None:
+    """A cancelled entry may wait in the heap until its deadline; its payload must not."""
+
+    class Payload:
+        pass
+
+    heap: TimerHeap[Payload] = TimerHeap()
+    payload = Payload()
+    ref = weakref.ref(payload)
+    entry = heap.push(1000.0, payload)
+    heap.push(2000.0, Payload())  # keeps the cancelled entry inside the heap's list
+    entry.cancel()
+    del payload
+    gc.collect()
+    assert ref() is None
+    assert "released" in repr(entry)
+    assert [e.deadline for e in heap.entries()] == [2000.0]
