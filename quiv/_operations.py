@@ -52,7 +52,10 @@ def register_task(
     task.deadline = deadline
     _emit(engine, Event.TASK_ADDED, task)
     engine.store.put_task(task, new=True)
-    if first_delay > 0:
+    if task.status is TaskStatus.PAUSED:  # paused before the scheduler started
+        task.deadline = None
+        task.pending_deadline = deadline  # where resume_task(delay=0) puts it
+    elif first_delay > 0:
         engine.schedule(task, deadline)
     else:  # due now: skip the timer
         engine.dispatch(task, deadline)

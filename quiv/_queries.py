@@ -8,6 +8,7 @@ change is the waiter lists of ``wait_for_job`` and ``wait_for_task``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 __all__ = (
+    "check_task_id",
     "find_task",
     "get_job",
     "job_query",
@@ -35,21 +37,29 @@ __all__ = (
 _ORDER_BY = ("started_at", "ended_at", "scheduled_at")
 
 
+def check_task_id(task_id: object) -> str:
+    """*task_id*, if it is a string.
+
+    :raises ConfigurationError: if it is not
+    """
+    if not isinstance(task_id, str):
+        raise ConfigurationError.bad_value("task_id", task_id, "a task id string")
+    return task_id
+
+
 def find_task(engine: Engine, task_id: object) -> TaskState:
     """The live task *task_id*.
 
     :raises TaskNotFoundError: for an unknown task
     """
-    if not isinstance(task_id, str):
-        raise ConfigurationError.bad_value("task_id", task_id, "a task id string")
-    task = engine.tasks.get(task_id)
+    task = engine.tasks.get(check_task_id(task_id))
     if task is None:
         raise TaskNotFoundError(task_id)
     return task
 
 
 def select_tasks(
-    engine: Engine,
+    candidates: Iterable[TaskState],
     include_run_once: bool,
     status: TaskStatus | str | None,
     limit: int | None,
@@ -64,7 +74,7 @@ def select_tasks(
     start, stop = _page(limit, offset)
     tasks = [
         task
-        for task in engine.tasks.values()
+        for task in candidates
         if (include_run_once or not task.run_once)
         and (wanted is None or task.status is wanted)
         and (task_name is None or task.task_name == task_name)

@@ -17,6 +17,7 @@ from . import _main, _operations, _queries
 from ._bridge import MainLoopBridge
 from ._clock import Clock
 from ._config import UNSET, Unset, build_config
+from ._declarations import Declarations
 from ._errors import SchedulerStoppedError
 from ._events import Event, Listeners
 from ._lifecycle import start_engine, stop_engine
@@ -98,12 +99,20 @@ class AsyncQuiv:
         self._own_bridge = True
         self._portal: BlockingPortal | None = None
         self._exit_stack: AsyncExitStack | None = None
-        self._calls = 0
+        #: tasks declared before the start; ``None`` once started
+        self._declarations: Declarations | None = Declarations()
         #: set when a shutdown in progress has finished (scheduler loop only)
         self._shutdown_done: anyio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncQuiv {self._state} pool_size={self._config.pool_size}>"
+
+    def _fresh(self) -> AsyncQuiv:
+        """A new, unstarted scheduler with this one's settings and listeners
+        (``Quiv.start()`` after ``shutdown()``)."""
+        fresh = AsyncQuiv(self._config)
+        fresh._listeners = self._listeners
+        return fresh
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -158,8 +167,10 @@ class AsyncQuiv:
                 self._portal = await stack.enter_async_context(BlockingPortal())
                 stack.push_async_callback(self.shutdown)
                 self._exit_stack = stack.pop_all()
+            self._register_declared(engine)
         except BaseException as exc:
             self._state = "stopped"
+            self._declarations = None
             error = _unwrap(exc)  # a start failure comes wrapped by the task group
             if error is exc:
                 raise
@@ -203,6 +214,7 @@ class AsyncQuiv:
         if self._state in ("stopping", "stopped", "new"):
             if self._state == "new":
                 self._state = "stopped"
+                self._discard_declared()
             elif self._state == "stopping" and self._shutdown_done is not None:
                 await self._shutdown_done.wait()  # another caller is shutting it down
             return
@@ -224,17 +236,27 @@ class AsyncQuiv:
                 self._state = "stopped"
                 done.set()
 
-    async def _checkpoint(self) -> None:
-        """Yield to the loop every few calls.
+    def _register_declared(self, engine: Engine) -> None:
+        """Hand the tasks declared before the start to the engine, in order."""
+        declarations, self._declarations = self._declarations, None
+        if declarations is not None:
+            for task, delay in declarations.drain():
+                _operations.register_task(engine, task, delay)
 
-        The mutating methods never block, so they need no checkpoint; but a
-        tight loop of ``await add_task(...)`` must not starve every other task
-        either. Yielding (and checking for cancellation) on every call would
-        halve the rate of such a loop, so every 32nd call does it.
+    def _discard_declared(self) -> None:
+        """Drop the tasks declared before a start that will not come."""
+        declarations, self._declarations = self._declarations, None
+        if declarations is not None:
+            declarations.drain()
+
+    def _declared(self) -> Declarations | None:
+        """Where task methods go before the start; ``None`` once started (or stopped).
+
+        The start drains them with no await between that and becoming
+        running, so a caller on this loop never finds them drained; another
+        thread may (``Quiv``), and then gets :class:`Drained`.
         """
-        self._calls += 1
-        if not self._calls % 32:
-            await anyio.lowlevel.checkpoint()
+        return self._declarations
 
     def _check_running(self) -> Engine:
         if self._state != "running":
@@ -286,7 +308,7 @@ class AsyncQuiv:
         :raises ConfigurationError: for an invalid or conflicting parameter
         :raises HandlerRegistrationError: if *func* or *progress_callback* is not callable
         """
-        engine = self._check_running()
+        await anyio.lowlevel.checkpoint()
         task, first_delay = new_task(
             task_name=task_name,
             func=func,
@@ -303,8 +325,11 @@ class AsyncQuiv:
             retry_backoff=retry_backoff,
             jitter=jitter,
         )
-        _operations.register_task(engine, task, first_delay)
-        await self._checkpoint()
+        declared = self._declared()
+        if declared is not None:
+            declared.add(task, first_delay)
+        else:
+            _operations.register_task(self._check_running(), task, first_delay)
         return task.id
 
     def _register_task(
@@ -343,25 +368,28 @@ class AsyncQuiv:
         :raises TaskNotFoundError: for an unknown task
         :raises ConfigurationError: for an invalid value (nothing is changed)
         """
+        await anyio.lowlevel.checkpoint()
+        changes = {
+            "task_name": task_name,
+            "interval": interval,
+            "fixed_interval": fixed_interval,
+            "args": args,
+            "kwargs": kwargs,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "retry_backoff": retry_backoff,
+            "jitter": jitter,
+            "progress_callback": progress_callback,
+            "run_at": run_at,
+        }
+        declared = self._declared()
+        if declared is not None:
+            return declared.update(task_id, changes)
         engine = self._check_running()
         task = _queries.find_task(engine, task_id)
-        update = validate_update(
-            task.settings(),
-            task.handler,
-            task_name=task_name,
-            interval=interval,
-            fixed_interval=fixed_interval,
-            args=args,
-            kwargs=kwargs,
-            timeout=timeout,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            jitter=jitter,
-            progress_callback=progress_callback,
-            run_at=run_at,
+        _operations.apply_update(
+            engine, task, validate_update(task.settings(), task.func, **changes)
         )
-        _operations.apply_update(engine, task, update)
-        await self._checkpoint()
         return task.snapshot()
 
     async def remove_task(self, task_id: str) -> None:
@@ -369,8 +397,12 @@ class AsyncQuiv:
 
         :raises TaskNotFoundError: for an unknown task
         """
-        _operations.remove_task(self._check_running(), task_id)
-        await self._checkpoint()
+        await anyio.lowlevel.checkpoint()
+        declared = self._declared()
+        if declared is not None:
+            declared.remove(task_id)
+        else:
+            _operations.remove_task(self._check_running(), task_id)
 
     async def pause_task(self, task_id: str) -> None:
         """Pause a task: no new job starts until :meth:`resume_task`.
@@ -379,8 +411,12 @@ class AsyncQuiv:
 
         :raises TaskNotFoundError: for an unknown task
         """
-        _operations.pause_task(self._check_running(), task_id)
-        await self._checkpoint()
+        await anyio.lowlevel.checkpoint()
+        declared = self._declared()
+        if declared is not None:
+            declared.pause(task_id)
+        else:
+            _operations.pause_task(self._check_running(), task_id)
 
     async def resume_task(self, task_id: str, delay: float = 0) -> None:
         """Make a task active again; its next run is *delay* seconds from now.
@@ -391,8 +427,12 @@ class AsyncQuiv:
         :raises TaskRunningError: if one of its jobs is in flight
         :raises ConfigurationError: for a negative or non-finite *delay*
         """
-        _operations.resume_task(self._check_running(), task_id, delay)
-        await self._checkpoint()
+        await anyio.lowlevel.checkpoint()
+        declared = self._declared()
+        if declared is not None:
+            declared.resume(task_id, delay)
+        else:
+            _operations.resume_task(self._check_running(), task_id, delay)
 
     async def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
         """Run a task now, outside its schedule.
@@ -404,17 +444,23 @@ class AsyncQuiv:
         :raises TaskRunningError: if a job is in flight (and *after_current* is not
             set, or the task runs once)
         """
-        _operations.run_task_immediately(self._check_running(), task_id, after_current)
-        await self._checkpoint()
+        await anyio.lowlevel.checkpoint()
+        declared = self._declared()
+        if declared is not None:
+            declared.run_now(task_id, after_current)
+        else:
+            _operations.run_task_immediately(self._check_running(), task_id, after_current)
 
     async def get_task(self, task_id: str) -> Task:
         """Return a task.
 
         :raises TaskNotFoundError: for an unknown (removed, finished run-once) task
         """
-        task = _queries.find_task(self._check_running(), task_id)
-        await self._checkpoint()
-        return task.snapshot()
+        await anyio.lowlevel.checkpoint()
+        declared = self._declared()
+        if declared is not None:
+            return declared.get(task_id)
+        return _queries.find_task(self._check_running(), task_id).snapshot()
 
     async def get_all_tasks(
         self,
@@ -430,10 +476,18 @@ class AsyncQuiv:
         :param status: only tasks with this status
         :param task_name: only tasks with exactly this name
         """
+        await anyio.lowlevel.checkpoint()
+        declared = self._declared()
+        if declared is not None:
+            return declared.select(include_run_once, status, limit, offset, task_name)
         tasks = _queries.select_tasks(
-            self._check_running(), include_run_once, status, limit, offset, task_name
+            self._check_running().tasks.values(),
+            include_run_once,
+            status,
+            limit,
+            offset,
+            task_name,
         )
-        await self._checkpoint()
         return [task.snapshot() for task in tasks]
 
     # -- jobs --------------------------------------------------------------------
@@ -453,6 +507,7 @@ class AsyncQuiv:
         :raises JobNotFoundError: for an unknown or pruned job
         :raises StoreError: if the store cannot answer
         """
+        await anyio.lowlevel.checkpoint()
         return await _queries.get_job(self._check_running(), job_id)
 
     async def get_all_jobs(
@@ -476,6 +531,7 @@ class AsyncQuiv:
         :raises ConfigurationError: for an invalid filter
         :raises StoreError: if the store cannot answer
         """
+        await anyio.lowlevel.checkpoint()
         engine = self._check_running()
         query = _queries.job_query(
             status, task_id, since, until, order_by, descending, limit, offset
@@ -492,6 +548,7 @@ class AsyncQuiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
+        await anyio.lowlevel.checkpoint()
         return await _queries.wait_for_job(self._check_running(), job_id, timeout)
 
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
@@ -504,6 +561,7 @@ class AsyncQuiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
+        await anyio.lowlevel.checkpoint()
         return await _queries.wait_for_task(self._check_running(), task_id, timeout)
 
     # -- events and the main loop --------------------------------------------------
@@ -532,6 +590,7 @@ class AsyncQuiv:
 
         :raises StoreError: if the store cannot count the job history
         """
+        await anyio.lowlevel.checkpoint()
         engine = self._check_running()
         # Count the history first: the await lets jobs start and end, and the
         # in-memory figures below must all come from one moment.

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from os import PathLike
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal
 
 from ._clock import Clock
 from ._config import UNSET, Unset
+from ._declarations import Declarations, Drained
 from ._errors import ConfigurationError, SchedulerStoppedError
 from ._events import Event
 from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
@@ -25,6 +28,16 @@ from ._typing import Logger
 from ._validation import check_number
 
 __all__ = ("Quiv",)
+
+T = TypeVar("T")
+
+
+class _Started(enum.Enum):
+    STARTED = enum.auto()
+
+
+#: what :meth:`Quiv._before_start` returns once the scheduler has started
+_STARTED = _Started.STARTED
 
 
 class Quiv:
@@ -60,9 +73,14 @@ class Quiv:
     shutdown) still work, and async callbacks can ``await`` the methods of
     :attr:`async_quiv`.
 
-    A ``Quiv`` runs once: ``start()`` twice does nothing, ``shutdown()`` twice
-    does nothing, and using it after shutdown raises
-    :class:`~quiv.SchedulerStoppedError`. A scheduler that is never shut down
+    **Lifecycle.** Tasks may be added (and changed, paused, listed, removed)
+    before ``start()``: they run once the scheduler starts, so an app can
+    declare them at import time. ``start()`` twice does nothing, and
+    ``shutdown()`` twice does nothing. Between ``shutdown()`` and the next
+    ``start()``, task and job methods raise
+    :class:`~quiv.SchedulerStoppedError`; ``start()`` after ``shutdown()``
+    starts a new, empty scheduler with the same settings and listeners. A
+    scheduler that is never shut down
     is shut down at interpreter exit (waiting at most 5 s for running jobs,
     or ``shutdown_timeout``), so no thread or temporary file is left behind.
 
@@ -108,10 +126,11 @@ class Quiv:
         if backend_options is not None and not isinstance(backend_options, Mapping):
             raise ConfigurationError.bad_value("backend_options", backend_options, "a mapping")
         self._backend = backend
+        self._backend_options = dict(backend_options or {})
         self._logger: Logger = self._async.config.logger or logging.getLogger("quiv")
-        self._runtime = SyncRuntime(
-            self, self._async, backend, dict(backend_options or {}), self._logger
-        )
+        self._runtime = SyncRuntime(self, self._async, backend, self._backend_options, self._logger)
+        #: serialises start() against itself, for the restart after a shutdown
+        self._start_lock = threading.Lock()
 
     def __repr__(self) -> str:
         state = self._runtime.state
@@ -159,10 +178,22 @@ class Quiv:
         Called from a thread that runs an event loop, that loop becomes the
         main loop for callbacks (see the class documentation).
 
-        :raises SchedulerStoppedError: if it was shut down (a ``Quiv`` runs once)
+        After :meth:`shutdown`, ``start()`` starts a new, empty scheduler with
+        the same settings and listeners, as a new process would: tasks and the
+        job history of the previous run are gone (and so is the temporary
+        database; a ``db_path`` file is kept). This is what a module-level
+        ``Quiv`` started in a FastAPI lifespan needs when a test suite enters
+        one ``TestClient(app)`` per test.
+
         :raises StoreError: if the job store cannot be opened
         """
-        self._runtime.start()
+        with self._start_lock:
+            if self._runtime.wait_until_stopped():  # shut down: start afresh
+                self._async = self._async._fresh()
+                self._runtime = SyncRuntime(
+                    self, self._async, self._backend, self._backend_options, self._logger
+                )
+            self._runtime.start()
 
     startup = start
 
@@ -235,8 +266,9 @@ class Quiv:
         and then handed to the scheduler's loop without waiting for it, so
         adding many tasks from a web endpoint costs no thread round trip each.
         Later calls from the same thread see the task.
+
+        Before :meth:`start`, the task is kept and runs once the scheduler starts.
         """
-        loop = self._runtime.running_loop()
         requested_at = time.monotonic()
         task, first_delay = new_task(
             task_name=task_name,
@@ -254,8 +286,24 @@ class Quiv:
             retry_backoff=retry_backoff,
             jitter=jitter,
         )
-        self._runtime.add_task(loop, task, first_delay, requested_at)
+        if self._before_start(lambda declared: declared.add(task, first_delay)) is _STARTED:
+            self._runtime.add_task(self._runtime.running_loop(), task, first_delay, requested_at)
         return task.id
+
+    def _before_start(self, operation: Callable[[Declarations], T]) -> T | _Started:
+        """Run a task method on the tasks declared before the start, if not started.
+
+        :return: what *operation* returns, or :data:`_STARTED` if the scheduler
+            has started (or stopped), in which case the caller goes to its loop
+        """
+        declarations = self._async._declared()
+        if declarations is not None:
+            try:
+                return operation(declarations)
+            except Drained:  # a start() in another thread took them meanwhile
+                pass
+        self._runtime.wait_until_started()
+        return _STARTED
 
     def update_task(
         self,
@@ -274,37 +322,45 @@ class Quiv:
         run_at: datetime | Unset = UNSET,
     ) -> Task:
         """Change a task in place; see :meth:`AsyncQuiv.update_task <quiv.AsyncQuiv.update_task>`."""
-        return self._runtime.call(
-            "update_task",
-            self._async.update_task,
-            task_id,
-            task_name=task_name,
-            interval=interval,
-            fixed_interval=fixed_interval,
-            args=args,
-            kwargs=kwargs,
-            timeout=timeout,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            jitter=jitter,
-            progress_callback=progress_callback,
-            run_at=run_at,
-        )
+        changes: dict[str, Any] = {
+            "task_name": task_name,
+            "interval": interval,
+            "fixed_interval": fixed_interval,
+            "args": args,
+            "kwargs": kwargs,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "retry_backoff": retry_backoff,
+            "jitter": jitter,
+            "progress_callback": progress_callback,
+            "run_at": run_at,
+        }
+        declared = self._before_start(lambda declared: declared.update(task_id, changes))
+        if declared is not _STARTED:
+            return declared
+        return self._runtime.call("update_task", self._async.update_task, task_id, **changes)
 
     def remove_task(self, task_id: str) -> None:
         """Remove a task (cancelling its job in flight); history stays."""
-        self._runtime.call("remove_task", self._async.remove_task, task_id)
+        if self._before_start(lambda declared: declared.remove(task_id)) is _STARTED:
+            self._runtime.call("remove_task", self._async.remove_task, task_id)
 
     def pause_task(self, task_id: str) -> None:
         """Pause a task: no new job starts until :meth:`resume_task`."""
-        self._runtime.call("pause_task", self._async.pause_task, task_id)
+        if self._before_start(lambda declared: declared.pause(task_id)) is _STARTED:
+            self._runtime.call("pause_task", self._async.pause_task, task_id)
 
     def resume_task(self, task_id: str, delay: float = 0) -> None:
         """Make a task active again; its next run is *delay* seconds from now."""
-        self._runtime.call("resume_task", self._async.resume_task, task_id, delay)
+        if self._before_start(lambda declared: declared.resume(task_id, delay)) is _STARTED:
+            self._runtime.call("resume_task", self._async.resume_task, task_id, delay)
 
     def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
         """Run a task now, outside its schedule (or right after its current job)."""
+        if self._before_start(lambda declared: declared.run_now(task_id, after_current)) is not (
+            _STARTED
+        ):
+            return
         self._runtime.call(
             "run_task_immediately",
             self._async.run_task_immediately,
@@ -314,6 +370,9 @@ class Quiv:
 
     def get_task(self, task_id: str) -> Task:
         """Return a task; see :meth:`AsyncQuiv.get_task <quiv.AsyncQuiv.get_task>`."""
+        declared = self._before_start(lambda declared: declared.get(task_id))
+        if declared is not _STARTED:
+            return declared
         return self._runtime.call("get_task", self._async.get_task, task_id)
 
     def get_all_tasks(
@@ -325,6 +384,11 @@ class Quiv:
         task_name: str | None = None,
     ) -> list[Task]:
         """Return tasks ordered by next run (tasks without one last)."""
+        declared = self._before_start(
+            lambda declared: declared.select(include_run_once, status, limit, offset, task_name)
+        )
+        if declared is not _STARTED:
+            return declared
         return self._runtime.call(
             "get_all_tasks",
             self._async.get_all_tasks,

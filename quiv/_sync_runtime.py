@@ -108,6 +108,24 @@ class SyncRuntime:
                 cancel_drain()
             raise
 
+    def wait_until_started(self) -> None:
+        """Block while another thread is starting the scheduler."""
+        if self.state == "starting":
+            self._started.wait()
+
+    def wait_until_stopped(self) -> bool:
+        """Whether the scheduler has been shut down (waiting for a shutdown under way).
+
+        ``False`` if it is new, starting or running.
+        """
+        if self.state == "stopping":
+            self._stopped.wait()
+        if self.state != "stopped":
+            return False
+        if self.loop is not None:
+            self.loop.join(_JOIN_TIMEOUT)
+        return True
+
     # -- stop ------------------------------------------------------------------
 
     def stop(self, timeout: float | None, *, flush: bool) -> None:
@@ -117,6 +135,7 @@ class SyncRuntime:
                 state = self.state
                 if state == "new":
                     self.state = "stopped"
+                    self._async._discard_declared()
                     self._stopped.set()
                     return
                 if state == "running":

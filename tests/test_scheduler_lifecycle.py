@@ -7,6 +7,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -62,18 +63,72 @@ async def test_a_scheduler_runs_only_once() -> None:
             pass
 
 
-async def test_methods_before_start_raise_scheduler_stopped() -> None:
-    s = AsyncQuiv()
+async def test_tasks_declared_before_start_run_once_it_starts(clock: FakeClock) -> None:
+    s = AsyncQuiv(clock=clock)
+    once = await s.add_task("once", lambda: None, run_once=True)
+    later = await s.add_task("later", lambda: None, interval=60, delay=30)
+    paused = await s.add_task("paused", lambda: None, interval=60)
+    await s.pause_task(paused)
+    assert (await s.get_task(later)).next_run_at is not None
+    assert [t.id for t in await s.get_all_tasks()] == [paused, later]
     with pytest.raises(SchedulerStoppedError, match="not running"):
-        await s.add_task("t", lambda: None, interval=1)
-    with pytest.raises(SchedulerStoppedError):
         s.cancel_job("x")
+    with pytest.raises(SchedulerStoppedError, match="not running"):
+        await s.get_all_jobs()
     with pytest.raises(SchedulerStoppedError):
         _ = s.portal
-    await s.shutdown()  # never started: a no-op, and it cannot start afterwards
+    async with s:
+        rec = Recorder(s)
+        assert (await s.wait_for_task(once, timeout=WAIT)).status is JobStatus.COMPLETED
+        assert (await s.get_task(paused)).status is TaskStatus.PAUSED
+        await clock.advance(30)
+        job = await s.wait_for_task(later, timeout=WAIT)
+        assert job.status is JobStatus.COMPLETED
+        assert rec.count(Event.JOB_COMPLETED, task_id=paused) == 0
+
+
+async def test_an_async_quiv_runs_once() -> None:
+    s = AsyncQuiv()
+    await s.add_task("t", lambda: None, interval=1)
+    await s.shutdown()  # never started: a no-op that drops the declared task
+    with pytest.raises(SchedulerStoppedError):
+        await s.add_task("t", lambda: None, interval=1)
     with pytest.raises(SchedulerStoppedError):
         async with s:
             pass
+
+
+async def test_every_async_method_is_a_checkpoint() -> None:
+    """trio's rule: an ``await`` of any of them raises in a cancelled scope, and changes nothing."""
+    async with AsyncQuiv(pool_size=1) as s:
+        task_id = await s.add_task("t", lambda: None, interval=3600, delay=3600)
+        job_task = await s.add_task("j", lambda: None, run_once=True)
+        job = await s.wait_for_task(job_task, timeout=WAIT)
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "add_task": lambda: s.add_task("t", lambda: None, interval=1),
+            "update_task": lambda: s.update_task(task_id, task_name="changed"),
+            "remove_task": lambda: s.remove_task(task_id),
+            "pause_task": lambda: s.pause_task(task_id),
+            "resume_task": lambda: s.resume_task(task_id),
+            "run_task_immediately": lambda: s.run_task_immediately(task_id),
+            "get_task": lambda: s.get_task(task_id),
+            "get_all_tasks": lambda: s.get_all_tasks(),
+            "get_job": lambda: s.get_job(job.id),
+            "get_all_jobs": lambda: s.get_all_jobs(),
+            "wait_for_job": lambda: s.wait_for_job(job.id),  # ended: it would return at once
+            "wait_for_task": lambda: s.wait_for_task(job_task),  # ditto
+            "stats": lambda: s.stats(),
+        }
+        for name, call in calls.items():
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await call()
+                pytest.fail(f"{name} returned in a cancelled scope")  # pragma: no cover
+            assert scope.cancelled_caught, name
+        task = await s.get_task(task_id)
+        assert (task.task_name, task.status) == ("t", TaskStatus.ACTIVE)
+        assert [t.id for t in await s.get_all_tasks()] == [task_id]  # nothing was added
+        assert await s.get_all_jobs(task_id=task_id) == []  # and nothing ran
 
 
 async def test_every_method_raises_after_exit(gates: Gates) -> None:

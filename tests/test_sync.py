@@ -186,29 +186,36 @@ def test_start_and_shutdown_twice_are_no_ops() -> None:
         scheduler.shutdown(timeout=1)
 
 
-@pytest.mark.parametrize(
-    ("method", "args"),
-    [
-        ("add_task", ("t", count_to)),
-        ("update_task", ("id",)),
-        ("remove_task", ("id",)),
-        ("pause_task", ("id",)),
-        ("resume_task", ("id",)),
-        ("run_task_immediately", ("id",)),
-        ("get_task", ("id",)),
-        ("get_all_tasks", ()),
-        ("cancel_job", ("id",)),
-        ("get_job", ("id",)),
-        ("get_all_jobs", ()),
-        ("wait_for_job", ("id",)),
-        ("wait_for_task", ("id",)),
-        ("stats", ()),
-    ],
-)
-def test_use_before_start_and_after_shutdown_raises(method: str, args: tuple[Any, ...]) -> None:
+_TASK_METHODS = [
+    ("add_task", ("t", count_to, 1)),
+    ("update_task", ("id",)),
+    ("remove_task", ("id",)),
+    ("pause_task", ("id",)),
+    ("resume_task", ("id",)),
+    ("run_task_immediately", ("id",)),
+    ("get_task", ("id",)),
+    ("get_all_tasks", ()),
+]
+_JOB_METHODS = [
+    ("cancel_job", ("id",)),
+    ("get_job", ("id",)),
+    ("get_all_jobs", ()),
+    ("wait_for_job", ("id",)),
+    ("wait_for_task", ("id",)),
+    ("stats", ()),
+]
+
+
+@pytest.mark.parametrize(("method", "args"), _JOB_METHODS)
+def test_job_methods_before_start_raise(method: str, args: tuple[Any, ...]) -> None:
     scheduler = Quiv()
     with pytest.raises(SchedulerStoppedError, match="start"):
         getattr(scheduler, method)(*args)
+
+
+@pytest.mark.parametrize(("method", "args"), _TASK_METHODS + _JOB_METHODS)
+def test_every_method_raises_after_shutdown(method: str, args: tuple[Any, ...]) -> None:
+    scheduler = Quiv()
     with no_leftovers():
         scheduler.start()
         scheduler.shutdown()
@@ -216,29 +223,73 @@ def test_use_before_start_and_after_shutdown_raises(method: str, args: tuple[Any
         getattr(scheduler, method)(*args)
 
 
-async def test_await_methods_after_shutdown_raise() -> None:
+def test_tasks_declared_before_start_run_once_it_starts() -> None:
+    """Apps declare their tasks at import time, before the lifespan starts the scheduler."""
     scheduler = Quiv()
-    with pytest.raises(SchedulerStoppedError):
-        await scheduler.await_job("id")
-    await anyio.to_thread.run_sync(scheduler.start)
-    await anyio.to_thread.run_sync(scheduler.shutdown)
-    with pytest.raises(SchedulerStoppedError):
-        await scheduler.await_task("id")
-    with pytest.raises(SchedulerStoppedError):
-        _ = scheduler.portal
-
-
-def test_a_quiv_runs_once() -> None:
-    scheduler = Quiv()
+    ran = threading.Event()
+    kept = scheduler.add_task("kept", lambda: ran.set(), run_once=True)
+    paused = scheduler.add_task("paused", count_to, interval=60, args=(1,))
+    gone = scheduler.add_task("gone", count_to, interval=60, args=(1,))
+    later = scheduler.add_task("later", count_to, interval=60, delay=3600, args=(1,))
+    assert not scheduler.is_running
+    assert ran.is_set() is False  # nothing runs before start()
+    scheduler.pause_task(paused)
+    scheduler.remove_task(gone)
+    updated = scheduler.update_task(later, task_name="renamed", args=(2,))
+    assert (updated.task_name, updated.args) == ("renamed", (2,))
+    assert scheduler.get_task(paused).status is TaskStatus.PAUSED
+    with pytest.raises(TaskNotFoundError):
+        scheduler.get_task(gone)
+    listed = scheduler.get_all_tasks(include_run_once=True)
+    assert [t.task_name for t in listed] == ["kept", "paused", "renamed"]  # by next run
+    assert listed[-1].next_run_at is not None
+    with pytest.raises(ConfigurationError, match="interval"):  # checked as when running
+        scheduler.update_task(later, interval=-1)
+    added: list[str] = []
+    scheduler.add_listener(Event.TASK_ADDED, lambda _event, task: added.append(task.id))
     with no_leftovers():
         scheduler.start()
-        scheduler.shutdown()
-    with pytest.raises(SchedulerStoppedError, match="create a new one"):
-        scheduler.start()
+        try:
+            job = scheduler.wait_for_task(kept, timeout=WAIT)
+            assert job.status is JobStatus.COMPLETED
+            assert ran.is_set()
+            assert scheduler.get_task(paused).status is TaskStatus.PAUSED
+            tasks = {t.id: t for t in scheduler.get_all_tasks()}
+            assert set(tasks) == {paused, later}
+            assert tasks[later].task_name == "renamed"
+            assert scheduler.get_all_jobs(task_id=paused) == []  # paused: it never ran
+        finally:
+            scheduler.shutdown()
+    assert sorted(added) == sorted([kept, paused, later])  # each announced once, at start
+
+
+def test_start_after_shutdown_starts_an_empty_scheduler() -> None:
+    """One scheduler, started and shut down once per test, as one TestClient(app) per test does."""
+    scheduler = Quiv()
+    ended: list[str] = []
+    scheduler.add_listener(Event.JOB_COMPLETED, lambda _event, task, job: ended.append(task.id))
+    with no_leftovers():
+        for _ in range(3):
+            scheduler.start()
+            assert scheduler.is_running
+            assert scheduler.get_all_tasks(include_run_once=True) == []  # nothing carried over
+            assert scheduler.get_all_jobs() == []
+            task_id = scheduler.add_task("t", count_to, run_once=True, args=(2,))
+            assert scheduler.wait_for_task(task_id, timeout=WAIT).status is JobStatus.COMPLETED
+            scheduler.shutdown()
+            assert not scheduler.is_running
+            with pytest.raises(SchedulerStoppedError, match="shut down"):
+                scheduler.get_all_tasks()
+    assert len(ended) == 3  # listeners are settings: they stay across restarts
     never_started = Quiv()
-    never_started.shutdown()  # nothing to stop
-    with pytest.raises(SchedulerStoppedError):
+    never_started.add_task("dropped", count_to, interval=1, args=(1,))
+    never_started.shutdown()  # nothing to stop; the declared task is dropped
+    with no_leftovers():
         never_started.start()
+        try:
+            assert never_started.get_all_tasks() == []
+        finally:
+            never_started.shutdown()
 
 
 def test_a_failed_start_leaves_nothing_behind(tmp_path: Any) -> None:
@@ -246,8 +297,12 @@ def test_a_failed_start_leaves_nothing_behind(tmp_path: Any) -> None:
     with no_leftovers(), pytest.raises(StoreError):
         scheduler.start()
     assert not scheduler.is_running
-    with pytest.raises(SchedulerStoppedError):
+    with no_leftovers(), pytest.raises(StoreError):  # a second start tries again
         scheduler.start()
+    (tmp_path / "missing-directory").mkdir()
+    with no_leftovers():
+        scheduler.start()  # and succeeds once the cause is gone
+        scheduler.shutdown()
 
 
 def test_shutdown_timeout_abandons_a_handler_that_ignores_its_stop_event() -> None:

@@ -1,0 +1,168 @@
+"""Tasks declared before the scheduler starts.
+
+Apps declare their tasks at import time or early in their lifespan, before
+``start()``. Until the scheduler runs there is no loop, no timer and no store,
+so such tasks wait here: validated exactly as on a running scheduler, held in
+order, and visible to ``get_task``/``get_all_tasks``. The scheduler hands
+them to its engine when it starts (:meth:`Declarations.drain`); their delays
+count from when they were declared, and one that is already due runs at once.
+
+Any thread may call these methods (the sync face is used from anywhere); a
+lock keeps them consistent with a concurrent start. Once drained, every
+method raises :class:`Drained`, and the caller goes to the running scheduler
+instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from ._errors import TaskNotActiveError, TaskNotFoundError
+from ._models import Task, TaskStatus
+from ._queries import check_task_id, select_tasks
+from ._requests import validate_update
+from ._state import TaskState, utcnow
+from ._triggers import clamp_delay
+from ._validation import check_bool, check_number
+
+__all__ = ("Declarations", "Drained")
+
+T = TypeVar("T")
+
+
+class Drained(Exception):
+    """The scheduler has started (or stopped): declarations are closed."""
+
+
+class Declarations:
+    """The tasks of a scheduler that has not started yet."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: task id -> task; a task's ``deadline`` is its due time on
+        #: ``time.monotonic()`` while it waits here
+        self._tasks: dict[str, TaskState] = {}
+        #: the wall-clock time each task is due, for ``next_run_at``
+        self._due_wall: dict[str, datetime] = {}
+        self._open = True
+
+    def _locked(self, operation: Callable[[], T]) -> T:
+        with self._lock:
+            if not self._open:
+                raise Drained
+            return operation()
+
+    def _find(self, task_id: object) -> TaskState:
+        task = self._tasks.get(check_task_id(task_id))
+        if task is None:
+            raise TaskNotFoundError(task_id)
+        return task
+
+    def _set_due(self, task: TaskState, delay: float) -> None:
+        task.deadline = time.monotonic() + delay
+        self._due_wall[task.id] = utcnow() + timedelta(seconds=delay)
+
+    def _snapshot(self, task: TaskState) -> Task:
+        return dataclasses.replace(task.snapshot(), next_run_at=self._due_wall[task.id])
+
+    # -- the task methods --------------------------------------------------------
+
+    def add(self, task: TaskState, first_delay: float) -> None:
+        def add() -> None:
+            self._tasks[task.id] = task
+            self._set_due(task, first_delay)
+
+        self._locked(add)
+
+    def update(self, task_id: str, changes: dict[str, Any]) -> Task:
+        """``update_task`` before start: *changes* are its keyword arguments."""
+
+        def update() -> Task:
+            task = self._find(task_id)
+            request = validate_update(task.settings(), task.func, **changes)
+            task.apply(request.settings)
+            if request.interval_changed:
+                assert request.settings.interval is not None
+                self._set_due(task, request.settings.interval)
+            elif request.run_at_delay is not None:
+                self._set_due(task, request.run_at_delay)
+            return self._snapshot(task)
+
+        return self._locked(update)
+
+    def remove(self, task_id: str) -> None:
+        def remove() -> None:
+            task = self._find(task_id)
+            del self._tasks[task.id], self._due_wall[task.id]
+
+        self._locked(remove)
+
+    def pause(self, task_id: str) -> None:
+        def pause() -> None:
+            self._find(task_id).status = TaskStatus.PAUSED
+
+        self._locked(pause)
+
+    def resume(self, task_id: str, delay: object) -> None:
+        seconds = clamp_delay(check_number(delay, "delay"))
+
+        def resume() -> None:
+            task = self._find(task_id)
+            task.status = TaskStatus.ACTIVE
+            self._set_due(task, seconds)
+
+        self._locked(resume)
+
+    def run_now(self, task_id: str, after_current: object) -> None:
+        """``run_task_immediately`` before start: the task runs as soon as it starts."""
+        check_bool(after_current, "after_current")
+
+        def run_now() -> None:
+            task = self._find(task_id)
+            if task.status is TaskStatus.PAUSED:
+                raise TaskNotActiveError(f"task {task.id!r} is paused; resume it first")
+            self._set_due(task, 0.0)
+
+        self._locked(run_now)
+
+    def get(self, task_id: str) -> Task:
+        return self._locked(lambda: self._snapshot(self._find(task_id)))
+
+    def select(
+        self,
+        include_run_once: bool,
+        status: TaskStatus | str | None,
+        limit: int | None,
+        offset: int,
+        task_name: str | None,
+    ) -> list[Task]:
+        def select() -> list[Task]:
+            tasks = select_tasks(
+                self._tasks.values(), include_run_once, status, limit, offset, task_name
+            )
+            return [self._snapshot(task) for task in tasks]
+
+        return self._locked(select)
+
+    # -- start -------------------------------------------------------------------
+
+    def drain(self) -> list[tuple[TaskState, float]]:
+        """Close the declarations; return each task with the delay left to its run.
+
+        Called once, by the start of the scheduler; later calls return nothing.
+        """
+        with self._lock:
+            self._open = False
+            tasks, self._tasks, self._due_wall = self._tasks, {}, {}
+        now = time.monotonic()
+        drained = []
+        for task in tasks.values():
+            assert task.deadline is not None
+            drained.append((task, max(0.0, task.deadline - now)))
+            task.deadline = None
+        return drained
