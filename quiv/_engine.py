@@ -215,7 +215,9 @@ class Engine:
             self.store.put_job(run)
             self.store.put_task(task)
         except Exception:  # a record lost must not lose the job: it is queued below
-            self.logger.exception("quiv: recording job %s of task %r failed", run.id, task.task_name)
+            self.logger.exception(
+                "quiv: recording job %s of task %r failed", run.id, task.task_name
+            )
         finally:
             self._start_workers(self._ready.push(run))
         return run
@@ -346,9 +348,7 @@ class Engine:
         self.jobs.pop(run.id, None)
         return job
 
-    def _report_end(
-        self, run: JobRun, job: Job, outcome: Outcome | None, retrying: bool
-    ) -> None:
+    def _report_end(self, run: JobRun, job: Job, outcome: Outcome | None, retrying: bool) -> None:
         """Log a failure, write the task's and the job's records, emit the end events.
 
         Each step is taken even if one before it raised.
