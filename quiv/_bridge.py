@@ -17,7 +17,6 @@ Failures of user callables are logged, never raised into the main loop.
 from __future__ import annotations
 
 import inspect
-import math
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -317,14 +316,17 @@ class MainLoopBridge:
     ) -> None:
         """Drain the inbox until :meth:`stop` is called (run on the main loop)."""
         try:
-            async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
-                # Shielded so that events of jobs ended by a host cancellation
-                # are still delivered; stop() ends it.
-                with anyio.CancelScope(shield=True) as scope:
-                    self._scope = scope
-                    if self._closed:  # stop() came first (run() started with spawn_here)
-                        scope.cancel()
+            # Shielded so that events of jobs ended by a host cancellation are
+            # still delivered: only stop() ends it, by cancelling this scope.
+            # So a cancellation that reaches the code below was delivered by
+            # this scope (or by a call's own scope) exactly when that scope's
+            # ``cancel_called`` is set; anything else is a callable's failure.
+            with anyio.CancelScope(shield=True) as scope:
+                self._scope = scope
+                if self._closed:  # stop() came first (run() started with spawn_here)
+                    scope.cancel()
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
                     task_status.started()
                     await self._drain_forever(task_group)
         finally:
@@ -363,9 +365,7 @@ class MainLoopBridge:
 
     def _stop_here(self) -> None:
         if self._scope is not None:
-            self._scope.cancel()
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()
+            self._scope.cancel()  # the drain task and every target started in its group
 
     def _close_inbox(self) -> None:
         with self._lock:
@@ -418,7 +418,7 @@ class MainLoopBridge:
         try:
             await awaitable
         except BaseException as exc:
-            if not _own_failure(exc):
+            if not self._own_failure(exc):
                 raise
             self._log_failure(what, func, exc)
         finally:
@@ -440,7 +440,7 @@ class MainLoopBridge:
                 else:
                     call.set_result(result)
         except BaseException as exc:
-            if not _own_failure(exc):
+            if not self._own_failure(exc):
                 raise
             if call is not None:
                 call.set_exception(exc)
@@ -453,20 +453,22 @@ class MainLoopBridge:
                 )
             self._settled()
 
+    def _own_failure(self, exc: BaseException) -> bool:
+        """Whether *exc*, out of an awaited callable, is the callable's failure to report.
+
+        Not KeyboardInterrupt or SystemExit, nor the cancellation that
+        :meth:`stop` delivers through the bridge's own scope (the only one that
+        reaches here: the scope is shielded, and a call's own scope catches the
+        cancellation it delivers). But a cancellation exception raised while
+        that scope is not cancelled (say, by awaiting a future that was
+        cancelled) is, and must not stop the bridge or reach the host as a
+        cancellation.
+        """
+        if isinstance(exc, _FATAL):
+            return False
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            return not (self._scope is not None and self._scope.cancel_called)
+        return True
+
     def _log_failure(self, what: str, func: Callable[..., Any], exc: BaseException) -> None:
         self._logger.error("quiv: %s %s raised", what, callable_name(func), exc_info=exc)
-
-
-def _own_failure(exc: BaseException) -> bool:
-    """Whether *exc*, out of an awaited callable, is the callable's failure to report.
-
-    Not KeyboardInterrupt or SystemExit, nor a cancellation of the running task;
-    but a cancellation exception raised while nothing cancels the task (say, by
-    awaiting a future that was cancelled) is, and must not stop the bridge or
-    reach the host as a cancellation.
-    """
-    if isinstance(exc, _FATAL):
-        return False
-    if isinstance(exc, anyio.get_cancelled_exc_class()):
-        return anyio.current_effective_deadline() != -math.inf
-    return True

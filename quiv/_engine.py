@@ -57,7 +57,10 @@ _JOB_EVENTS = {
 
 
 def describe_error(error: BaseException) -> str:
-    text = str(error)
+    try:
+        text = str(error)
+    except Exception:  # the user's __str__ failed: the type still says what happened
+        text = "<message unavailable: its __str__ raised>"
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -208,9 +211,15 @@ class Engine:
         task.status = TaskStatus.RUNNING
         task.deadline = None
         self.jobs[run.id] = run
-        self.store.put_job(run)
-        self.store.put_task(task)
-        self._start_workers(self._ready.push(run))
+        try:
+            self.store.put_job(run)
+            self.store.put_task(task)
+        except Exception:  # a record lost must not lose the job: it is queued below
+            self.logger.exception(
+                "quiv: recording job %s of task %r failed", run.id, task.task_name
+            )
+        finally:
+            self._start_workers(self._ready.push(run))
         return run
 
     def _start_workers(self, start: Start) -> None:
@@ -248,13 +257,13 @@ class Engine:
 
     def _on_reports(self, reports: list[tuple[JobRun, Outcome | None]]) -> None:
         for run, outcome in reports:
+            if outcome is not None:
+                self.finish(run, outcome)  # never raises
+                continue
             try:
-                if outcome is None:
-                    self._on_started(run)
-                else:
-                    self.finish(run, outcome)
-            except Exception:  # an engine bug must not lose the other reports
-                self.logger.exception("quiv: failed to record the end of job %s", run.id)
+                self._on_started(run)
+            except Exception:  # a record or event lost must not lose the other reports
+                self.logger.exception("quiv: recording the start of job %s failed", run.id)
 
     def _on_started(self, run: JobRun) -> None:
         if run.done or run.status is not JobStatus.SCHEDULED:
@@ -264,9 +273,13 @@ class Engine:
         timeout = run.task.timeout
         if timeout is not None:
             self._arm_timeout(run, timeout)
-        self.store.put_job(run)
-        if self.listeners.wants(Event.JOB_STARTED):
-            self.listeners.emit(self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot())
+        try:
+            self.store.put_job(run)
+        finally:
+            if self.listeners.wants(Event.JOB_STARTED):
+                self.listeners.emit(
+                    self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot()
+                )
 
     # -- cancellation ----------------------------------------------------------
 
@@ -283,11 +296,41 @@ class Engine:
     # -- the end of a job ------------------------------------------------------
 
     def finish(self, run: JobRun, outcome: Outcome | None) -> None:
-        """Record how *run* ended, update its task, notify listeners and waiters."""
+        """Record how *run* ended, update its task, notify listeners and waiters.
+
+        Never raises. Whatever fails on the way (a record write, an event) is
+        logged, and the rest still happens: the job gets its final state, its
+        task is scheduled again or removed as its settings say, and its
+        waiters are woken.
+        """
         if run.done:
             return
-        if outcome is not None and outcome.started and run.status is JobStatus.SCHEDULED:
-            self._on_started(run)  # the start notice has not arrived yet
+        try:
+            self._finish(run, outcome)
+        except Exception:
+            self.logger.exception(
+                "quiv: recording the end of job %s of task %r failed",
+                run.id,
+                run.task.task_name,
+            )
+
+    def _finish(self, run: JobRun, outcome: Outcome | None) -> None:
+        try:
+            if outcome is not None and outcome.started and run.status is JobStatus.SCHEDULED:
+                self._on_started(run)  # the start notice has not arrived yet
+        finally:
+            job = self._seal(run, outcome)
+            retrying = False
+            try:
+                retrying = self._after_job(run.task, job.status)
+            finally:
+                try:
+                    self._report_end(run, job, outcome, retrying)
+                finally:
+                    self._wake_waiters(run, job)
+
+    def _seal(self, run: JobRun, outcome: Outcome | None) -> Job:
+        """Give *run* its final state (in memory only: nothing here calls out)."""
         run.done = True
         if run.status is JobStatus.RUNNING:
             self.running -= 1
@@ -301,24 +344,45 @@ class Engine:
             run.duration = outcome.duration
         elif run.started_at is not None:
             run.duration = (run.ended_at - run.started_at).total_seconds()
-        if status is JobStatus.FAILED and outcome is not None and outcome.error is not None:
-            self.logger.error(
-                "quiv: job %s of task %r failed",
-                run.id,
-                run.task.task_name,
-                exc_info=outcome.error,
-            )
         job = run.final = run.snapshot()
         self.jobs.pop(run.id, None)
-        retrying = self._after_job(run.task, status)
-        if run.task.finished:
-            self._remember_finished(run.task, job)
-        self.store.put_job(job)
-        wanted = [_JOB_EVENTS[status], Event.JOB_RETRYING] if retrying else [_JOB_EVENTS[status]]
-        if any(self.listeners.wants(e) for e in wanted):
-            task_snapshot = run.task.snapshot()
-            for e in wanted:
-                self.listeners.emit(self.bridge, e, task_snapshot, job)
+        return job
+
+    def _report_end(self, run: JobRun, job: Job, outcome: Outcome | None, retrying: bool) -> None:
+        """Log a failure, write the task's and the job's records, emit the end events.
+
+        Each step is taken even if one before it raised.
+        """
+        try:
+            if job.status is JobStatus.FAILED and outcome is not None and outcome.error is not None:
+                self.logger.error(
+                    "quiv: job %s of task %r failed",
+                    run.id,
+                    run.task.task_name,
+                    exc_info=outcome.error,
+                )
+        finally:
+            try:
+                self._write_end(run.task, job)
+            finally:
+                status_event = _JOB_EVENTS[job.status]
+                wanted = [status_event, Event.JOB_RETRYING] if retrying else [status_event]
+                if any(self.listeners.wants(e) for e in wanted):
+                    task_snapshot = run.task.snapshot()
+                    for e in wanted:
+                        self.listeners.emit(self.bridge, e, task_snapshot, job)
+
+    def _write_end(self, task: TaskState, job: Job) -> None:
+        try:
+            if task.finished:
+                self.store.delete_task(task.id)
+            elif not task.removed:  # (a task removed by the user is deleted already)
+                self.store.put_task(task)
+        finally:
+            self.store.put_job(job)
+
+    def _wake_waiters(self, run: JobRun, job: Job) -> None:
+        """Hand *job* to its waiters and its task's; note when the engine is idle."""
         task_waiters = self.task_waiters.pop(run.task.id, [])
         for waiter in [*run.waiters, *task_waiters]:
             if self.stopping:
@@ -327,6 +391,8 @@ class Engine:
                 waiter.resolve(job)
         if not self.jobs and self._idle is not None:
             self._idle.set()
+        if run.task.finished:
+            self._remember_finished(run.task, job)
 
     def _classify(self, run: JobRun, outcome: Outcome | None) -> tuple[JobStatus, str | None]:
         ctx = run.ctx
@@ -364,7 +430,10 @@ class Engine:
         return entry[0]
 
     def _after_job(self, task: TaskState, status: JobStatus) -> bool:
-        """Update *task* after its job ended; return True if a retry was scheduled."""
+        """Schedule *task* again (or remove it) after its job ended, in memory only.
+
+        Return True if a retry was scheduled. :meth:`_report_end` writes the record.
+        """
         task.run = None
         if task.removed:
             return False
@@ -392,14 +461,12 @@ class Engine:
             task.status = TaskStatus.ACTIVE
             task.deadline = None
             self.tasks.pop(task.id, None)
-            self.store.delete_task(task.id)
             return False
         if task.status is TaskStatus.PAUSED:
             task.deadline = None
             task.pending_deadline = None
         else:
             self.schedule(task, deadline)
-        self.store.put_task(task)
         return retrying
 
     # -- shutdown --------------------------------------------------------------
@@ -415,17 +482,19 @@ class Engine:
         self._ready.close()
         self._threads.close()  # from now on, a thread exits once its call returns
         self.stop_timer()
-        for run in list(self.jobs.values()):
-            self.cancel_run(run, SHUTDOWN_REASON)
-        with anyio.move_on_after(math.inf if timeout is None else timeout, shield=True):
-            await self._wait_idle()
-        stuck = list(self.jobs.values())
-        for scope in self._worker_scopes:
-            scope.cancel()  # abandon the threads still running handlers
-        if self._inbox is not None:
-            self._inbox.stop()
-        for run in stuck:
-            self.finish(run, None)
+        try:
+            for run in list(self.jobs.values()):
+                self.cancel_run(run, SHUTDOWN_REASON)
+            with anyio.move_on_after(math.inf if timeout is None else timeout, shield=True):
+                await self._wait_idle()
+        finally:
+            stuck = list(self.jobs.values())
+            for scope in self._worker_scopes:
+                scope.cancel()  # abandon the threads still running handlers
+            if self._inbox is not None:
+                self._inbox.stop()
+            for run in stuck:
+                self.finish(run, None)
         return [run.final for run in stuck if run.final is not None]
 
     async def _wait_idle(self) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigurationError, HandlerRegistrationError
+from ._errors import ConfigurationError, HandlerRegistrationError, MainLoopUnavailableError
 
 if TYPE_CHECKING:
     from ._bridge import MainLoopBridge
@@ -77,11 +77,19 @@ class Listeners:
     def emit(
         self, bridge: MainLoopBridge | None, event: Event, task: Task, job: Job | None = None
     ) -> None:
-        """Queue every listener of *event* on the main loop (never blocks)."""
+        """Queue every listener of *event* on the main loop (never blocks, never raises).
+
+        Once the bridge is closed (the scheduler stopped, or the main loop
+        ended, possibly while this runs) there is nowhere to deliver to: the
+        calls are dropped.
+        """
         callbacks = self._by_event[event]
         if not callbacks or bridge is None or bridge.closed:
             return
         args: tuple[Any, ...] = (event, task) if job is None else (event, task, job)
         what = f"listener for {event.value!r}"
-        for callback in callbacks:
-            bridge.submit(callback, args, {}, what=what)
+        try:
+            for callback in callbacks:
+                bridge.submit(callback, args, {}, what=what)
+        except MainLoopUnavailableError:
+            return  # closed from another thread meanwhile

@@ -18,7 +18,7 @@ from anyio.lowlevel import current_token
 from . import _main
 from ._bridge import MainLoopBridge
 from ._clock import LoopClock
-from ._errors import SchedulerStoppedError
+from ._errors import MainLoopUnavailableError, SchedulerStoppedError
 from ._events import Listeners
 from ._models import QuivConfig
 from ._store._base import Store
@@ -87,37 +87,45 @@ async def stop_engine(
     bridge = engine.bridge
     assert bridge is not None
     begin = anyio.current_time()
-    abandoned = await engine.shutdown(timeout)
-    if abandoned:
-        names = ", ".join(f"{job.task_name!r} (job {job.id})" for job in abandoned)
-        logger.warning(
-            "quiv: shutdown abandoned %d job(s) still running after %s s: %s",
-            len(abandoned),
-            timeout,
-            names,
-        )
-    stopped = SchedulerStoppedError("the scheduler was shut down")
-    for waiters in engine.task_waiters.values():
-        for waiter in waiters:
-            waiter.fail(stopped)
-    engine.task_waiters.clear()
-    if flush_events and not bridge.closed:
-        # deliver the events of the jobs that just ended, but let no
-        # hung listener stretch the shutdown much past its timeout
-        budget = _FLUSH_MAX
-        if timeout is not None:
-            left = begin + timeout - anyio.current_time()
-            budget = min(budget, max(left, _FLUSH_MIN))
-        with anyio.move_on_after(budget):
-            await _main.wait_call(bridge.call(lambda: None, (), {}))
-    pending = bridge.pending
-    if pending and own_bridge:
-        logger.warning(
-            "quiv: %d main-loop call(s) still pending at shutdown are cancelled",
-            pending,
-        )
-    bridge.stop()
-    await engine.store.aclose()
+    try:
+        abandoned = await engine.shutdown(timeout)
+        if abandoned:
+            names = ", ".join(f"{job.task_name!r} (job {job.id})" for job in abandoned)
+            logger.warning(
+                "quiv: shutdown abandoned %d job(s) still running after %s s: %s",
+                len(abandoned),
+                timeout,
+                names,
+            )
+    finally:
+        stopped = SchedulerStoppedError("the scheduler was shut down")
+        for waiters in engine.task_waiters.values():
+            for waiter in waiters:
+                waiter.fail(stopped)
+        engine.task_waiters.clear()
+    try:
+        if flush_events and not bridge.closed:
+            # deliver the events of the jobs that just ended, but let no
+            # hung listener stretch the shutdown much past its timeout
+            budget = _FLUSH_MAX
+            if timeout is not None:
+                left = begin + timeout - anyio.current_time()
+                budget = min(budget, max(left, _FLUSH_MIN))
+            with anyio.move_on_after(budget):
+                await _main.wait_call(bridge.call(lambda: None, (), {}))
+    except MainLoopUnavailableError:
+        pass  # the main loop's bridge closed meanwhile: there is nothing left to deliver
+    finally:
+        pending = bridge.pending
+        if pending and own_bridge:
+            logger.warning(
+                "quiv: %d main-loop call(s) still pending at shutdown are cancelled",
+                pending,
+            )
+        try:
+            bridge.stop()
+        finally:
+            await engine.store.aclose()
 
 
 def _make_store(config: QuivConfig, logger: Logger) -> Store:

@@ -218,17 +218,44 @@ class LoopThread:
         if not self._post(token, self._drain_posted):
             raise SchedulerStoppedError(_STOPPED)
 
+    def close_posts(self) -> None:
+        """On the loop thread: refuse posts and calls from now on, and run the
+        posted functions already taken, at once.
+
+        A served resource that stops on its own calls this first, so that a
+        post either raises :class:`SchedulerStoppedError` in its caller or runs
+        while the resource still serves it.
+        """
+        self.stop_accepting()
+        self._drain_posted()
+
     def _drain_posted(self) -> None:
-        # On the loop thread, as a plain callback.
+        # On the loop thread, as a plain callback (or from close_posts).
         posted = self._posted
-        while True:
+        drained = False
+        try:
+            while True:
+                with self._lock:
+                    if not posted:
+                        self._drain_scheduled = False
+                        drained = True
+                        return
+                    fn = posted.popleft()
+                    arg = posted.popleft()
+                fn(arg)
+        finally:
+            if not drained:  # fn raised (it must not): the loop gets the error, the rest still runs
+                self._drain_again()
+
+    def _drain_again(self) -> None:
+        with self._lock:
+            token = self._token
+            if token is None or not self._posted:
+                self._drain_scheduled = False
+                return
+        if not self._post(token, self._drain_posted):
             with self._lock:
-                if not posted:
-                    self._drain_scheduled = False
-                    return
-                fn = posted.popleft()
-                arg = posted.popleft()
-            fn(arg)
+                self._drain_scheduled = False
 
     def call(self, fn: Callable[[], Awaitable[T]], *, final: bool = False) -> T:
         """Run ``fn()`` on the loop and block until it returns (not on the loop thread).

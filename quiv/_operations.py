@@ -50,11 +50,12 @@ def register_task(
     engine.tasks[task.id] = task
     task.wall = engine.wall
     task.deadline = deadline
-    _emit(engine, Event.TASK_ADDED, task)
-    engine.store.put_task(task, new=True)
     if task.status is TaskStatus.PAUSED:  # paused before the scheduler started
         task.deadline = None
         task.pending_deadline = deadline  # where resume_task(delay=0) puts it
+    _record(engine, task, Event.TASK_ADDED, new=True)
+    if task.status is TaskStatus.PAUSED:
+        pass
     elif first_delay > 0:
         engine.schedule(task, deadline)
     else:  # due now: skip the timer
@@ -79,8 +80,7 @@ def apply_update(engine: Engine, task: TaskState, update: TaskUpdate) -> None:
             task.pending_deadline = deadline
         else:
             engine.schedule(task, deadline)
-    engine.store.put_task(task)
-    _emit(engine, Event.TASK_UPDATED, task)
+    _record(engine, task, Event.TASK_UPDATED)
 
 
 def remove_task(engine: Engine, task_id: str) -> None:
@@ -90,13 +90,14 @@ def remove_task(engine: Engine, task_id: str) -> None:
     task.removed = True
     engine.unschedule(task)
     del engine.tasks[task.id]
-    engine.store.delete_task(task.id)
-    if task.run is not None:
-        engine.cancel_run(task.run, "task removed")
-    else:
-        for waiter in engine.task_waiters.pop(task.id, []):
-            waiter.fail(TaskNotFoundError(task.id))
-    _emit(engine, Event.TASK_REMOVED, snapshot)
+    try:
+        if task.run is not None:
+            engine.cancel_run(task.run, "task removed")
+        else:
+            for waiter in engine.task_waiters.pop(task.id, []):
+                waiter.fail(TaskNotFoundError(task.id))
+    finally:
+        _record(engine, task, Event.TASK_REMOVED, snapshot=snapshot, deleted=True)
 
 
 def pause_task(engine: Engine, task_id: str) -> None:
@@ -105,8 +106,7 @@ def pause_task(engine: Engine, task_id: str) -> None:
     engine.unschedule(task)
     task.status = TaskStatus.PAUSED
     task.rerun_requested = False
-    engine.store.put_task(task)
-    _emit(engine, Event.TASK_PAUSED, task)
+    _record(engine, task, Event.TASK_PAUSED)
 
 
 def resume_task(engine: Engine, task_id: str, delay: float) -> None:
@@ -121,8 +121,7 @@ def resume_task(engine: Engine, task_id: str, delay: float) -> None:
         deadline = engine.clock.now() + seconds
     task.anchor = deadline
     engine.schedule(task, deadline)
-    engine.store.put_task(task)
-    _emit(engine, Event.TASK_RESUMED, task)
+    _record(engine, task, Event.TASK_RESUMED)
 
 
 def run_task_immediately(engine: Engine, task_id: str, after_current: bool) -> None:
@@ -135,7 +134,7 @@ def run_task_immediately(engine: Engine, task_id: str, after_current: bool) -> N
         if not after_current or task.run_once:
             raise TaskRunningError(f"task {task.id!r} has a job in flight")
         task.rerun_requested = True
-        engine.store.put_task(task)
+        _record(engine, task, None)
     else:
         engine.dispatch(task, engine.clock.now())
 
@@ -151,8 +150,33 @@ def cancel_job(engine: Engine, job_id: str) -> bool:
     return True
 
 
-def _emit(engine: Engine, event: Event, task: TaskState | Task) -> None:
-    if not engine.listeners.wants(event):
-        return
-    snapshot = task.snapshot() if isinstance(task, TaskState) else task
-    engine.listeners.emit(engine.bridge, event, snapshot)
+def _record(
+    engine: Engine,
+    task: TaskState,
+    event: Event | None,
+    *,
+    snapshot: Task | None = None,
+    new: bool = False,
+    deleted: bool = False,
+) -> None:
+    """Write *task*'s record (or its deletion) and emit *event* with its snapshot.
+
+    Called once the operation took effect in memory, so it never raises:
+    a record or an event that fails is logged, and the operation stands.
+    """
+    try:
+        try:
+            if deleted:
+                engine.store.delete_task(task.id)
+            else:
+                engine.store.put_task(task, new=new)
+        finally:
+            if event is not None and engine.listeners.wants(event):
+                engine.listeners.emit(engine.bridge, event, snapshot or task.snapshot())
+    except Exception:
+        engine.logger.exception(
+            "quiv: recording %s of task %r (%s) failed",
+            "a change" if event is None else event.value,
+            task.task_name,
+            task.id,
+        )

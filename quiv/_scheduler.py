@@ -103,6 +103,8 @@ class AsyncQuiv:
         self._declarations: Declarations | None = Declarations()
         #: set when a shutdown in progress has finished (scheduler loop only)
         self._shutdown_done: anyio.Event | None = None
+        #: called (on the scheduler loop) just before the shutdown starts
+        self._on_stopping: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncQuiv {self._state} pool_size={self._config.pool_size}>"
@@ -218,6 +220,8 @@ class AsyncQuiv:
             elif self._state == "stopping" and self._shutdown_done is not None:
                 await self._shutdown_done.wait()  # another caller is shutting it down
             return
+        if self._on_stopping is not None:
+            self._on_stopping()
         self._state = "stopping"
         self._shutdown_done = done = anyio.Event()
         engine, bridge = self._engine, self._bridge

@@ -101,6 +101,10 @@ class SyncRuntime:
         loop = LoopThread(self._backend, self._backend_options, name=f"quiv-{id(self._owner):x}")
         loop.on_exit = self._on_loop_exit
         self.loop = loop
+        # However the scheduler stops (even by a callback awaiting
+        # async_quiv.shutdown()), the tasks already handed to its loop are added
+        # first, and add_task raises from then on.
+        self._async._on_stopping = loop.close_posts
         try:
             loop.start(self._async)
         except BaseException:
@@ -253,13 +257,9 @@ class SyncRuntime:
             loop.post(self._register_task, task)
 
     def _register_task(self, task: TaskState) -> None:
-        # Runs on the scheduler's loop as a plain callback: it must not raise.
+        # Runs on the scheduler's loop as a posted callback. It cannot fail: the
+        # task was validated, registering it never raises, and the scheduler is
+        # running, since it runs the callbacks posted before it stops (see
+        # LoopThread.close_posts); a post after that raises in add_task's caller.
         first_delay, requested_at = task.held_request()
-        try:
-            self._async._register_task(task, first_delay, requested_at)
-        except QuivError as exc:
-            self._logger.warning(
-                "quiv: task %r (%s) was not added: %s", task.task_name, task.id, exc
-            )
-        except Exception:
-            self._logger.exception("quiv: adding task %r failed", task.task_name)
+        self._async._register_task(task, first_delay, requested_at)
