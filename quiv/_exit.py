@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import weakref
 from typing import TYPE_CHECKING
@@ -58,6 +59,26 @@ def remember(scheduler: Quiv) -> None:
             atexit.register(_shutdown_all)
     except RuntimeError:  # pragma: no cover - the interpreter is already exiting
         pass
+
+
+def _reset_after_fork() -> None:
+    """In a forked child: the schedulers the parent was running have no threads here.
+
+    Each is marked stopped, so its methods raise
+    :class:`~quiv.SchedulerStoppedError` instead of waiting for a thread that
+    does not exist, the exit hook does not wait for it either, and ``start()``
+    starts a new one in this process.
+    """
+    global _lock
+    _lock = threading.Lock()
+    schedulers = list(_live)
+    _live.clear()
+    for scheduler in schedulers:
+        scheduler._runtime.forked()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def forget(scheduler: Quiv) -> None:

@@ -9,6 +9,7 @@ run inline and async targets start as tasks owned by the scheduler.
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,6 +27,17 @@ _JOB_CANCELLED = "job cancelled"
 
 _registry_lock = threading.Lock()
 _running: list[MainLoopBridge] = []
+
+
+def _reset_after_fork() -> None:
+    """In a forked child: the parent's schedulers and loops do not exist here."""
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _running.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def register(bridge: MainLoopBridge) -> None:

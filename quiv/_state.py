@@ -37,6 +37,22 @@ _random_pool = bytearray()
 _random_lock = threading.Lock()
 
 
+def _reset_after_fork() -> None:
+    """In a forked child: draw fresh randomness, never the parent's pooled bytes.
+
+    A pre-fork server (gunicorn ``--preload``, ``uvicorn --workers``) would
+    otherwise hand every worker the same job ids. The lock is replaced too: a
+    thread of the parent may have held it at the fork, and it would stay held.
+    """
+    global _random_lock
+    _random_lock = threading.Lock()
+    _random_pool.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def new_id() -> str:
     """A random (version 4) UUID string.
 

@@ -112,6 +112,13 @@ class SyncRuntime:
                 cancel_drain()
             raise
 
+    def forked(self) -> None:
+        """In a forked child: the loop thread stayed in the parent; this runtime is over."""
+        self._lock = threading.Lock()
+        self.state = "stopped"
+        self._started.set()
+        self._stopped.set()
+
     def wait_until_started(self) -> None:
         """Block while another thread is starting the scheduler."""
         if self.state == "starting":

@@ -34,7 +34,10 @@ def create_private_file(path: str) -> None:
     os.close(fd)
 
 
-def _remove_tree(directory: str, db_file: str) -> None:
+def _remove_tree(directory: str, db_file: str, creator: int) -> None:
+    if os.getpid() != creator:
+        # A forked child exits: the files belong to the parent, which still uses them.
+        return
     for suffix in ("", *SIDE_FILE_SUFFIXES):
         try:
             os.unlink(db_file + suffix)
@@ -61,7 +64,9 @@ class TempDatabase:
     def __init__(self, owner: object) -> None:
         self.directory = tempfile.mkdtemp(prefix="quiv-")
         self.path = os.path.join(self.directory, _DB_NAME)
-        self._finalizer = weakref.finalize(owner, _remove_tree, self.directory, self.path)
+        self._finalizer = weakref.finalize(
+            owner, _remove_tree, self.directory, self.path, os.getpid()
+        )
         try:
             create_private_file(self.path)
         except BaseException:

@@ -1,0 +1,124 @@
+"""quiv after ``os.fork``, as a pre-fork server (gunicorn ``--preload``,
+``uvicorn --workers``) does it: ids never repeat between parent and child,
+and a scheduler started in the parent neither hangs nor harms the child.
+
+Each case runs a fresh interpreter that forks, so the fork happens in a
+process that only runs what the case needs (forking pytest itself would
+copy its threads and open files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+
+#: bound for each forking script (it normally takes well under a second)
+SCRIPT_TIMEOUT = 30
+
+
+def _run(script: str) -> dict[str, object]:
+    """Run *script*; it prints one JSON object on its last line."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_ids_drawn_after_a_fork_differ_from_the_parents() -> None:
+    result = _run(
+        """
+        import json, os
+        from quiv._state import new_id
+
+        new_id()  # the parent has randomness pooled before the fork
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            ids = [new_id() for _ in range(300)]
+            os.write(write, json.dumps(ids).encode())
+            os._exit(0)
+        os.close(write)
+        parent = [new_id() for _ in range(300)]
+        chunks = []
+        while chunk := os.read(read, 1 << 16):
+            chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+        child = json.loads(b"".join(chunks))
+        print(json.dumps({"parent": parent, "child": child, "status": status}))
+        """
+    )
+    assert result["status"] == 0
+    parent, child = result["parent"], result["child"]
+    assert isinstance(parent, list) and isinstance(child, list)
+    assert len(set(parent)) == len(parent) == 300
+    assert len(set(child)) == len(child) == 300
+    assert set(parent).isdisjoint(child)
+
+
+def test_a_scheduler_running_in_the_parent_does_not_hang_or_harm_the_child() -> None:
+    """The child finds the parent's scheduler stopped, starts its own, and exits cleanly."""
+    result = _run(
+        """
+        import json, os, warnings
+        from quiv import Quiv, SchedulerStoppedError
+
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+        scheduler = Quiv()
+        scheduler.start()
+        parent_job = scheduler.wait_for_task(
+            scheduler.add_task("parent", lambda: None, run_once=True), timeout=10
+        )
+        database = scheduler.async_quiv._engine.store.path
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            report = {}
+            try:
+                scheduler.get_all_tasks()
+            except SchedulerStoppedError as exc:
+                report["stopped"] = str(exc)
+            scheduler.start()  # a new scheduler of this process's own
+            task_id = scheduler.add_task("child", lambda: None, run_once=True)
+            report["job"] = scheduler.wait_for_task(task_id, timeout=10).id
+            report["status"] = scheduler.get_job(report["job"]).status.value
+            scheduler.shutdown(timeout=5)
+            os.write(write, json.dumps(report).encode())
+            os.close(write)
+            raise SystemExit(0)  # a normal exit: the exit hooks run in the child
+        os.close(write)
+        chunks = []
+        while chunk := os.read(read, 1 << 16):
+            chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+        report = json.loads(b"".join(chunks))
+        # the parent's scheduler and its temporary database survived the child's exit
+        report["parent_db_exists"] = os.path.exists(database)
+        again = scheduler.add_task("after", lambda: None, run_once=True)
+        report["parent_after"] = scheduler.wait_for_task(again, timeout=10).status.value
+        report["parent_job"] = parent_job.id
+        report["exit_status"] = status
+        scheduler.shutdown(timeout=5)
+        print(json.dumps(report))
+        """
+    )
+    assert result["exit_status"] == 0
+    assert "shut down" in str(result["stopped"])
+    assert result["status"] == "completed"
+    assert result["job"] != result["parent_job"]
+    assert result["parent_db_exists"] is True
+    assert result["parent_after"] == "completed"
