@@ -95,17 +95,18 @@ class OwnerLock:
     def acquire(cls, db_path: str, owner_id: str) -> OwnerLock:
         """Create and lock the lock file of *owner_id* (a fresh id, so the file is new).
 
-        The file holds the process id, for people; it is readable by anyone
-        who can list the directory, so that every process sharing the
-        database can test the lock.
+        The file holds the process id, for people. It gets the read and
+        write bits of the database file itself (whatever the umask), so that
+        whoever may read the database may test the lock, and nobody else.
 
         :raises OSError: if the file cannot be created or locked
         """
         path = lock_path(db_path, owner_id)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+        mode = os.stat(db_path).st_mode & 0o666
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         try:
             if sys.platform != "win32":
-                os.fchmod(fd, 0o644)  # whatever the umask
+                os.fchmod(fd, mode)
             os.write(fd, f"{os.getpid()}\n".encode())
             os.lseek(fd, 0, os.SEEK_SET)
             if not _try_lock(fd):  # nobody else knows the name yet
