@@ -7,7 +7,9 @@ runs on asyncio and trio.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -21,7 +23,7 @@ import anyio
 import pytest
 from anyio.abc import Process
 from scheduler_helpers import WAIT
-from store_helpers import make_job, make_task, running
+from store_helpers import make_job, make_task, recording_logger, running
 
 from quiv import AsyncQuiv, FakeClock, JobStatus
 from quiv._store import SQLiteStore
@@ -331,3 +333,20 @@ async def test_task_arguments_never_reach_the_file(tmp_path: Path) -> None:
     assert task.kwargs == {"token": in_kwargs, secret: 1}
     assert listed.args == task.args and listed.kwargs == task.kwargs
     assert secret.encode() not in _files(db)
+
+
+async def test_a_file_system_without_locks_only_turns_crash_recovery_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(db_path: str, owner_id: str) -> OwnerLock:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(OwnerLock, "acquire", staticmethod(no_locks))
+    logger, recorder = recording_logger()
+    db = tmp_path / "q.db"
+    async with running(SQLiteStore(db, logger=logger)) as store:
+        store.put_job(make_job("j1", status=JobStatus.RUNNING, ended_at=None))
+        job = await store.get_job("j1")
+        assert job is not None and job.status is JobStatus.RUNNING
+    assert any("cannot lock" in m for m in recorder.messages(logging.WARNING))
+    assert _rows(db, "SELECT id FROM owners") == []

@@ -20,7 +20,7 @@ from .._typing import Logger
 from ._base import JobQuery, Live, Store, job_record, task_record
 from ._connection import Connection, Row, open_connection
 from ._files import TempDatabase, create_private_file
-from ._owners import OwnerLock, new_owner_id, owner_alive
+from ._owners import OwnerLock, lock_path, new_owner_id, owner_alive
 from ._records import job_from_row, job_to_row, task_from_row, task_to_row, to_micros
 from ._retention import check_retention, cutoff_micros, prune_interval
 from ._schema import (
@@ -199,7 +199,17 @@ class SQLiteStore(Store):
 
     async def _claim(self, conn: Connection, path: str) -> None:
         """Register this store as an owner, then reap the rows of owners that are gone."""
-        self._owner_lock = OwnerLock.acquire(path, self._owner)
+        try:
+            self._owner_lock = OwnerLock.acquire(path, self._owner)
+        except OSError as exc:  # a file system without locks, say
+            self._logger.warning(
+                "quiv store: cannot lock %r, so this process cannot tell live processes"
+                " sharing the file from dead ones; jobs a dead process left in flight"
+                " stay as they are: %s",
+                lock_path(path, self._owner),
+                exc,
+            )
+            return
         now = to_micros(datetime.now(timezone.utc))
         others = await conn.fetchall(SELECT_OWNERS, (self._owner,))
         dead = [(str(owner), int(pid)) for owner, pid in others if not owner_alive(path, owner)]
