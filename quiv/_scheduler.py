@@ -55,7 +55,8 @@ class AsyncQuiv:
     :param timezone: for display only; returned datetimes are UTC (default ``"UTC"``)
     :param logger: where quiv logs (default ``logging.getLogger("quiv")``)
     :param db_path: ``None`` for a private temporary SQLite file deleted at shutdown,
-        or a path to keep job history across restarts
+        or a path to keep job history across restarts (jobs that a process
+        which died left in flight are recorded ``cancelled`` at the next start)
     :param worker_backend: event loop for async handlers' worker loops
         (``"asyncio"`` or ``"trio"``; default: the host's)
     :param clock: the monotonic clock for deadlines (tests inject a fake one)

@@ -61,7 +61,7 @@ async def test_job_round_trip_keeps_values_and_returns_aware_utc(make_store: Sto
     assert (got.id, got.task_id, got.task_name) == (job.id, job.task_id, job.task_name)
 
 
-async def test_task_round_trip_stores_arguments_as_display_strings(
+async def test_task_round_trip_keeps_the_schedule_and_no_arguments(
     make_store: StoreFactory,
 ) -> None:
     task = make_task(
@@ -84,11 +84,7 @@ async def test_task_round_trip_stores_arguments_as_display_strings(
         tasks = await store.get_tasks()
     assert [t.id for t in tasks] == ["task-1", "task-9"]
     got = tasks[1]
-    assert got.args[:2] == ("1", "'two'")
-    assert got.args[2].startswith("<function")
-    assert "<lambda>" in got.args[2]
-    assert got.kwargs["items"] == "[1, 2, 3]"
-    assert "<lambda>" in got.kwargs["callback"]
+    assert (got.args, got.kwargs) == ((), {})
     assert type(got.status) is TaskStatus and got.status is TaskStatus.PAUSED
     assert (got.interval_seconds, got.run_once, got.next_run_at) == (None, True, None)
     assert (got.timeout_seconds, got.max_retries, got.retry_attempt) == (1.5, 2, 1)
@@ -96,18 +92,15 @@ async def test_task_round_trip_stores_arguments_as_display_strings(
     assert tasks[0].next_run_at == T0 and tasks[0].next_run_at.tzinfo is timezone.utc
 
 
-async def test_display_strings_are_bounded_and_survive_broken_repr(
-    make_store: StoreFactory,
-) -> None:
+async def test_arguments_whose_repr_raises_are_no_trouble(make_store: StoreFactory) -> None:
     class Broken:
         def __repr__(self) -> str:
             raise RuntimeError("no repr")
 
     async with running(make_store()) as store:
-        store.put_task(make_task(args=("x" * 10_000, Broken())))
+        store.put_task(make_task(args=("x" * 10_000, Broken()), kwargs={"b": Broken()}))
         (got,) = await store.get_tasks()
-    assert len(got.args[0]) < 300
-    assert "Broken" in got.args[1]
+    assert (got.args, got.kwargs) == ((), {})
 
 
 async def test_task_updates_replace_and_deletion_keeps_job_history(
@@ -317,8 +310,7 @@ async def test_nothing_is_pickled(
         store.put_job(make_job("j"))
         (task,) = await store.get_tasks()
         assert await store.get_job("j") is not None
-    assert "<lambda>" in task.args[0]
-    assert "generator" in task.kwargs["gen"]
+    assert (task.args, task.kwargs) == ((), {})
 
 
 async def test_lifecycle_errors(make_store: StoreFactory) -> None:

@@ -134,10 +134,10 @@ class Store(ABC):
     async def get_tasks(self) -> list[Task]:
         """Return the stored task rows, in insertion order.
 
-        Handler arguments are never stored as objects: ``args`` comes back as
-        a tuple of display strings and ``kwargs`` as a dict of them. The
-        engine answers task queries from memory; this serves persistent
-        stores and tests. Optional: the default raises ``NotImplementedError``.
+        Handler arguments are never stored, in any form: ``args`` comes back
+        as ``()`` and ``kwargs`` as ``{}``. The engine answers task queries
+        from memory, with the real arguments; this serves persistent stores
+        and tests. Optional: the default raises ``NotImplementedError``.
 
         :raises StoreError: if the store cannot answer
         """

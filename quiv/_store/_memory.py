@@ -13,7 +13,7 @@ from .._errors import StoreError
 from .._models import Job, Task
 from .._typing import Logger
 from ._base import JobQuery, Live, Store, job_record, task_record
-from ._records import display_task, normalize_job, to_micros, to_utc
+from ._records import normalize_job, stored_task, to_micros, to_utc
 from ._retention import check_retention, cutoff_micros, prune_interval
 from ._schema import FINAL_STATUSES, check_query
 
@@ -24,7 +24,7 @@ class MemoryStore(Store):
     """Task and job records in memory: nothing touches the disk.
 
     Same semantics as :class:`~quiv._store.SQLiteStore` (normalised UTC
-    datetimes, tasks read back with display-string arguments, the same
+    datetimes, tasks read back without their arguments, the same
     ordering, filters and pruning), but every write is applied at once, so
     :attr:`pending_writes` is always ``0`` and :meth:`flush` never fails.
     History is gone when the process ends.
@@ -91,12 +91,17 @@ class MemoryStore(Store):
         return False
 
     def put_task(self, task: Task | Live[Task], *, new: bool = False) -> None:
-        """Store *task* (its arguments are turned into display strings when read).
+        """Store *task*'s record without its arguments (like SQLiteStore, which never writes them).
 
         After :meth:`aclose` the row is dropped with a warning.
         """
-        if self._writable("task", task.id):
-            self._tasks[task.id] = task_record(task)
+        if not self._writable("task", task.id):
+            return
+        try:
+            self._tasks[task.id] = stored_task(task_record(task))
+        except Exception:
+            # like SQLiteStore: a record that cannot be stored is reported, never raised
+            self._logger.exception("quiv store: dropping Task %r, it cannot be stored", task.id)
 
     def delete_task(self, task_id: str) -> None:
         """Forget a task (its job history stays).
@@ -183,18 +188,12 @@ class MemoryStore(Store):
         return len(self._jobs)
 
     async def get_tasks(self) -> list[Task]:
-        """Return the stored tasks, arguments as display strings, in insertion order.
+        """Return the stored tasks (empty arguments), in insertion order.
 
         :raises StoreError: if the store is not open
         """
         await self.flush()
-        tasks: list[Task] = []
-        for task in self._tasks.values():
-            try:
-                tasks.append(display_task(task))
-            except Exception:
-                self._logger.exception("quiv store: dropping Task %r, it cannot be stored", task.id)
-        return tasks
+        return list(self._tasks.values())
 
     async def prune(self, now: datetime | None = None) -> int:
         """Delete finished jobs that ended more than the retention before *now*.

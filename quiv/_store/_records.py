@@ -1,20 +1,19 @@
-"""Records to rows and back: datetimes, display forms of arguments, column order.
+"""Records to rows and back: datetimes, owners, column order.
 
 Datetimes are stored as integer microseconds since the Unix epoch (UTC): exact,
 sortable and comparable in SQL. Naive datetimes are read as UTC. Every datetime
 read back is timezone-aware UTC.
 
-Handler arguments are never pickled. A task's ``args`` and ``kwargs`` are kept
-only as display strings (:func:`display`, built on :mod:`reprlib`); a task read
-back from a store has ``args`` as a tuple of those strings and ``kwargs`` as a
-``dict`` of them.
+Handler arguments never reach a store, in any form: a task row holds the
+schedule only, and a task read back from a store has empty ``args`` and
+``kwargs`` (the engine answers task queries from memory, with the real
+values). Every row written also names its owner (see
+:mod:`quiv._store._owners`): the last column of :data:`TASK_WRITE_COLUMNS`
+and :data:`JOB_WRITE_COLUMNS`, which reads leave out.
 """
 
 from __future__ import annotations
 
-import json
-import reprlib
-from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,13 +22,14 @@ from ._connection import Row
 
 __all__ = (
     "JOB_COLUMNS",
+    "JOB_WRITE_COLUMNS",
     "TASK_COLUMNS",
-    "display",
-    "display_task",
+    "TASK_WRITE_COLUMNS",
     "from_micros",
     "job_from_row",
     "job_to_row",
     "normalize_job",
+    "stored_task",
     "task_from_row",
     "task_to_row",
     "to_micros",
@@ -41,8 +41,6 @@ _MICROSECOND = timedelta(microseconds=1)
 TASK_COLUMNS = (
     "id",
     "task_name",
-    "args",
-    "kwargs",
     "interval_seconds",
     "fixed_interval",
     "run_once",
@@ -69,22 +67,9 @@ JOB_COLUMNS = (
     "scheduled_at",
 )
 
-
-def _make_repr() -> reprlib.Repr:
-    shortener = reprlib.Repr()
-    shortener.maxlevel = 4
-    shortener.maxstring = 200
-    shortener.maxother = 200
-    shortener.maxlong = 60
-    return shortener
-
-
-_REPR = _make_repr()
-
-
-def display(value: object) -> str:
-    """Return a bounded, never-raising display string for *value* (no pickling)."""
-    return _REPR.repr(value)
+#: the columns a write fills: the read columns, then the owner
+TASK_WRITE_COLUMNS = (*TASK_COLUMNS, "owner")
+JOB_WRITE_COLUMNS = (*JOB_COLUMNS, "owner")
 
 
 def to_utc(value: datetime) -> datetime:
@@ -112,14 +97,11 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def task_to_row(task: Task) -> Row:
-    """Return *task*'s row in :data:`TASK_COLUMNS` order, arguments as display strings."""
-    kwargs: Mapping[str, Any] = task.kwargs or {}
+def task_to_row(task: Task, owner: str) -> Row:
+    """Return *task*'s row in :data:`TASK_WRITE_COLUMNS` order (no arguments)."""
     return (
         str(task.id),
         str(task.task_name),
-        json.dumps([display(arg) for arg in task.args]) if task.args else "[]",
-        json.dumps({str(key): display(value) for key, value in kwargs.items()}) if kwargs else "{}",
         _opt_float(task.interval_seconds),
         int(bool(task.fixed_interval)),
         int(bool(task.run_once)),
@@ -131,44 +113,41 @@ def task_to_row(task: Task) -> Row:
         int(task.retry_attempt),
         float(task.jitter_seconds),
         int(bool(task.rerun_requested)),
+        owner,
     )
 
 
 def task_from_row(row: Row) -> Task:
-    """Build a :class:`Task` from a row in :data:`TASK_COLUMNS` order.
+    """Build a :class:`Task` from a row in :data:`TASK_COLUMNS` order (empty arguments).
 
     :raises ValueError: if the row does not hold a valid task
     """
-    args = json.loads(row[2])
-    kwargs = json.loads(row[3])
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise ValueError(f"task {row[0]!r}: args/kwargs are not display forms")
     return Task(
         id=row[0],
         task_name=row[1],
-        args=tuple(str(arg) for arg in args),
-        kwargs={str(key): str(value) for key, value in kwargs.items()},
-        interval_seconds=_opt_float(row[4]),
-        fixed_interval=bool(row[5]),
-        run_once=bool(row[6]),
-        status=TaskStatus(row[7]),
-        next_run_at=from_micros(row[8]),
-        timeout_seconds=_opt_float(row[9]),
-        max_retries=int(row[10]),
-        retry_backoff_seconds=float(row[11]),
-        retry_attempt=int(row[12]),
-        jitter_seconds=float(row[13]),
-        rerun_requested=bool(row[14]),
+        args=(),
+        kwargs={},
+        interval_seconds=_opt_float(row[2]),
+        fixed_interval=bool(row[3]),
+        run_once=bool(row[4]),
+        status=TaskStatus(row[5]),
+        next_run_at=from_micros(row[6]),
+        timeout_seconds=_opt_float(row[7]),
+        max_retries=int(row[8]),
+        retry_backoff_seconds=float(row[9]),
+        retry_attempt=int(row[10]),
+        jitter_seconds=float(row[11]),
+        rerun_requested=bool(row[12]),
     )
 
 
-def display_task(task: Task) -> Task:
-    """Return *task* as a store gives it back: arguments replaced by display strings."""
-    return task_from_row(task_to_row(task))
+def stored_task(task: Task) -> Task:
+    """Return *task* as a store gives it back: no arguments, UTC datetimes."""
+    return task_from_row(task_to_row(task, ""))
 
 
-def job_to_row(job: Job) -> Row:
-    """Return *job*'s row in :data:`JOB_COLUMNS` order."""
+def job_to_row(job: Job, owner: str) -> Row:
+    """Return *job*'s row in :data:`JOB_WRITE_COLUMNS` order."""
     return (
         str(job.id),
         str(job.task_id),
@@ -180,6 +159,7 @@ def job_to_row(job: Job) -> Row:
         None if job.error_message is None else str(job.error_message),
         int(job.attempt),
         to_micros(job.scheduled_at),
+        owner,
     )
 
 
@@ -204,4 +184,4 @@ def job_from_row(row: Row) -> Job:
 
 def normalize_job(job: Job) -> Job:
     """Return *job* as a store gives it back (UTC datetimes, enum status)."""
-    return job_from_row(job_to_row(job))
+    return job_from_row(job_to_row(job, ""))

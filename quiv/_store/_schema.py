@@ -1,7 +1,8 @@
 """The SQL: schema, upserts, job queries and pruning, shared by every connection.
 
 User values only ever travel as bound parameters. The only identifiers put
-into SQL text come from fixed whitelists (:data:`ORDER_COLUMNS`).
+into SQL text come from fixed whitelists (:data:`ORDER_COLUMNS`), the only
+literals from quiv's own constants (job statuses).
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ from .._errors import ConfigurationError, StoreError
 from .._models import JobStatus
 from ._base import JobQuery
 from ._connection import Connection
-from ._records import JOB_COLUMNS, TASK_COLUMNS, to_micros
+from ._records import JOB_COLUMNS, JOB_WRITE_COLUMNS, TASK_COLUMNS, TASK_WRITE_COLUMNS, to_micros
 
 __all__ = (
     "COUNT_JOBS",
+    "DELETE_OWNER",
+    "DELETE_OWNER_TASKS",
     "DELETE_TASK",
+    "INSERT_OWNER",
+    "IN_FLIGHT_STATUSES",
+    "REAP_JOBS",
+    "REAP_UNOWNED_JOBS",
+    "SELECT_OWNERS",
     "FINAL_STATUSES",
     "ORDER_COLUMNS",
     "PRUNE_CHUNK",
@@ -31,8 +39,13 @@ __all__ = (
     "prune_statement",
 )
 
-#: bumped when the tables change; a file with another non-zero version is refused
-SCHEMA_VERSION = 1
+#: bumped when the tables change; a file with another non-zero version is refused,
+#: except the versions in :data:`MIGRATES_FROM`
+#:
+#: 1. the first tables (tasks held their arguments' display strings)
+#: 2. no arguments in tasks; an ``owner`` column in tasks and jobs, an ``owners`` table
+SCHEMA_VERSION = 2
+MIGRATES_FROM = (1,)
 
 #: ``order_by`` value -> column name (the only identifiers ever interpolated)
 ORDER_COLUMNS = {
@@ -46,6 +59,7 @@ FINAL_STATUSES = (
     JobStatus.CANCELLED.value,
     JobStatus.FAILED.value,
 )
+IN_FLIGHT_STATUSES = (JobStatus.SCHEDULED.value, JobStatus.RUNNING.value)
 
 #: rows deleted per pruning transaction, so writes never wait long
 PRUNE_CHUNK = 500
@@ -54,8 +68,6 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS tasks (
         id TEXT PRIMARY KEY NOT NULL,
         task_name TEXT NOT NULL,
-        args TEXT NOT NULL,
-        kwargs TEXT NOT NULL,
         interval_seconds REAL,
         fixed_interval INTEGER NOT NULL,
         run_once INTEGER NOT NULL,
@@ -66,7 +78,8 @@ _DDL = (
         retry_backoff_seconds REAL NOT NULL,
         retry_attempt INTEGER NOT NULL,
         jitter_seconds REAL NOT NULL,
-        rerun_requested INTEGER NOT NULL
+        rerun_requested INTEGER NOT NULL,
+        owner TEXT NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS jobs (
         id TEXT PRIMARY KEY NOT NULL,
@@ -78,7 +91,14 @@ _DDL = (
         duration_seconds REAL,
         error_message TEXT,
         attempt INTEGER NOT NULL,
-        scheduled_at INTEGER
+        scheduled_at INTEGER,
+        owner TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS owners (
+        id TEXT PRIMARY KEY NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        started_at INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_task_id ON jobs (task_id)",
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
@@ -96,17 +116,46 @@ def _upsert(table: str, columns: tuple[str, ...]) -> str:
     )
 
 
-UPSERT_TASK = _upsert("tasks", TASK_COLUMNS)
-UPSERT_JOB = _upsert("jobs", JOB_COLUMNS)
+UPSERT_TASK = _upsert("tasks", TASK_WRITE_COLUMNS)
+UPSERT_JOB = _upsert("jobs", JOB_WRITE_COLUMNS)
 DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
 SELECT_JOB = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?"
 SELECT_TASKS = f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks ORDER BY rowid"
 COUNT_JOBS = "SELECT count(*) FROM jobs"
 
+# -- owners (see quiv._store._owners) ------------------------------------------
 
-async def create_schema(conn: Connection) -> None:
-    """Set WAL mode and create the tables and indexes if they are missing.
+INSERT_OWNER = "INSERT INTO owners (id, pid, host, started_at) VALUES (?, ?, ?, ?)"
+SELECT_OWNERS = "SELECT id, pid FROM owners WHERE id != ?"
+DELETE_OWNER = "DELETE FROM owners WHERE id = ?"
+DELETE_OWNER_TASKS = "DELETE FROM tasks WHERE owner = ?"
+_IN_FLIGHT = ", ".join(f"'{status}'" for status in IN_FLIGHT_STATUSES)
+_CANCEL = (
+    f"UPDATE jobs SET status = '{JobStatus.CANCELLED.value}', ended_at = ?,"
+    " error_message = {message} || status"
+    f" WHERE status IN ({_IN_FLIGHT})"
+)
+#: params: ended_at, pid, owner id
+REAP_JOBS = (
+    _CANCEL.format(message="'process ' || ? || ' ended while the job was '") + " AND owner = ?"
+)
+#: the jobs of quiv versions that recorded no owner; params: ended_at
+REAP_UNOWNED_JOBS = (
+    _CANCEL.format(message="'the process ended while the job was '") + " AND owner IS NULL"
+)
 
+
+async def create_schema(conn: Connection) -> int:
+    """Set WAL mode, create the tables and indexes if they are missing, migrate old ones.
+
+    A file of schema version 1 is migrated: its tasks table (which held the
+    display strings of task arguments, and whose rows belong to processes
+    that are gone: schedules are declared again at start) is dropped and
+    created anew, and ``jobs`` gains its ``owner`` column (``NULL`` for the
+    old rows). The caller then scrubs the freed pages
+    (:func:`scrub_free_pages`).
+
+    :returns: the schema version the file had (``0`` for a new file)
     :raises StoreError: if the file holds a schema version quiv does not know
     :raises sqlite3.Error: if SQLite fails (not a database, read-only, ...)
     """
@@ -117,14 +166,30 @@ async def create_schema(conn: Connection) -> None:
     await conn.execute("PRAGMA cache_size = -256")
     rows = await conn.fetchall("PRAGMA user_version")
     version = int(rows[0][0])
-    if version not in (0, SCHEMA_VERSION):
+    if version not in (0, SCHEMA_VERSION, *MIGRATES_FROM):
         raise StoreError(
             f"the database has quiv schema version {version}, this quiv knows {SCHEMA_VERSION}"
         )
     async with conn.transaction():
+        if version == 1:
+            await conn.execute("DROP TABLE IF EXISTS tasks")
+            await conn.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
         for statement in _DDL:
             await conn.execute(statement)
         await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+    return version
+
+
+async def scrub_free_pages(conn: Connection) -> None:
+    """Rewrite the file so no page freed by a migration keeps old content.
+
+    ``VACUUM`` copies only live rows; the checkpoint then writes them back and
+    truncates the write-ahead log, whose old frames may hold old rows too.
+
+    :raises sqlite3.Error: if SQLite cannot (another connection is reading, say)
+    """
+    await conn.execute("VACUUM")
+    await conn.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 #: the largest integer SQLite can bind

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import anyio
@@ -19,20 +20,28 @@ from .._typing import Logger
 from ._base import JobQuery, Live, Store, job_record, task_record
 from ._connection import Connection, Row, open_connection
 from ._files import TempDatabase, create_private_file
-from ._records import job_from_row, job_to_row, task_from_row, task_to_row
+from ._owners import OwnerLock, lock_path, new_owner_id, owner_alive
+from ._records import job_from_row, job_to_row, task_from_row, task_to_row, to_micros
 from ._retention import check_retention, cutoff_micros, prune_interval
 from ._schema import (
     COUNT_JOBS,
+    DELETE_OWNER,
+    DELETE_OWNER_TASKS,
     DELETE_TASK,
     FINAL_STATUSES,
+    INSERT_OWNER,
     PRUNE_CHUNK,
+    REAP_JOBS,
+    REAP_UNOWNED_JOBS,
     SELECT_JOB,
+    SELECT_OWNERS,
     SELECT_TASKS,
     UPSERT_JOB,
     UPSERT_TASK,
     create_schema,
     jobs_query,
     prune_statement,
+    scrub_free_pages,
 )
 from ._writer import BatchWriter, JobRows, TaskRows
 
@@ -60,8 +69,24 @@ class SQLiteStore(Store):
     with a retention of ``0`` every finished job goes at the next pass, with
     ``inf`` none ever does. Scheduled and running jobs are never pruned.
 
-    Handler arguments are stored as display strings only (never pickled): a
-    task read back has its ``args``/``kwargs`` as those strings.
+    Handler arguments are never written, in any form: a task read back has
+    empty ``args`` and ``kwargs``.
+
+    **Crash recovery.** On a file path, the store registers itself as the
+    *owner* of the rows it writes (a fresh random id in every row, a row in
+    the ``owners`` table, and an advisory lock held on
+    ``<db_path>-owner-<id>`` while it is open; see :mod:`quiv._store._owners`
+    for why a lock and not a pid check). At start it looks for owners whose
+    lock nobody holds any more, i.e. processes that ended without closing
+    their store (killed, crashed, ``os._exit``): their jobs still recorded
+    ``scheduled`` or ``running`` are recorded ``cancelled``, ended now, with
+    the message ``"process <pid> ended while the job was running"`` (or
+    ``scheduled``); their task rows are deleted (schedules are declared again
+    by the process that starts next; a task row is only a record of a live
+    schedule); their job history stays. A live process's rows are never
+    touched, however many processes share the file. A clean :meth:`aclose`
+    deletes the store's own task rows and owner row. The temporary database,
+    ``":memory:"`` and ``file:`` URIs do no crash recovery.
 
     :param db_path: ``None`` for a private temporary database (a fresh 0700
         directory, file mode 0600) removed by :meth:`aclose`, or at garbage
@@ -91,6 +116,9 @@ class SQLiteStore(Store):
         self._conn: Connection | None = None
         self._temp: TempDatabase | None = None
         self._state = "new"  # -> starting -> open -> closing -> closed
+        #: written into every row; drawn at start, so a store made before a fork differs after
+        self._owner = ""
+        self._owner_lock: OwnerLock | None = None
         self._scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
 
@@ -98,6 +126,11 @@ class SQLiteStore(Store):
     def path(self) -> str | None:
         """The database file (``None`` until a temporary one is created)."""
         return self._temp.path if self._temp is not None else self._db_path
+
+    @property
+    def owner(self) -> str:
+        """The owner id written into every row (``""`` before :meth:`start`)."""
+        return self._owner
 
     @property
     def connection(self) -> Connection | None:
@@ -115,11 +148,15 @@ class SQLiteStore(Store):
         if self._state != "new":
             raise StoreError("the job store was started already")
         self._state = "starting"
+        self._owner = new_owner_id()
         conn: Connection | None = None
         try:
             path = self._prepare_file()
             conn = await self._connect(path)
-            await create_schema(conn)
+            if await create_schema(conn) == 1:
+                await self._scrub(conn)
+            if self._shared_file(path):
+                await self._claim(conn, path)
         except BaseException as exc:
             self._state = "closed"
             with anyio.CancelScope(shield=True):
@@ -127,6 +164,7 @@ class SQLiteStore(Store):
                     if conn is not None:
                         await conn.close()
                 finally:
+                    self._release_owner()
                     self._remove_temp()
             if isinstance(exc, _DRIVER_ERRORS) and not isinstance(exc, StoreError):
                 raise StoreError(f"cannot open the job store {self.path!r}: {exc}") from exc
@@ -142,6 +180,87 @@ class SQLiteStore(Store):
         if self._db_path != ":memory:" and not self._db_path.startswith("file:"):
             create_private_file(self._db_path)
         return self._db_path
+
+    def _shared_file(self, path: str) -> bool:
+        """Whether other processes may open *path* too: a file path, not a URI or temporary."""
+        return self._temp is None and path != ":memory:" and not path.startswith("file:")
+
+    async def _scrub(self, conn: Connection) -> None:
+        # after a migration from version 1: the old task rows held argument strings
+        try:
+            await scrub_free_pages(conn)
+        except _DRIVER_ERRORS as exc:
+            self._logger.warning(
+                "quiv store: could not rewrite %r after upgrading it; pages of the old"
+                " tasks table may remain in the file until SQLite reuses them: %s",
+                self.path,
+                exc,
+            )
+
+    async def _claim(self, conn: Connection, path: str) -> None:
+        """Register this store as an owner, then reap the rows of owners that are gone."""
+        try:
+            self._owner_lock = OwnerLock.acquire(path, self._owner)
+        except OSError as exc:  # a file system without locks, say
+            self._logger.warning(
+                "quiv store: cannot lock %r, so this process cannot tell live processes"
+                " sharing the file from dead ones; jobs a dead process left in flight"
+                " stay as they are: %s",
+                lock_path(path, self._owner),
+                exc,
+            )
+            return
+        now = to_micros(datetime.now(timezone.utc))
+        others = await conn.fetchall(SELECT_OWNERS, (self._owner,))
+        dead = [(str(owner), int(pid)) for owner, pid in others if not owner_alive(path, owner)]
+        reaped: list[tuple[int, int]] = []
+        async with conn.transaction():
+            await conn.execute(INSERT_OWNER, (self._owner, os.getpid(), _host(), now))
+            for owner, pid in dead:
+                reaped.append((pid, await conn.execute(REAP_JOBS, (now, pid, owner))))
+                await conn.execute(DELETE_OWNER_TASKS, (owner,))
+                await conn.execute(DELETE_OWNER, (owner,))
+            unowned = await conn.execute(REAP_UNOWNED_JOBS, (now,))
+        for pid, count in reaped:
+            if count:
+                self._logger.warning(
+                    "quiv store: process %d ended while %d of its jobs were scheduled or"
+                    " running; they are recorded cancelled",
+                    pid,
+                    count,
+                )
+        if unowned:
+            self._logger.warning(
+                "quiv store: %d jobs of an earlier quiv version were still recorded"
+                " scheduled or running; they are recorded cancelled",
+                unowned,
+            )
+
+    def _release_owner(self) -> None:
+        lock, self._owner_lock = self._owner_lock, None
+        if lock is not None:
+            try:
+                lock.release()
+            except OSError as exc:
+                self._logger.error("quiv store: releasing the owner lock failed: %s", exc)
+
+    async def _disown(self, conn: Connection) -> None:
+        """At a clean close: delete this store's task rows and owner row.
+
+        Kept when records are unwritten, so the next start records them.
+        """
+        if self._owner_lock is None or not self._owner_lock.held or self._writer.pending_writes:
+            return
+        try:
+            async with self._lock, conn.transaction():
+                await conn.execute(DELETE_OWNER_TASKS, (self._owner,))
+                await conn.execute(DELETE_OWNER, (self._owner,))
+        except _DRIVER_ERRORS as exc:
+            self._logger.warning(
+                "quiv store: could not remove this process's rows at close; the next"
+                " start removes them: %s",
+                exc,
+            )
 
     def _remove_temp(self) -> None:
         if self._temp is not None:
@@ -183,6 +302,8 @@ class SQLiteStore(Store):
                                 self._writer.pending_writes,
                             )
                             break
+                    if self._conn is not None:
+                        await self._disown(self._conn)
             finally:
                 self._state = "closed"
                 conn, self._conn = self._conn, None
@@ -192,6 +313,7 @@ class SQLiteStore(Store):
                 except _DRIVER_ERRORS as exc:
                     self._logger.error("quiv store: closing the database failed: %s", exc)
                 finally:
+                    self._release_owner()
                     self._remove_temp()
 
     # -- writes -----------------------------------------------------------------
@@ -242,8 +364,15 @@ class SQLiteStore(Store):
                 if deleted:
                     await conn.executemany(DELETE_TASK, deleted)
                 live = (task for task in tasks.values() if task is not None)
-                await self._write_rows(conn, UPSERT_TASK, live, _task_row)
-                await self._write_rows(conn, UPSERT_JOB, jobs.values(), _job_row)
+                await self._write_rows(conn, UPSERT_TASK, live, self._task_row)
+                await self._write_rows(conn, UPSERT_JOB, jobs.values(), self._job_row)
+
+    def _task_row(self, task: Task | Live[Task]) -> Row:
+        # Live records are snapshotted here, chunk by chunk, as the batch is written.
+        return task_to_row(task_record(task), self._owner)
+
+    def _job_row(self, job: Job | Live[Job]) -> Row:
+        return job_to_row(job_record(job), self._owner)
 
     async def _write_rows(
         self, conn: Connection, sql: str, records: Iterable[T], to_row: Callable[[T], Row]
@@ -317,7 +446,7 @@ class SQLiteStore(Store):
         return counts[0]
 
     async def get_tasks(self) -> list[Task]:
-        """Return the stored tasks, arguments as display strings, in insertion order.
+        """Return the stored tasks (empty arguments), in insertion order.
 
         :raises StoreError: if the store cannot answer
         """
@@ -367,10 +496,8 @@ class SQLiteStore(Store):
             await anyio.sleep(interval)
 
 
-def _task_row(task: Task | Live[Task]) -> Row:
-    # Live records are snapshotted here, chunk by chunk, as the batch is written.
-    return task_to_row(task_record(task))
-
-
-def _job_row(job: Job | Live[Job]) -> Row:
-    return job_to_row(job_record(job))
+def _host() -> str:
+    try:
+        return socket.gethostname()
+    except OSError:
+        return ""
