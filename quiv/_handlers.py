@@ -139,8 +139,8 @@ def check_positional(spec: HandlerSpec, args: tuple[Any, ...], *, param: str = "
         if index < len(args):
             raise ConfigurationError(
                 f"args[{index}]={args[index]!r} would bind to parameter {name!r} of {param}, "
-                f"which quiv injects; pass it by keyword or move {name!r} after the "
-                "positional parameters"
+                f"which quiv injects; pass fewer positional arguments, or make {name!r} "
+                "keyword-only"
             )
 
 

@@ -253,6 +253,37 @@ async def test_a_kwargs_clash_with_a_declared_injection_is_rejected(
     assert (await scheduler.get_task(task_id)).kwargs == {}
 
 
+@pytest.mark.parametrize("name", ["_job_id", "job_id", "stop_event", "_progress_hook"])
+async def test_a_positional_argument_that_would_bind_to_an_injection_is_rejected(
+    scheduler: AsyncQuiv, name: str
+) -> None:
+    """``def f(job_id)`` with ``args=(42,)`` would be a TypeError at every run."""
+    namespace: dict[str, Any] = {}
+    exec(f"def handler(first, {name}, last=None): pass", namespace)
+    handler = namespace["handler"]
+    rec = Recorder(scheduler, [Event.TASK_ADDED])
+    with pytest.raises(ConfigurationError, match=rf"args\[1\]=42 .*{name!r}"):
+        await scheduler.add_task("clash", handler, interval=1, args=("a", 42))
+    assert await scheduler.get_all_tasks(include_run_once=True) == []
+    assert rec.records == []
+    # one positional argument binds to `first` only: accepted, and it runs
+    job = await run_job(scheduler, handler, args=("a",))
+    assert job.status is JobStatus.COMPLETED
+    task_id = await scheduler.add_task("ok", handler, interval=1, delay=100, args=("a",))
+    with pytest.raises(ConfigurationError, match=repr(name)):
+        await scheduler.update_task(task_id, args=("a", 42))
+    assert (await scheduler.get_task(task_id)).args == ("a",)
+    # a bound method's `self` is not a positional slot the arguments fill
+    class Worker:
+        def run(self, _job_id: str) -> None:
+            pass
+
+    with pytest.raises(ConfigurationError, match="'_job_id'"):
+        await scheduler.add_task("m", Worker().run, interval=1, args=(1,))
+    with pytest.raises(ConfigurationError, match=repr(name)):  # nor a partial's arguments
+        await scheduler.add_task("p", functools.partial(handler, "x"), interval=1, args=(1,))
+
+
 async def test_injection_into_methods_and_partials(scheduler: AsyncQuiv) -> None:
     seen: list[str] = []
 
