@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._errors import ConfigurationError, HandlerRegistrationError
+from ._errors import ConfigurationError, HandlerRegistrationError, QuivError
 
 __all__ = (
     "HandlerSpec",
@@ -53,6 +53,9 @@ class HandlerSpec:
     #: injected parameters that a positional argument could bind to -> position
     positions: Mapping[str, int]
     name: str
+    #: why it cannot be a handler, if so (checked once, when first inspected):
+    #: the error to raise and its message, where ``{param}`` names the parameter
+    problem: tuple[type[QuivError], str] | None = None
 
 
 def callable_name(func: object) -> str:
@@ -97,12 +100,36 @@ def _spec(func: Callable[..., Any]) -> HandlerSpec:
             injected=injected,
             positions=positions,
             name=callable_name(func),
+            problem=_problem(func, injected),
         )
         try:
             _cache[func] = cached
         except TypeError:
             pass
     return cached
+
+
+def _problem(
+    func: Callable[..., Any], injected: Mapping[str, Injected]
+) -> tuple[type[QuivError], str] | None:
+    """Why *func* cannot be a handler (see :attr:`HandlerSpec.problem`), or ``None``."""
+    target: object = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        return HandlerRegistrationError, (
+            "{param} must be a function or coroutine function, not a generator function "
+            f"(calling it would not run its body), got {func!r}"
+        )
+    seen: dict[Injected, str] = {}
+    for name, kind in injected.items():
+        if kind in seen:
+            return ConfigurationError, (
+                f"{{param}} declares both {seen[kind]!r} and {name!r}; "
+                "they receive the same value, declare only one"
+            )
+        seen[kind] = name
+    return None
 
 
 def _declared_injections(
@@ -154,25 +181,12 @@ def inspect_handler(func: object, kwargs: Mapping[str, Any], *, param: str = "fu
     """
     if not callable(func):
         raise HandlerRegistrationError(f"{param} must be callable, got {func!r}")
-    target: object = func
-    while isinstance(target, functools.partial):
-        target = target.func
-    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
-        raise HandlerRegistrationError(
-            f"{param} must be a function or coroutine function, not a generator function "
-            f"(calling it would not run its body), got {func!r}"
-        )
     spec = _spec(func)
+    if spec.problem is not None:
+        error, message = spec.problem
+        raise error(message.replace("{param}", param))
     injected = spec.injected
-    seen: dict[Injected, str] = {}
-    for name, kind in injected.items():
-        if kind in seen:
-            raise ConfigurationError(
-                f"{param} declares both {seen[kind]!r} and {name!r}; "
-                "they receive the same value, declare only one"
-            )
-        seen[kind] = name
-    clashes = sorted(set(injected) & set(kwargs))
+    clashes = sorted(set(injected) & set(kwargs)) if kwargs and injected else []
     if clashes:
         raise ConfigurationError(
             f"kwargs key {clashes[0]!r} collides with a parameter quiv injects into {param}"
