@@ -81,6 +81,7 @@ class MainCall:
 
     @property
     def done(self) -> bool:
+        """``True`` once the call has a result, an error or was cancelled."""
         return self._done
 
     def _settle(self, result: Any = None, error: BaseException | None = None) -> bool:
@@ -96,9 +97,11 @@ class MainCall:
         return True
 
     def set_result(self, result: Any) -> None:
+        """Settle the call with *result* (ignored if already settled)."""
         self._settle(result=result)
 
     def set_exception(self, error: BaseException) -> None:
+        """Settle the call with *error* (ignored if already settled)."""
         self._settle(error=error)
 
     def cancel(self, reason: str = "job cancelled") -> bool:
@@ -125,6 +128,7 @@ class MainCall:
         return self.result()
 
     def result(self) -> Any:
+        """Return the result or raise the error of a settled call (no wait)."""
         if self._error is not None:
             raise self._error
         return self._result

@@ -37,12 +37,14 @@ class LoopClock:
         self._time: Callable[[], float] | None = None
 
     def now(self) -> float:
+        """Return the event loop's current time, in seconds."""
         time = self._time
         if time is None:  # bind to the loop's own clock on first use
             time = self._time = _loop_time()
         return time()
 
     async def sleep_until(self, deadline: float) -> None:
+        """Sleep until the loop's clock reaches *deadline* (forever if infinite)."""
         if math.isinf(deadline):
             await anyio.sleep_forever()
         await anyio.sleep_until(deadline)
@@ -60,9 +62,11 @@ class FakeClock:
         self._moved = anyio.Event()
 
     def now(self) -> float:
+        """Return the fake time: the start plus every :meth:`advance` so far."""
         return self._now
 
     async def sleep_until(self, deadline: float) -> None:
+        """Wait until :meth:`advance` has moved the fake time to *deadline*."""
         while self._now < deadline:
             await self._moved.wait()
 

@@ -54,11 +54,13 @@ class JobContext:
         progress_callback: Callable[..., Any] | None,
     ) -> None:
         #: this run's id (a UUID string)
-        self.job_id = job_id
-        self.task_id = task_id
-        self.task_name = task_name
+        self.job_id: str = job_id
+        #: the id of the task this job is a run of
+        self.task_id: str = task_id
+        #: the task's name
+        self.task_name: str = task_name
         #: 1 for the first try, 2 for the first retry, ...
-        self.attempt = attempt
+        self.attempt: int = attempt
         self._stop_event: threading.Event | None = None
         self._cancelled = False
         self._bridge = bridge

@@ -1,8 +1,8 @@
 """Handler inspection: sync or async, and which values to inject.
 
 A handler receives its own ``args``/``kwargs`` plus any of the injected values
-it declares by name (the seed spelling ``_job_id`` or the quiv 1.x spelling
-``job_id``). Only declared parameters are injected; ``**kwargs`` gets nothing.
+it declares by name (``_job_id``, or ``job_id`` as the ``quiv`` 1.4 package on
+PyPI spells it). Only declared parameters are injected; ``**kwargs`` gets nothing.
 """
 
 from __future__ import annotations

@@ -132,7 +132,8 @@ class QuivConfig:
     pool_size: int = 10
     #: finished jobs older than this are pruned from the history
     history_retention_seconds: float = 86400
-    #: for display only; every datetime quiv returns is UTC
+    #: checked and kept as the scheduler's ``timezone``; not used yet (every
+    #: datetime quiv returns is UTC); wall-clock (cron) schedules will default to it
     timezone: str | tzinfo = "UTC"
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = None
     #: ``None``: a private temporary SQLite file removed at shutdown

@@ -52,7 +52,9 @@ class AsyncQuiv:
     :param pool_size: how many handlers may run at once (default 10)
     :param history_retention_seconds: finished jobs older than this are pruned
         (default one day)
-    :param timezone: for display only; returned datetimes are UTC (default ``"UTC"``)
+    :param timezone: a time zone name or ``tzinfo``, checked now and kept as
+        :attr:`timezone`; quiv does not use it yet (every datetime it returns is
+        UTC). Wall-clock (cron) schedules will default to it. Default ``"UTC"``
     :param logger: where quiv logs (default ``logging.getLogger("quiv")``)
     :param db_path: ``None`` for a private temporary SQLite file deleted at shutdown,
         or a path to keep job history across restarts (jobs that a process
@@ -126,7 +128,12 @@ class AsyncQuiv:
 
     @property
     def timezone(self) -> tzinfo:
-        """The display time zone."""
+        """The ``timezone`` setting, resolved to a :class:`~datetime.tzinfo`.
+
+        quiv does not use it yet: every datetime it returns or logs is UTC, and
+        intervals, delays and ``run_at`` do not depend on it. It is kept for your
+        own display code; wall-clock (cron) schedules will default to it.
+        """
         return self._timezone
 
     @property

@@ -145,7 +145,12 @@ class Quiv:
 
     @property
     def timezone(self) -> tzinfo:
-        """The display time zone."""
+        """The ``timezone`` setting, resolved to a :class:`~datetime.tzinfo`.
+
+        quiv does not use it yet: every datetime it returns or logs is UTC, and
+        intervals, delays and ``run_at`` do not depend on it. It is kept for your
+        own display code; wall-clock (cron) schedules will default to it.
+        """
         return self._async.timezone
 
     @property

@@ -18,10 +18,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 try:
     from starlette.applications import Starlette
-except ImportError as exc:  # pragma: no cover - exercised without the extra
+except ImportError as _missing:  # pragma: no cover - exercised without the extra
     raise ImportError(
         "quiv.integrations.starlette needs Starlette (or FastAPI): pip install 'quiv[fastapi]'"
-    ) from exc
+    ) from _missing
 
 from .._config import UNSET, Unset
 from .._errors import ConfigurationError
