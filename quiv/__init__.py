@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from ._checks import resolve_timezone as resolve_timezone
 from ._clock import Clock as Clock
 from ._clock import FakeClock as FakeClock
 from ._context import JobContext as JobContext
@@ -23,21 +24,20 @@ from ._errors import TaskNotActiveError as TaskNotActiveError
 from ._errors import TaskNotFoundError as TaskNotFoundError
 from ._errors import TaskRunningError as TaskRunningError
 from ._events import Event as Event
+from ._faces.async_face import AsyncQuiv as AsyncQuiv
+from ._faces.sync_face import Quiv as Quiv
 from ._logging import JobLogFilter as JobLogFilter
 from ._logging import install_job_log_filter as install_job_log_filter
-from ._main import call_on_main as call_on_main
-from ._main import call_on_main_async as call_on_main_async
-from ._main import run_on_main as run_on_main
+from ._mainloop.calls import call_on_main as call_on_main
+from ._mainloop.calls import call_on_main_async as call_on_main_async
+from ._mainloop.calls import run_on_main as run_on_main
 from ._models import Job as Job
 from ._models import JobStatus as JobStatus
 from ._models import QuivConfig as QuivConfig
 from ._models import QuivStats as QuivStats
 from ._models import Task as Task
 from ._models import TaskStatus as TaskStatus
-from ._scheduler import AsyncQuiv as AsyncQuiv
 from ._subprocess import run_subprocess as run_subprocess
-from ._sync import Quiv as Quiv
-from ._validation import resolve_timezone as resolve_timezone
 from ._version import __version__ as __version__
 
 __all__ = (

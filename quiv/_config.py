@@ -7,10 +7,10 @@ import os
 from enum import Enum
 from typing import Any
 
+from ._checks import check_int, check_number, resolve_timezone
 from ._clock import Clock
 from ._errors import ConfigurationError
 from ._models import QuivConfig
-from ._validation import check_int, check_number, resolve_timezone
 
 __all__ = ("UNSET", "Unset", "build_config")
 

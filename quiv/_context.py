@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import JobCancelledError
 
 if TYPE_CHECKING:
-    from ._bridge import MainLoopBridge
+    from ._mainloop.bridge import MainLoopBridge
 
 __all__ = ("JobContext", "current_job")
 

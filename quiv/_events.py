@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ConfigurationError, HandlerRegistrationError, MainLoopUnavailableError
 
 if TYPE_CHECKING:
-    from ._bridge import MainLoopBridge
+    from ._mainloop.bridge import MainLoopBridge
     from ._models import Job, Task
 
 __all__ = ("Event", "Listeners")

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from quiv import AsyncQuiv, Event, Job, Task, TaskStatus
-from quiv._threads import THREAD_NAME
+from quiv._xthread.threads import THREAD_NAME
 
 #: bound for every wait in the tests (seconds)
 WAIT = 5.0
@@ -136,7 +136,7 @@ def handler_threads() -> list[int]:
         while f is not None:
             code = f.f_code
             if code.co_name in _HANDLER_FRAMES and code.co_filename.replace("\\", "/").endswith(
-                "quiv/_runner.py"
+                "quiv/_xthread/runner.py"
             ):
                 busy.append(ident)
                 break

@@ -34,8 +34,8 @@ from quiv import (
     call_on_main,
     run_on_main,
 )
-from quiv._loop_thread import LoopThread
-from quiv._state import JobRun, TaskState
+from quiv._core.records import JobRun, TaskState
+from quiv._faces.loop_thread import LoopThread
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,7 @@ import pytest
 from scheduler_helpers import WAIT, Gates, Recorder, handler_threads, wait_until
 from store_helpers import ProbeConnection, probe_factory, recording_logger
 
-import quiv._lifecycle
+import quiv._faces.lifecycle
 from quiv import (
     AsyncQuiv,
     Event,
@@ -37,7 +37,7 @@ from quiv import (
     StoreError,
     TaskStatus,
 )
-from quiv._engine import ABANDONED_REASON, SHUTDOWN_REASON
+from quiv._core.engine import ABANDONED_REASON, SHUTDOWN_REASON
 from quiv._store import SQLiteStore
 from quiv._typing import Logger
 
@@ -474,7 +474,7 @@ async def probed(**settings: Any) -> AsyncIterator[tuple[AsyncQuiv, ProbeConnect
         return store
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(quiv._lifecycle, "_make_store", make_store)
+        patch.setattr(quiv._faces.lifecycle, "_make_store", make_store)
         async with AsyncQuiv(clock=FakeClock(), logger=logger, **settings) as s:
             connection = stores[0].connection
             assert isinstance(connection, ProbeConnection)

@@ -23,7 +23,7 @@ from quiv import (
     JobStatus,
     current_job,
 )
-from quiv._handlers import inspect_handler, is_async_callable
+from quiv._core.handlers import inspect_handler, is_async_callable
 
 # -- detection (unit) -----------------------------------------------------------
 
@@ -273,6 +273,7 @@ async def test_a_positional_argument_that_would_bind_to_an_injection_is_rejected
     with pytest.raises(ConfigurationError, match=repr(name)):
         await scheduler.update_task(task_id, args=("a", 42))
     assert (await scheduler.get_task(task_id)).args == ("a",)
+
     # a bound method's `self` is not a positional slot the arguments fill
     class Worker:
         def run(self, _job_id: str) -> None:

@@ -39,7 +39,7 @@ from quiv import (
     Quiv,
     SchedulerStoppedError,
 )
-from quiv._engine import ABANDONED_REASON, SHUTDOWN_REASON
+from quiv._core.engine import ABANDONED_REASON, SHUTDOWN_REASON
 
 HAS_TRIO = importlib.util.find_spec("trio") is not None
 

@@ -195,7 +195,7 @@ def test_sync_face_frees_handlers_and_arguments() -> None:
 
 async def test_one_handler_shared_by_many_tasks_is_inspected_once() -> None:
     """The spec cache still serves a handler that many tasks share."""
-    from quiv._handlers import _spec
+    from quiv._core.handlers import _spec
 
     def shared(payload: Payload) -> None:
         pass

@@ -25,7 +25,7 @@ from quiv import (
     current_job,
     run_on_main,
 )
-from quiv._bridge import MainCall
+from quiv._mainloop.bridge import MainCall
 
 pytestmark = pytest.mark.anyio
 

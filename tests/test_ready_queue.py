@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from scheduler_helpers import WAIT, Recorder
 
-from quiv import AsyncQuiv, Event, _ready
-from quiv._ready import ReadyQueue, Start
+from quiv import AsyncQuiv, Event
+from quiv._xthread import pool as _ready
+from quiv._xthread.pool import ReadyQueue, Start
 
 
 class FakeRun:

@@ -33,7 +33,7 @@ from quiv import (
     SchedulerStoppedError,
     TaskStatus,
 )
-from quiv._engine import ABANDONED_REASON, SHUTDOWN_REASON
+from quiv._core.engine import ABANDONED_REASON, SHUTDOWN_REASON
 
 
 def _is_idle_worker(thread: threading.Thread) -> bool:

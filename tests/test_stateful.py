@@ -62,7 +62,7 @@ from quiv import (
     TaskRunningError,
     TaskStatus,
 )
-from quiv._engine import SHUTDOWN_REASON
+from quiv._core.engine import SHUTDOWN_REASON
 
 WAIT = 10.0
 MAX_TASKS = 5

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quiv._timer import TimerEntry, TimerHeap
+from quiv._core.timer import TimerEntry, TimerHeap
 
 deadlines = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False) | st.sampled_from(
     [0.0, 1.0, 1.0, 2.0, math.inf, -math.inf]

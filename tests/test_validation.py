@@ -21,7 +21,7 @@ from quiv import (
     QuivConfig,
     QuivError,
 )
-from quiv._validation import check_bool, check_datetime, check_int, check_number
+from quiv._checks import check_bool, check_datetime, check_int, check_number
 
 
 def handler() -> None:

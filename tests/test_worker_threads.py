@@ -1,6 +1,6 @@
 """quiv's worker threads: daemon threads, so an abandoned handler never blocks exit.
 
-The pool (``quiv._threads.WorkerThreads``) on its own: results and errors reach
+The pool (``quiv._xthread.threads.WorkerThreads``) on its own: results and errors reach
 the caller, each call runs in a copy of the caller's context, threads are
 reused and are daemons, cancelling the caller abandons the call, ``close()``
 and the idle timeout end the threads. Then the point of it all: a process
@@ -24,8 +24,8 @@ import sniffio
 from scheduler_helpers import WAIT, Recorder
 
 from quiv import AsyncQuiv, Event
-from quiv._engine import ABANDONED_REASON
-from quiv._threads import WorkerThreads
+from quiv._core.engine import ABANDONED_REASON
+from quiv._xthread.threads import WorkerThreads
 
 _var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unset")
 

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._checks import check_bool
 from .._context import current_job
 from .._errors import ConfigurationError, JobCancelledError
-from .._validation import check_bool
 from ._pipes import Input
 from ._stopper import CANCELLED, TIMED_OUT, Stopper, stop_message
 from ._wait import wait_for_exit

@@ -23,11 +23,11 @@ except ImportError as _missing:  # pragma: no cover - exercised without the extr
         "quiv.integrations.starlette needs Starlette (or FastAPI): pip install 'quiv[fastapi]'"
     ) from _missing
 
+from .._checks import check_number
 from .._config import UNSET, Unset
 from .._errors import ConfigurationError
-from .._scheduler import AsyncQuiv
-from .._sync import Quiv
-from .._validation import check_number
+from .._faces.async_face import AsyncQuiv
+from .._faces.sync_face import Quiv
 
 __all__ = ("lifespan",)
 

@@ -12,7 +12,7 @@ import sniffio
 from anyio.lowlevel import EventLoopToken, current_token
 
 if TYPE_CHECKING:
-    from ._sync import Quiv
+    from .sync_face import Quiv
 
 __all__ = ("forget", "remember", "running_loop_token")
 

@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._bridge import MainCall, MainLoopBridge
-from ._context import current_job
-from ._errors import MainLoopUnavailableError
-from ._loops import close_awaitable, wait_for_callback
+from .._context import current_job
+from .._errors import MainLoopUnavailableError
+from .._xthread.loops import close_awaitable, wait_for_callback
+from .bridge import MainCall, MainLoopBridge
 
 __all__ = ("call_on_main", "call_on_main_async", "run_on_main")
 

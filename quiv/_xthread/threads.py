@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 import sniffio
 
-from ._loops import wait_for_callback
+from .loops import wait_for_callback
 
 __all__ = ("THREAD_NAME", "WorkerThreads")
 

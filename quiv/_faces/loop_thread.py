@@ -29,8 +29,8 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.lowlevel import EventLoopToken, current_token
 
-from ._errors import SchedulerStoppedError
-from ._loops import call_soon, wait_for_callback
+from .._errors import SchedulerStoppedError
+from .._xthread.loops import call_soon, wait_for_callback
 
 __all__ = ("Call", "LoopThread")
 

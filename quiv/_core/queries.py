@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
-from ._models import Job, JobStatus, QuivStats, TaskStatus
-from ._state import TaskState, Waiter
-from ._store._base import JobQuery
-from ._validation import check_bool, check_datetime, check_int, check_number
+from .._checks import check_bool, check_datetime, check_int, check_number
+from .._errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
+from .._models import Job, JobStatus, QuivStats, TaskStatus
+from .._store._base import JobQuery
+from .records import TaskState, Waiter
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from .engine import Engine
 
 __all__ = (
     "check_task_id",

@@ -28,10 +28,10 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.lowlevel import EventLoopToken
 
-from ._errors import JobCancelledError, MainLoopUnavailableError
-from ._handlers import callable_name
-from ._loops import call_soon, close_awaitable
-from ._typing import Logger
+from .._core.handlers import callable_name
+from .._errors import JobCancelledError, MainLoopUnavailableError
+from .._typing import Logger
+from .._xthread.loops import call_soon, close_awaitable
 
 __all__ = ("MainCall", "MainLoopBridge")
 

@@ -21,8 +21,8 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.lowlevel import EventLoopToken
 
-from ._loops import call_soon
-from ._state import JobRun
+from .._core.records import JobRun
+from .loops import call_soon
 
 __all__ = ("STUCK", "Inbox", "ReadyQueue", "Start")
 

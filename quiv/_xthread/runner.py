@@ -24,9 +24,9 @@ import anyio
 import sniffio
 from anyio.lowlevel import current_token
 
-from ._context import JobContext, _current
-from ._ready import ReadyQueue
-from ._state import JobRun, utcnow
+from .._context import JobContext, _current
+from .._core.records import JobRun, utcnow
+from .pool import ReadyQueue
 
 __all__ = ("Outcome", "work")
 

@@ -15,17 +15,17 @@ from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal
 
-from ._clock import Clock
-from ._config import UNSET, Unset
-from ._declarations import Declarations, Drained
-from ._errors import ConfigurationError, SchedulerStoppedError
-from ._events import Event
-from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
-from ._requests import new_task
-from ._scheduler import AsyncQuiv
-from ._sync_runtime import SyncRuntime
-from ._typing import Logger
-from ._validation import check_number
+from .._checks import check_number
+from .._clock import Clock
+from .._config import UNSET, Unset
+from .._core.task_checks import new_task
+from .._errors import ConfigurationError, SchedulerStoppedError
+from .._events import Event
+from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
+from .._typing import Logger
+from .async_face import AsyncQuiv
+from .declarations import Declarations, Drained
+from .sync_runtime import SyncRuntime
 
 __all__ = ("Quiv",)
 

@@ -11,12 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._config import UNSET
-from ._errors import ConfigurationError, HandlerRegistrationError
-from ._handlers import check_positional, inspect_handler
-from ._state import TaskSettings, TaskState, new_id, utcnow
-from ._triggers import MAX_DELAY, clamp_delay
-from ._validation import (
+from .._checks import (
     check_args,
     check_bool,
     check_datetime,
@@ -25,6 +20,11 @@ from ._validation import (
     check_name,
     check_number,
 )
+from .._config import UNSET
+from .._errors import ConfigurationError, HandlerRegistrationError
+from .handlers import check_positional, inspect_handler
+from .records import TaskSettings, TaskState, new_id, utcnow
+from .schedule import MAX_DELAY, clamp_delay
 
 __all__ = ("TaskUpdate", "new_task", "validate_update")
 

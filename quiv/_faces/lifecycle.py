@@ -15,17 +15,17 @@ import anyio
 import sniffio
 from anyio.lowlevel import current_token
 
-from . import _main
-from ._bridge import MainLoopBridge
-from ._clock import LoopClock
-from ._errors import MainLoopUnavailableError, SchedulerStoppedError
-from ._events import Listeners
-from ._models import QuivConfig
-from ._store._base import Store
-from ._typing import Logger
+from .._clock import LoopClock
+from .._errors import MainLoopUnavailableError, SchedulerStoppedError
+from .._events import Listeners
+from .._mainloop import calls as _main
+from .._mainloop.bridge import MainLoopBridge
+from .._models import QuivConfig
+from .._store._base import Store
+from .._typing import Logger
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from .._core.engine import Engine
 
 __all__ = ("start_engine", "stop_engine")
 
@@ -48,7 +48,7 @@ async def start_engine(
     Without a *bridge*, the current loop becomes the main loop. Leaving
     *stack* cancels the task group.
     """
-    from ._engine import Engine
+    from .._core.engine import Engine
 
     task_group = await stack.enter_async_context(anyio.create_task_group())
     stack.callback(task_group.cancel_scope.cancel)
@@ -129,7 +129,7 @@ async def stop_engine(
 
 
 def _make_store(config: QuivConfig, logger: Logger) -> Store:
-    from ._store import MemoryStore, SQLiteStore
+    from .._store import MemoryStore, SQLiteStore
 
     if config.db_path == ":memory:":
         return MemoryStore(

@@ -13,23 +13,25 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from . import _main, _operations, _queries
-from ._bridge import MainLoopBridge
-from ._clock import Clock
-from ._config import UNSET, Unset, build_config
-from ._declarations import Declarations
-from ._errors import SchedulerStoppedError
-from ._events import Event, Listeners
-from ._lifecycle import start_engine, stop_engine
-from ._loop_thread import _unwrap
-from ._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
-from ._requests import new_task, validate_update
-from ._state import TaskState
-from ._typing import Logger
-from ._validation import check_number, resolve_timezone
+from .._checks import check_number, resolve_timezone
+from .._clock import Clock
+from .._config import UNSET, Unset, build_config
+from .._core import operations as _operations
+from .._core import queries as _queries
+from .._core.records import TaskState
+from .._core.task_checks import new_task, validate_update
+from .._errors import SchedulerStoppedError
+from .._events import Event, Listeners
+from .._mainloop import calls as _main
+from .._mainloop.bridge import MainLoopBridge
+from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
+from .._typing import Logger
+from .declarations import Declarations
+from .lifecycle import start_engine, stop_engine
+from .loop_thread import _unwrap
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from .._core.engine import Engine
 
 __all__ = ("AsyncQuiv",)
 

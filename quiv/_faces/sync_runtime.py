@@ -13,19 +13,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _main
-from ._bridge import MainLoopBridge
-from ._context import current_job
-from ._errors import QuivError, SchedulerStoppedError
-from ._exit import forget, remember, running_loop_token
-from ._loop_thread import LoopThread
-from ._loops import spawn_here
-from ._scheduler import AsyncQuiv
-from ._state import TaskState
-from ._typing import Logger
+from .._context import current_job
+from .._core.records import TaskState
+from .._errors import QuivError, SchedulerStoppedError
+from .._mainloop import calls as _main
+from .._mainloop.bridge import MainLoopBridge
+from .._typing import Logger
+from .._xthread.loops import spawn_here
+from .async_face import AsyncQuiv
+from .at_exit import forget, remember, running_loop_token
+from .loop_thread import LoopThread
 
 if TYPE_CHECKING:
-    from ._sync import Quiv
+    from .sync_face import Quiv
 
 __all__ = ("SyncRuntime",)
 

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from ._errors import TaskNotActiveError, TaskNotFoundError
-from ._models import Task, TaskStatus
-from ._queries import check_task_id, select_tasks
-from ._requests import validate_update
-from ._state import TaskState, utcnow
-from ._triggers import clamp_delay
-from ._validation import check_bool, check_number
+from .._checks import check_bool, check_number
+from .._core.queries import check_task_id, select_tasks
+from .._core.records import TaskState, utcnow
+from .._core.schedule import clamp_delay
+from .._core.task_checks import validate_update
+from .._errors import TaskNotActiveError, TaskNotFoundError
+from .._models import Task, TaskStatus
 
 __all__ = ("Declarations", "Drained")
 

@@ -19,20 +19,20 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from ._bridge import MainLoopBridge
-from ._clock import Clock, LoopClock, WallClock
-from ._context import JobContext
-from ._errors import SchedulerStoppedError
-from ._events import Event, Listeners
-from ._models import Job, JobStatus, TaskStatus
-from ._ready import STUCK, Inbox, ReadyQueue, Start
-from ._runner import Outcome, work
-from ._state import JobRun, TaskState, Waiter, new_id, utcnow
-from ._store._base import Store
-from ._threads import WorkerThreads
-from ._timer import TimerHeap
-from ._triggers import IntervalSchedule, next_run, retry_delay
-from ._typing import Logger
+from .._clock import Clock, LoopClock, WallClock
+from .._context import JobContext
+from .._errors import SchedulerStoppedError
+from .._events import Event, Listeners
+from .._mainloop.bridge import MainLoopBridge
+from .._models import Job, JobStatus, TaskStatus
+from .._store._base import Store
+from .._typing import Logger
+from .._xthread.pool import STUCK, Inbox, ReadyQueue, Start
+from .._xthread.runner import Outcome, work
+from .._xthread.threads import WorkerThreads
+from .records import JobRun, TaskState, Waiter, new_id, utcnow
+from .schedule import IntervalSchedule, next_run, retry_delay
+from .timer import TimerHeap
 
 __all__ = ("Engine",)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._errors import ConfigurationError, HandlerRegistrationError, QuivError
+from .._errors import ConfigurationError, HandlerRegistrationError, QuivError
 
 __all__ = (
     "HandlerSpec",

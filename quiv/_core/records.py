@@ -17,12 +17,12 @@ from typing import Any
 import anyio
 from anyio.lowlevel import EventLoopToken
 
-from ._clock import WallClock
-from ._context import JobContext
-from ._handlers import HandlerSpec
-from ._loops import call_soon
-from ._models import Job, JobStatus, Task, TaskStatus
-from ._timer import TimerEntry
+from .._clock import WallClock
+from .._context import JobContext
+from .._models import Job, JobStatus, Task, TaskStatus
+from .._xthread.loops import call_soon
+from .handlers import HandlerSpec
+from .timer import TimerEntry
 
 __all__ = ("SETTINGS_FIELDS", "JobRun", "TaskSettings", "TaskState", "Waiter", "new_id", "utcnow")
 

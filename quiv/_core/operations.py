@@ -11,18 +11,18 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ._clock import LoopClock
-from ._errors import ConfigurationError, TaskNotActiveError, TaskNotFoundError, TaskRunningError
-from ._events import Event
-from ._models import Task, TaskStatus
-from ._queries import find_task
-from ._requests import TaskUpdate
-from ._state import TaskState
-from ._triggers import clamp_delay
-from ._validation import check_bool, check_number
+from .._checks import check_bool, check_number
+from .._clock import LoopClock
+from .._errors import ConfigurationError, TaskNotActiveError, TaskNotFoundError, TaskRunningError
+from .._events import Event
+from .._models import Task, TaskStatus
+from .queries import find_task
+from .records import TaskState
+from .schedule import clamp_delay
+from .task_checks import TaskUpdate
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from .engine import Engine
 
 __all__ = (
     "apply_update",

@@ -1,0 +1,1 @@
+"""The engine: tasks, jobs, timers, waiters, and the checks of task requests."""

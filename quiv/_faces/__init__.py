@@ -1,0 +1,1 @@
+"""The public faces: AsyncQuiv and Quiv (with its loop thread), and what they share."""

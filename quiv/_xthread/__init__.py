@@ -1,0 +1,1 @@
+"""Crossing threads: worker threads and their ready queue, running one job, loop hand-offs."""
