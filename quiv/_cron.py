@@ -105,10 +105,12 @@ class CronTrigger:
       at the first occurrence (02:30 CEST, not again at 02:30 CET).
 
     Other expressions (``"*/30 * * * *"``, ``"0 * * * *"``) follow real
-    elapsed time: every matching instant fires, so the repeated hour in autumn
-    runs again and the skipped hour in spring does not. The policy holds for
-    6-field expressions too (cronsim applies it to 5-field ones only). No fire
-    is ever a wall time that does not exist, and fires strictly increase.
+    elapsed time: every instant whose wall time matches fires, so the repeated
+    hour in autumn runs again and the wall times skipped in spring do not run.
+    The policy holds for 6-field expressions too (cronsim applies it to 5-field
+    ones only); with a seconds field, a gap time runs at the end of the gap
+    (``15 30 2 * * *`` at 03:00:00 CEST). No fire is ever a wall time that does
+    not exist, and fires strictly increase.
 
     Instances are immutable and hashable; equal when the expression and the
     zone are equal.
@@ -154,12 +156,13 @@ class CronTrigger:
                     if fire > after_utc:
                         return fire
             else:
-                # Real elapsed time: cronsim steps aware times through UTC.
+                # Real elapsed time: cronsim steps aware times through UTC. A
+                # wall time that does not exist never happened, so it does not
+                # fire (cronsim can land on one, e.g. in a midnight gap).
                 for moment in cronsim(self._fields, local):
-                    if exists(moment):
-                        fire = moment.astimezone(UTC)
-                    else:  # cronsim landed on a wall time in a gap (e.g. a midnight gap)
-                        fire = resolve_wall_time(moment.replace(tzinfo=None), tz)
+                    if not exists(moment):
+                        continue
+                    fire = moment.astimezone(UTC)
                     if fire > after_utc:
                         return fire
         except OverflowError:  # ran off the end of the calendar (year 9999)
