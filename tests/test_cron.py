@@ -6,7 +6,7 @@ import dataclasses
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -252,7 +252,7 @@ def test_midnight_gap_sub_hourly_never_emits_a_missing_time() -> None:
     ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _transitions(zone: str) -> tuple[datetime, ...]:
     """The UTC instants in 2024-2026 at which *zone*'s offset changes (to the hour before)."""
     tz = ZoneInfo(zone)
@@ -393,7 +393,7 @@ def test_fixed_time_daily_runs_once_every_local_day(
         dates.append(fire.astimezone(tz).date())
         previous = fire
     # no two runs on one local date, and no local date without a run
-    assert all(b - a == timedelta(days=1) for a, b in zip(dates, dates[1:]))
+    assert all(b - a == timedelta(days=1) for a, b in zip(dates, dates[1:], strict=False))
 
 
 @given(st.text(alphabet="0123456789*/,-LW#?@ abdhilmnorstuyJANMOSU\t", max_size=24))
