@@ -183,12 +183,16 @@ class CalendarIntervalTrigger:
         step = (12 * self.years + self.months) * _MEAN_MONTH_DAYS + 7 * self.weeks + self.days
         try:
             elapsed = (after_utc.astimezone(tz).date() - anchor).days
-            k = max(0, int(elapsed // step) - 2)
-            while k > 0 and fire(k - 1) > bound:  # the estimate overshot (it never should)
+            # Estimate the occurrence from the mean step (exact for days and
+            # weeks, within a step for months), then correct it.
+            k = max(0, int(elapsed // step))
+            while k > 0 and fire(k - 1) > bound:
                 k -= 1
-            while fire(k) <= bound:
+            result = fire(k)
+            while result <= bound:
                 k += 1
-            return fire(k)
+                result = fire(k)
+            return result
         except (ValueError, OverflowError):  # past year 9999
             return None
 
