@@ -381,3 +381,14 @@ def test_next_fire_is_the_first_occurrence_after(
     fire = trigger.next_fire(after)
     assert fire is not None
     assert fire == expected
+
+
+def test_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    trigger = CalendarIntervalTrigger(
+        months=1, at=time(2, 30), start=date(2025, 1, 31), timezone=BERLIN
+    )
+    for clone in (copy.copy(trigger), copy.deepcopy(trigger), pickle.loads(pickle.dumps(trigger))):
+        assert clone == trigger

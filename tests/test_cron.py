@@ -656,3 +656,15 @@ def test_resolve_wall_time() -> None:
     assert resolve_wall_time(datetime(2025, 10, 26, 2, 30), berlin) == datetime(
         2025, 10, 26, 0, 30, tzinfo=UTC
     )
+
+
+def test_copy_and_pickle() -> None:
+    import copy
+    import pickle
+
+    trigger = CronTrigger("15 30 2 * * *", BERLIN)
+    for clone in (copy.copy(trigger), copy.deepcopy(trigger), pickle.loads(pickle.dumps(trigger))):
+        assert clone == trigger
+        assert clone.next_fire(datetime(2025, 3, 29, tzinfo=UTC)) == trigger.next_fire(
+            datetime(2025, 3, 29, tzinfo=UTC)
+        )
