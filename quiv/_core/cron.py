@@ -1,0 +1,231 @@
+"""Cron schedules: :class:`CronTrigger`, a thin layer over cronsim with quiv's DST policy.
+
+cronsim (the ``quiv[cron]`` extra) parses and iterates the expression; quiv
+adds the ``@daily``-style aliases, resolves wall times to instants under one
+written-down DST policy (for 5- and 6-field expressions alike) and keeps the
+trigger object small: it holds the expression and the zone, nothing parsed,
+so 10,000 cron tasks cost next to nothing in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
+from typing import TYPE_CHECKING
+
+from .._checks import resolve_timezone
+from .._errors import ConfigurationError
+from .fires import aware_utc, exists, resolve_wall_time, zone_name
+
+if TYPE_CHECKING:
+    from cronsim import CronSim
+
+__all__ = ("ALIASES", "CronTrigger", "cron_trigger")
+
+UTC = timezone.utc
+
+#: The ``@`` aliases quiv accepts (cronsim itself has none), and what they mean.
+ALIASES: dict[str, str] = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+_EXTRA_HINT = "cron schedules need the cronsim package: pip install 'quiv[cron]'"
+
+#: any start works for validation and explain(); the expression is what counts
+_PROBE = datetime(2000, 1, 1)
+
+
+def _cronsim() -> type[CronSim]:
+    """The ``CronSim`` class, imported on first use (``import quiv`` does not import cronsim)."""
+    try:
+        from cronsim import CronSim
+    except ImportError:
+        raise ConfigurationError(_EXTRA_HINT) from None
+    return CronSim
+
+
+def _expand(expression: str, param: str) -> str:
+    """The 5- or 6-field expression cronsim parses, with quiv's aliases expanded."""
+    text = expression.strip()
+    if text.startswith("@"):
+        fields = ALIASES.get(text.lower())
+        if fields is None:
+            known = ", ".join(ALIASES)
+            raise ConfigurationError(
+                f"{param} must be a valid cron expression (unknown alias; quiv knows "
+                f"{known}), got {expression!r}"
+            )
+        return fields
+    return text
+
+
+def _is_fixed_time(fields: str) -> bool:
+    """Whether the minute and hour fields both name fixed values (neither starts with ``*``)."""
+    parts = fields.split()
+    minute, hour = (parts[1], parts[2]) if len(parts) == 6 else (parts[0], parts[1])
+    return not minute.startswith("*") and not hour.startswith("*")
+
+
+@dataclass(frozen=True, slots=True, init=False, repr=False)
+class CronTrigger:
+    """Fire on a cron schedule, in a time zone.
+
+    ``CronTrigger("30 2 * * 1-5", timezone="Europe/Berlin")`` fires at 02:30
+    Berlin time on weekdays. Parsing and iteration are cronsim's, so the
+    syntax is Debian cron's: five fields (minute, hour, day of month, month,
+    day of week; names such as ``MON`` and ``JAN``; ``L``, ``LW``, ``5L`` and
+    ``MON#1``; when both day fields are restricted, a day matching either
+    one fires). quiv adds:
+
+    * the aliases ``@hourly``, ``@daily`` (``@midnight``), ``@weekly``
+      (Sunday 00:00), ``@monthly`` and ``@yearly`` (``@annually``);
+    * an optional **seconds** field, first, as in cronsim:
+      ``"15 30 2 * * *"`` fires at 02:30:15 every day.
+
+    **Time zone.** *timezone* is an IANA name (``"Europe/Berlin"``), ``"UTC"``
+    or a :class:`~datetime.tzinfo`. ``None`` (the default) means the
+    scheduler's ``timezone=``, filled in when the trigger is added to a
+    scheduler (:meth:`with_timezone`); a trigger that still has none computes
+    in UTC.
+
+    **DST policy.** An expression whose minute and hour fields both name
+    fixed values (neither starts with ``*``; ``"30 2 * * *"``,
+    ``"0 9-17 * * 1-5"``) is *fixed-time*. For it, like Debian cron:
+
+    * a run whose wall time falls in the spring-forward gap happens at the
+      first valid instant after the gap (Berlin, last Sunday of March,
+      ``30 2 * * *`` runs at 03:00 CEST);
+    * a run whose wall time occurs twice in the autumn overlap happens once,
+      at the first occurrence (02:30 CEST, not again at 02:30 CET).
+
+    Other expressions (``"*/30 * * * *"``, ``"0 * * * *"``) follow real
+    elapsed time: every instant whose wall time matches fires, so the repeated
+    hour in autumn runs again and the wall times skipped in spring do not run.
+    The policy holds for 6-field expressions too (cronsim applies it to 5-field
+    ones only); with a seconds field, a gap time runs at the end of the gap
+    (``15 30 2 * * *`` at 03:00:00 CEST). No fire is ever a wall time that does
+    not exist, and fires strictly increase.
+
+    Instances are immutable and hashable; equal when the expression and the
+    zone are equal.
+
+    :param expression: the cron expression or alias
+    :param timezone: the zone the expression is read in
+    :raises ConfigurationError: if *expression* is not a valid cron
+        expression (the message gives cronsim's reason), or cronsim is not
+        installed (install ``quiv[cron]``)
+    :raises InvalidTimezoneError: if *timezone* names no known zone
+    """
+
+    #: The expression as given (stripped of surrounding whitespace).
+    expression: str
+    #: The zone the expression is read in; ``None`` means the scheduler's default.
+    timezone: tzinfo | None
+    _fields: str = field(compare=False)
+    _fixed: bool = field(compare=False)
+
+    def __init__(self, expression: str, timezone: str | tzinfo | None = None) -> None:
+        _setup(self, expression, timezone, "expression")
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        """The first fire strictly after *after*, as an aware UTC datetime.
+
+        :param after: any aware datetime (a naive one is taken to be UTC)
+        :returns: the fire time, or ``None`` when the expression matches no
+            time in the next 50 years (or before the end of the calendar)
+        """
+        cronsim = _cronsim()
+        tz = self.timezone if self.timezone is not None else UTC
+        after_utc = aware_utc(after)
+        try:
+            local = after_utc.astimezone(tz)
+            if self._fixed:
+                # Iterate on naive wall time, then map each wall time to an
+                # instant: a gap time moves to the end of the gap, an
+                # ambiguous time takes its first occurrence, and a candidate
+                # not after *after* (the repeat of an overlap, or a second
+                # wall time swallowed by the same gap) is skipped.
+                for wall in cronsim(self._fields, local.replace(tzinfo=None)):
+                    fire = resolve_wall_time(wall, tz)
+                    if fire > after_utc:
+                        return fire
+            else:
+                # Real elapsed time: cronsim steps aware times through UTC. A
+                # wall time that does not exist never happened, so it does not
+                # fire (cronsim can land on one, e.g. in a midnight gap).
+                for moment in cronsim(self._fields, local):
+                    if not exists(moment):
+                        continue
+                    fire = moment.astimezone(UTC)
+                    if fire > after_utc:
+                        return fire
+        except OverflowError:  # ran off the end of the calendar (year 9999)
+            return None
+        return None
+
+    def with_timezone(self, default: str | tzinfo) -> CronTrigger:
+        """This trigger with its zone set to *default* if it has none; ``self`` otherwise."""
+        if self.timezone is not None:
+            return self
+        copy = object.__new__(CronTrigger)
+        object.__setattr__(copy, "expression", self.expression)
+        object.__setattr__(copy, "timezone", resolve_timezone(default))
+        object.__setattr__(copy, "_fields", self._fields)
+        object.__setattr__(copy, "_fixed", self._fixed)
+        return copy
+
+    def describe(self) -> str:
+        """A human description, e.g. ``"At 02:30 on Monday through Friday (Europe/Berlin)"``.
+
+        The words come from cronsim's ``explain()``; for an expression it
+        cannot explain, the expression itself is shown.
+        """
+        try:
+            text = _cronsim()(self._fields, _PROBE).explain()
+        except Exception:  # explain() is best effort; the trigger is valid
+            text = f"Cron {self.expression!r}"
+        return f"{text} ({zone_name(self.timezone)})"
+
+    def __repr__(self) -> str:
+        zone = None if self.timezone is None else zone_name(self.timezone)
+        return f"CronTrigger({self.expression!r}, timezone={zone!r})"
+
+
+def _setup(trigger: CronTrigger, expression: object, timezone: object, param: str) -> None:
+    if not isinstance(expression, str):
+        raise ConfigurationError.bad_value(param, expression, "a cron expression string")
+    fields = _expand(expression, param)
+    cronsim = _cronsim()
+    from cronsim import CronSimError
+
+    try:
+        cronsim(fields, _PROBE)
+    except CronSimError as exc:
+        raise ConfigurationError(
+            f"{param} must be a valid cron expression ({exc}), got {expression!r}"
+        ) from None
+    except (ValueError, LookupError, TypeError, AssertionError):
+        raise ConfigurationError(
+            f"{param} must be a valid cron expression, got {expression!r}"
+        ) from None
+    zone = None if timezone is None else resolve_timezone(timezone)
+    text = expression.strip()
+    object.__setattr__(trigger, "expression", text)
+    object.__setattr__(trigger, "timezone", zone)
+    object.__setattr__(trigger, "_fields", fields)
+    object.__setattr__(trigger, "_fixed", _is_fixed_time(fields))
+
+
+def cron_trigger(
+    expression: object, timezone: str | tzinfo | None = None, *, param: str = "cron"
+) -> CronTrigger:
+    """Build a :class:`CronTrigger` whose errors name *param* (``add_task(cron=...)``)."""
+    trigger = object.__new__(CronTrigger)
+    _setup(trigger, expression, timezone, param)
+    return trigger
