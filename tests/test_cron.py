@@ -14,9 +14,9 @@ from cronsim import CronSim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quiv._core.cron import ALIASES, CronTrigger, cron_trigger
-from quiv._core.fires import check_fire, resolve_wall_time
 from quiv._errors import ConfigurationError, InvalidTimezoneError
+from quiv._triggers.cron import ALIASES, CronTrigger, cron_trigger
+from quiv._triggers.wall import check_fire, resolve_wall_time
 
 UTC = timezone.utc
 BERLIN = "Europe/Berlin"
@@ -597,7 +597,7 @@ def test_without_cronsim(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_import_quiv_does_not_import_cronsim() -> None:
     code = (
-        "import sys, quiv, quiv._core.cron, quiv._core.calendar, quiv._core.fires\n"
+        "import sys, quiv, quiv._triggers.cron, quiv._triggers.calendar, quiv._triggers.wall\n"
         "assert 'cronsim' not in sys.modules, 'cronsim imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

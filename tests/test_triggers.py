@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quiv._core.schedule import (
+from quiv._triggers.interval import (
     MAX_DELAY,
     IntervalSchedule,
     clamp_delay,

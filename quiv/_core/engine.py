@@ -26,12 +26,12 @@ from .._events import Event, Listeners
 from .._mainloop.bridge import MainLoopBridge
 from .._models import Job, JobStatus, TaskStatus
 from .._store._base import Store
+from .._triggers.interval import IntervalSchedule, next_run, retry_delay
 from .._typing import Logger
 from .._xthread.pool import STUCK, Inbox, ReadyQueue, Start
 from .._xthread.runner import Outcome, work
 from .._xthread.threads import WorkerThreads
 from .records import JobRun, TaskState, Waiter, new_id, utcnow
-from .schedule import IntervalSchedule, next_run, retry_delay
 from .timer import TimerHeap
 
 __all__ = ("Engine",)

@@ -16,9 +16,9 @@ from .._clock import LoopClock
 from .._errors import ConfigurationError, TaskNotActiveError, TaskNotFoundError, TaskRunningError
 from .._events import Event
 from .._models import Task, TaskStatus
+from .._triggers.interval import clamp_delay
 from .queries import find_task
 from .records import TaskState
-from .schedule import clamp_delay
 from .task_checks import TaskUpdate
 
 if TYPE_CHECKING:

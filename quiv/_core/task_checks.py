@@ -22,9 +22,9 @@ from .._checks import (
 )
 from .._config import UNSET
 from .._errors import ConfigurationError, HandlerRegistrationError
+from .._triggers.interval import MAX_DELAY, clamp_delay
 from .handlers import check_positional, inspect_handler
 from .records import TaskSettings, TaskState, new_id, utcnow
-from .schedule import MAX_DELAY, clamp_delay
 
 __all__ = ("TaskUpdate", "new_task", "validate_update")
 

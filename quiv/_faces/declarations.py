@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 from .._checks import check_bool, check_number
 from .._core.queries import check_task_id, select_tasks
 from .._core.records import TaskState, utcnow
-from .._core.schedule import clamp_delay
 from .._core.task_checks import validate_update
 from .._errors import TaskNotActiveError, TaskNotFoundError
 from .._models import Task, TaskStatus
+from .._triggers.interval import clamp_delay
 
 __all__ = ("Declarations", "Drained")
 

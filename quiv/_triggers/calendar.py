@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from .._checks import resolve_timezone
 from .._errors import ConfigurationError
-from .fires import aware_utc, resolve_wall_time, zone_name
+from .wall import aware_utc, resolve_wall_time, zone_name
 
 __all__ = ("CalendarIntervalTrigger",)
 

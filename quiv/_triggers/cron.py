@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .._checks import resolve_timezone
 from .._errors import ConfigurationError
-from .fires import aware_utc, exists, resolve_wall_time, zone_name
+from .wall import aware_utc, exists, resolve_wall_time, zone_name
 
 if TYPE_CHECKING:
     from cronsim import CronSim
