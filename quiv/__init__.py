@@ -7,8 +7,6 @@
 from __future__ import annotations
 
 from ._checks import resolve_timezone as resolve_timezone
-from ._clock import Clock as Clock
-from ._clock import FakeClock as FakeClock
 from ._context import JobContext as JobContext
 from ._context import current_job as current_job
 from ._errors import ConfigurationError as ConfigurationError
@@ -39,13 +37,13 @@ from ._models import Task as Task
 from ._models import TaskStatus as TaskStatus
 from ._subprocess import run_subprocess as run_subprocess
 from ._version import __version__ as __version__
+from .abc import Clock as Clock
 
 __all__ = (
     "AsyncQuiv",
     "Clock",
     "ConfigurationError",
     "Event",
-    "FakeClock",
     "HandlerRegistrationError",
     "InvalidTimezoneError",
     "Job",
@@ -84,3 +82,21 @@ for _name in __all__:
         except (AttributeError, TypeError):  # pragma: no cover
             pass
 del _name, _obj
+
+#: names that moved; the old spelling keeps working, with a DeprecationWarning
+_MOVED = {"FakeClock": "quiv.testing"}
+
+
+def __getattr__(name: str) -> object:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'quiv' has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(
+        f"quiv.{name} moved to {module}.{name}; import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

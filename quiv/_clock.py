@@ -1,8 +1,7 @@
-"""The clock seam: the timer never reads time directly.
+"""Clocks: the event loop's (the default), and the wall-clock view of a deadline.
 
-Deadlines are seconds on a monotonic clock. The default clock is the event
-loop's own (:func:`anyio.current_time`); tests inject :class:`FakeClock` to
-move time by hand without sleeping.
+The interface is public, :class:`quiv.abc.Clock`; the test clock is
+:class:`quiv.testing.FakeClock`.
 """
 
 from __future__ import annotations
@@ -10,38 +9,39 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ("Clock", "FakeClock", "LoopClock", "WallClock")
+from .abc import Clock
 
+__all__ = ("LEAD", "LoopClock", "WallClock", "as_clock")
 
-@runtime_checkable
-class Clock(Protocol):
-    """What the scheduler needs from a clock."""
-
-    def now(self) -> float:
-        """Return the current time in seconds on a monotonic scale."""
-        ...
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Sleep until :meth:`now` reaches *deadline* (cancellable)."""
-        ...
+#: how long before a task's deadline the timer wakes for it, with the loop's
+#: clock: event loops wake up to a millisecond or two late (asyncio rounds its
+#: waits up to whole milliseconds), while a worker thread can wait out the
+#: rest of the time to a tenth of that before it starts the job
+LEAD = 0.0025
 
 
 class LoopClock:
-    """The event loop's monotonic clock (the default)."""
+    """The event loop's monotonic clock (the default): real time, with a lead."""
+
+    lead = LEAD
+    real_time = True
 
     def __init__(self) -> None:
         self._time: Callable[[], float] | None = None
 
     def now(self) -> float:
         """Return the event loop's current time, in seconds."""
-        time = self._time
-        if time is None:  # bind to the loop's own clock on first use
-            time = self._time = _loop_time()
-        return time()
+        now = self._time
+        if now is None:  # bind to the loop's own clock on first use
+            now = self._time = _loop_time()
+        return now()
+
+    def wall_time(self) -> float:
+        """Return :func:`time.time` (the wall clock, which may jump)."""
+        return time.time()
 
     async def sleep_until(self, deadline: float) -> None:
         """Sleep until the loop's clock reaches *deadline* (forever if infinite)."""
@@ -50,64 +50,60 @@ class LoopClock:
         await anyio.sleep_until(deadline)
 
 
-class FakeClock:
-    """A clock that moves only when told to: for tests.
+class _BasicClock:
+    """A clock that only tells time and sleeps (``now`` and ``sleep_until``).
 
-    ``await clock.advance(seconds)`` moves time forward and wakes every sleeper
-    whose deadline has passed. It must be used from the scheduler's own loop.
+    Such clocks were all a clock had to be before :class:`~quiv.abc.Clock`
+    declared :attr:`lead`, :attr:`real_time` and :meth:`wall_time`. They keep
+    working: no lead, not real time, and wall time that starts at the moment
+    the scheduler got the clock and moves with it.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = start
-        self._moved = anyio.Event()
+    lead = 0.0
+    real_time = False
 
-    def now(self) -> float:
-        """Return the fake time: the start plus every :meth:`advance` so far."""
-        return self._now
+    def __init__(self, clock: object) -> None:
+        self._clock = clock
+        self.now: Callable[[], float] = clock.now  # type: ignore[attr-defined]
+        self.sleep_until: Callable[[float], object] = clock.sleep_until  # type: ignore[attr-defined]
+        self._offset: float = time.time() - self.now()
 
-    async def sleep_until(self, deadline: float) -> None:
-        """Wait until :meth:`advance` has moved the fake time to *deadline*."""
-        while self._now < deadline:
-            await self._moved.wait()
+    def wall_time(self) -> float:
+        return self.now() + self._offset
 
-    async def advance(self, seconds: float) -> None:
-        """Move time forward by *seconds* and let sleepers run."""
-        if not seconds >= 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
-        self._now += seconds
-        moved, self._moved = self._moved, anyio.Event()
-        moved.set()
-        await anyio.lowlevel.checkpoint()
+
+def as_clock(clock: object) -> Clock:
+    """*clock* as a full :class:`~quiv.abc.Clock` (see :class:`_BasicClock`)."""
+    if isinstance(clock, Clock):
+        return clock
+    return _BasicClock(clock)  # type: ignore[return-value]
 
 
 class WallClock:
     """Turns deadlines on a scheduler's clock into wall-clock timestamps.
 
     A deadline's wall-clock form is ``deadline + offset``, the offset being
-    ``time.time() - clock.now()``. It is measured once, so the ``next_run_at``
-    of a task reads the same every time it is read. With the loop's clock the
-    offset is measured again whenever it has moved by more than
-    :attr:`RESYNC` seconds: the wall clock was set, or the machine slept. Any
-    other clock (a :class:`FakeClock`) keeps the offset it started with, so
-    its time maps onto the wall clock from the moment the scheduler started.
+    ``clock.wall_time() - clock.now()``. It is measured once, so the
+    ``next_run_at`` of a task reads the same every time it is read, and
+    measured again whenever it has moved by more than :attr:`RESYNC` seconds:
+    the wall clock was set, or the machine slept. (A test clock's wall time
+    moves with its own time, so its offset never moves.)
     """
 
-    #: how far the wall clock may move against the loop's before it is followed
+    #: how far the wall clock may move against the scheduler's before it is followed
     RESYNC = 1.0
 
-    __slots__ = ("_clock", "_follow", "_offset")
+    __slots__ = ("_clock", "_offset")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._follow = isinstance(clock, LoopClock)
-        self._offset = time.time() - clock.now()
+        self._offset = clock.wall_time() - clock.now()
 
     def timestamp(self, deadline: float) -> float:
         """The POSIX timestamp at which the clock reaches *deadline*."""
-        if self._follow:
-            offset = time.time() - self._clock.now()
-            if abs(offset - self._offset) > self.RESYNC:
-                self._offset = offset
+        offset = self._clock.wall_time() - self._clock.now()
+        if abs(offset - self._offset) > self.RESYNC:
+            self._offset = offset
         return deadline + self._offset
 
 

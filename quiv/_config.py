@@ -8,7 +8,6 @@ from enum import Enum
 from typing import Any
 
 from ._checks import check_int, check_number, resolve_timezone
-from ._clock import Clock
 from ._errors import ConfigurationError
 from ._models import QuivConfig
 
@@ -68,10 +67,14 @@ def validate(config: QuivConfig) -> None:
         raise ConfigurationError.bad_value(
             "worker_backend", config.worker_backend, "'asyncio', 'trio' or None"
         )
-    # a class (``clock=FakeClock``) passes the protocol check but cannot tell time
+    # a class (``clock=FakeClock``) has the methods but cannot tell time
     if config.clock is not None and (
-        isinstance(config.clock, type) or not isinstance(config.clock, Clock)
+        isinstance(config.clock, type)
+        or not callable(getattr(config.clock, "now", None))
+        or not callable(getattr(config.clock, "sleep_until", None))
     ):
-        raise ConfigurationError.bad_value("clock", config.clock, "a Clock (now, sleep_until)")
+        raise ConfigurationError.bad_value(
+            "clock", config.clock, "a quiv.abc.Clock (now, sleep_until, ...)"
+        )
     if config.shutdown_timeout is not None:
         check_number(config.shutdown_timeout, "shutdown_timeout", allow_inf=True)

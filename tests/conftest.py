@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from scheduler_helpers import Gates, Recorder
 
-from quiv import AsyncQuiv, FakeClock
+from quiv import AsyncQuiv
+from quiv.testing import FakeClock
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

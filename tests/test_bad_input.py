@@ -35,7 +35,6 @@ from quiv import (
     AsyncQuiv,
     ConfigurationError,
     Event,
-    FakeClock,
     HandlerRegistrationError,
     InvalidTimezoneError,
     JobNotFoundError,
@@ -47,6 +46,7 @@ from quiv import (
     TaskStatus,
     run_subprocess,
 )
+from quiv.testing import FakeClock
 
 NAN = float("nan")
 INF = float("inf")

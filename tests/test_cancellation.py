@@ -13,13 +13,13 @@ from quiv import (
     AsyncQuiv,
     ConfigurationError,
     Event,
-    FakeClock,
     JobCancelledError,
     JobStatus,
     TaskNotFoundError,
     TaskStatus,
     current_job,
 )
+from quiv.testing import FakeClock
 
 
 class AsyncSleeper:

@@ -25,7 +25,6 @@ from store_helpers import LogRecorder, recording_logger
 from quiv import (
     AsyncQuiv,
     Event,
-    FakeClock,
     Job,
     JobStatus,
     Quiv,
@@ -36,6 +35,7 @@ from quiv import (
 )
 from quiv._core.records import JobRun, TaskState
 from quiv._faces.loop_thread import LoopThread
+from quiv.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

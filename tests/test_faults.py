@@ -28,18 +28,11 @@ from scheduler_helpers import WAIT, Gates, Recorder, handler_threads, wait_until
 from store_helpers import ProbeConnection, probe_factory, recording_logger
 
 import quiv._faces.lifecycle
-from quiv import (
-    AsyncQuiv,
-    Event,
-    FakeClock,
-    JobStatus,
-    QuivConfig,
-    StoreError,
-    TaskStatus,
-)
+from quiv import AsyncQuiv, Event, JobStatus, QuivConfig, StoreError, TaskStatus
 from quiv._core.engine import ABANDONED_REASON, SHUTDOWN_REASON
 from quiv._store import SQLiteStore
 from quiv._typing import Logger
+from quiv.testing import FakeClock
 
 HAS_TRIO = importlib.util.find_spec("trio") is not None
 

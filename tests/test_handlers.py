@@ -17,13 +17,13 @@ from quiv import (
     AsyncQuiv,
     ConfigurationError,
     Event,
-    FakeClock,
     HandlerRegistrationError,
     JobContext,
     JobStatus,
     current_job,
 )
 from quiv._core.handlers import inspect_handler, is_async_callable
+from quiv.testing import FakeClock
 
 # -- detection (unit) -----------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import types
 
+import pytest
+
 import quiv
 
 
@@ -68,3 +70,23 @@ def test_exported_classes_and_functions_claim_the_quiv_module() -> None:
         if module != "quiv":
             wrong[name] = module
     assert not wrong, f"__module__ is not 'quiv' for: {wrong}"
+
+
+def test_the_old_fake_clock_name_still_works_and_is_deprecated() -> None:
+    import quiv
+    from quiv.testing import FakeClock
+
+    with pytest.warns(DeprecationWarning, match=r"quiv\.testing\.FakeClock"):
+        old = quiv.FakeClock
+    assert old is FakeClock
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = quiv.no_such_name  # type: ignore[attr-defined]
+
+
+def test_the_seams_are_public() -> None:
+    from quiv.abc import Clock, Store, Trigger
+    from quiv.testing import FakeClock
+
+    assert isinstance(FakeClock(), Clock)
+    assert Store.__abstractmethods__  # an interface, not an implementation
+    assert hasattr(Trigger, "next_fire")

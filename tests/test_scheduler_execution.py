@@ -14,7 +14,8 @@ import pytest
 import sniffio
 from scheduler_helpers import WAIT, Gates, Recorder, handler_threads, settle
 
-from quiv import AsyncQuiv, Event, FakeClock, JobStatus, TaskStatus
+from quiv import AsyncQuiv, Event, JobStatus, TaskStatus
+from quiv.testing import FakeClock
 
 
 class Probe:

@@ -25,15 +25,9 @@ from scheduler_helpers import (
     wait_until,
 )
 
-from quiv import (
-    AsyncQuiv,
-    Event,
-    FakeClock,
-    JobStatus,
-    SchedulerStoppedError,
-    TaskStatus,
-)
+from quiv import AsyncQuiv, Event, JobStatus, SchedulerStoppedError, TaskStatus
 from quiv._core.engine import ABANDONED_REASON, SHUTDOWN_REASON
+from quiv.testing import FakeClock
 
 
 def _is_idle_worker(thread: threading.Thread) -> bool:

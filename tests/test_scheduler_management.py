@@ -14,7 +14,6 @@ from quiv import (
     AsyncQuiv,
     ConfigurationError,
     Event,
-    FakeClock,
     Job,
     JobNotFoundError,
     JobStatus,
@@ -24,6 +23,7 @@ from quiv import (
     TaskRunningError,
     TaskStatus,
 )
+from quiv.testing import FakeClock
 
 
 async def advance_to(clock: FakeClock, when: float) -> None:

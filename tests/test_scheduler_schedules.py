@@ -13,15 +13,9 @@ import anyio
 import pytest
 from scheduler_helpers import WAIT, Gates, Recorder, is_idle, settle
 
-from quiv import (
-    AsyncQuiv,
-    Event,
-    FakeClock,
-    JobStatus,
-    TaskNotFoundError,
-    TaskStatus,
-)
+from quiv import AsyncQuiv, Event, JobStatus, TaskNotFoundError, TaskStatus
 from quiv._clock import LoopClock
+from quiv.testing import FakeClock
 
 
 class Timeline:

@@ -19,7 +19,8 @@ import pytest
 from scheduler_helpers import WAIT, Recorder
 
 import quiv
-from quiv import AsyncQuiv, ConfigurationError, Event, FakeClock, JobStatus
+from quiv import AsyncQuiv, ConfigurationError, Event, JobStatus
+from quiv.testing import FakeClock
 
 QUIV_DIR = Path(quiv.__file__).parent
 SOURCES = sorted(QUIV_DIR.rglob("*.py"))

@@ -15,7 +15,7 @@ checks that
   errors raised are the predicted ones.
 
 The scheduler runs on a loop thread (anyio's blocking portal); time is a
-:class:`~quiv.FakeClock`, so the model knows every deadline exactly. Handlers
+:class:`~quiv.testing.FakeClock`, so the model knows every deadline exactly. Handlers
 block until the machine releases them (or their job is cancelled), so the
 model always knows what is running. Every wait is bounded.
 """
@@ -52,7 +52,6 @@ from quiv import (
     AsyncQuiv,
     ConfigurationError,
     Event,
-    FakeClock,
     Job,
     JobStatus,
     QuivError,
@@ -63,6 +62,7 @@ from quiv import (
     TaskStatus,
 )
 from quiv._core.engine import SHUTDOWN_REASON
+from quiv.testing import FakeClock
 
 WAIT = 10.0
 MAX_TASKS = 5

@@ -25,9 +25,10 @@ from anyio.abc import Process
 from scheduler_helpers import WAIT
 from store_helpers import make_job, make_task, recording_logger, running
 
-from quiv import AsyncQuiv, FakeClock, JobStatus
+from quiv import AsyncQuiv, JobStatus
 from quiv._store import SQLiteStore
 from quiv._store._owners import OwnerLock, lock_path, new_owner_id, owner_alive
+from quiv.testing import FakeClock
 
 #: bounds every wait on a child process (its start imports quiv and anyio)
 CHILD_WAIT = 60.0

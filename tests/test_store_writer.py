@@ -23,7 +23,7 @@ from quiv._store._writer import BatchWriter, JobRows, TaskRows
 class LiveJob:
     """A live record, as the engine passes it: snapshotted when written."""
 
-    settled = False
+    in_flight = True
 
     def __init__(self, job: Job) -> None:
         self.id = job.id
@@ -34,11 +34,11 @@ class LiveJob:
 
 
 class LiveTask:
-    def __init__(self, task: Task, *, settled: bool = False) -> None:
+    def __init__(self, task: Task, *, in_flight: bool = True) -> None:
         self.id = task.id
         self.task = task
-        #: no job in flight (``TaskState.settled``)
-        self.settled = settled
+        #: a job of the task is in flight (``TaskState.in_flight``)
+        self.in_flight = in_flight
 
     def snapshot(self) -> Task:
         return self.task
@@ -107,10 +107,10 @@ async def test_final_states_do_not_wait_for_live_ones(
     assert writer.pending_writes == 1  # the running job waits
 
 
-async def test_a_settled_live_task_goes_with_the_next_batch(
+async def test_a_live_task_with_no_job_in_flight_goes_with_the_next_batch(
     writer: BatchWriter, batches: Batches
 ) -> None:
-    waiting = LiveTask(make_task("waiting"), settled=True)  # its next run is far away
+    waiting = LiveTask(make_task("waiting"), in_flight=False)  # its next run is far away
     running = LiveTask(make_task("running"))  # a job in flight: it changes again soon
     writer.put_task(waiting)
     writer.put_task(running)

@@ -15,13 +15,13 @@ from quiv import (
     AsyncQuiv,
     ConfigurationError,
     Event,
-    FakeClock,
     HandlerRegistrationError,
     InvalidTimezoneError,
     QuivConfig,
     QuivError,
 )
 from quiv._checks import check_bool, check_datetime, check_int, check_number
+from quiv.testing import FakeClock
 
 
 def handler() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from .._clock import Clock, LoopClock, WallClock
+from .._clock import WallClock
 from .._context import JobContext
 from .._errors import SchedulerStoppedError
 from .._events import Event, Listeners
@@ -31,17 +31,12 @@ from .._typing import Logger
 from .._xthread.pool import STUCK, Inbox, ReadyQueue, Start
 from .._xthread.runner import Outcome, work
 from .._xthread.threads import WorkerThreads
+from ..abc import Clock
 from .records import JobRun, TaskState, Waiter, new_id, utcnow
 from .timer import TimerHeap
 
 __all__ = ("Engine",)
 
-
-#: how long before a task's deadline the timer wakes for it (with the loop's
-#: clock): event loops wake up to a millisecond or two late (asyncio rounds its
-#: waits up to whole milliseconds), while a worker thread can wait out
-#: the rest of the time to a tenth of that before it starts the job
-LEAD = 0.0025
 
 #: how many finished run-once tasks ``wait_for_task`` still answers for
 _FINISHED_ONCE_KEPT = 1_000
@@ -79,8 +74,8 @@ class Engine:
         self.pool_size = pool_size
         self.clock = clock
         self.wall = WallClock(clock)
-        #: a fake clock's deadlines are met exactly by the timer: no lead
-        self.lead = LEAD if isinstance(clock, LoopClock) else 0.0
+        #: how early the timer hands a job to a worker (see Clock.lead)
+        self.lead = clock.lead
         self.store = store
         self.listeners = listeners
         self.logger = logger

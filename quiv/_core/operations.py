@@ -12,7 +12,6 @@ import time
 from typing import TYPE_CHECKING
 
 from .._checks import check_bool, check_number
-from .._clock import LoopClock
 from .._errors import ConfigurationError, TaskNotActiveError, TaskNotFoundError, TaskRunningError
 from .._events import Event
 from .._models import Task, TaskStatus
@@ -43,7 +42,7 @@ def register_task(
     :param requested_at: ``time.monotonic()`` when another thread asked for
         it; the time the request took to arrive counts against the delay
     """
-    if requested_at is not None and isinstance(engine.clock, LoopClock):
+    if requested_at is not None and engine.clock.real_time:
         first_delay = max(0.0, first_delay - (time.monotonic() - requested_at))
     deadline = engine.clock.now() + first_delay
     task.anchor = deadline

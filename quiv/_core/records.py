@@ -150,9 +150,9 @@ class TaskState(TaskSettings):
             setattr(self, name, getattr(settings, name))
 
     @property
-    def settled(self) -> bool:
-        """Whether the task will likely stay as it is for a while (no job in flight)."""
-        return self.run is None
+    def in_flight(self) -> bool:
+        """Whether a job of the task is in flight (its record is about to change)."""
+        return self.run is not None
 
     def hold_request(self, first_delay: float, requested_at: float) -> None:
         """Keep the first run's delay and the request's time until the loop adds the task.
@@ -253,7 +253,7 @@ class JobRun:
         self.final: Job | None = None
 
     #: a live job changes again: its final state is a :class:`~quiv.Job` snapshot
-    settled = False
+    in_flight = True
 
     def __lt__(self, other: JobRun) -> bool:
         return (self.due, self.seq) < (other.due, other.seq)

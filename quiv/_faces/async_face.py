@@ -14,7 +14,7 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from .._checks import check_number, resolve_timezone
-from .._clock import Clock
+from ..abc import Clock
 from .._config import UNSET, Unset, build_config
 from .._core import operations as _operations
 from .._core import queries as _queries

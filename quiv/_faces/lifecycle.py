@@ -15,7 +15,7 @@ import anyio
 import sniffio
 from anyio.lowlevel import current_token
 
-from .._clock import LoopClock
+from .._clock import LoopClock, as_clock
 from .._errors import MainLoopUnavailableError, SchedulerStoppedError
 from .._events import Listeners
 from .._mainloop import calls as _main
@@ -60,7 +60,7 @@ async def start_engine(
         await task_group.start(bridge.run)
     engine = Engine(
         pool_size=config.pool_size,
-        clock=config.clock or LoopClock(),
+        clock=LoopClock() if config.clock is None else as_clock(config.clock),
         store=store,
         listeners=listeners,
         logger=logger,

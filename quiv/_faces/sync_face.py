@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from anyio.from_thread import BlockingPortal
 
 from .._checks import check_number
-from .._clock import Clock
+from ..abc import Clock
 from .._config import UNSET, Unset
 from .._core.task_checks import new_task
 from .._errors import ConfigurationError, SchedulerStoppedError

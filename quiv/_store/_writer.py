@@ -3,10 +3,10 @@
 ``put_*`` record the newest state of a row in a dict keyed by id (a job put
 three times before the writer runs is written once, last state wins) and wake
 the writer. Every :data:`COALESCE_SECONDS` the writer hands ``write_batch``
-(one transaction) the final and settled states (ended jobs, deleted tasks,
-tasks waiting for their next run) and the live records queued more than
-about :data:`SETTLE_SECONDS` ago; a younger unsettled record (a job, or a
-task with a job in flight) waits, because the job will likely end soon and
+(one transaction) the final states and the records with no job in flight
+(ended jobs, deleted tasks, tasks waiting for their next run) and the live
+records queued more than about :data:`SETTLE_SECONDS` ago; a younger record
+in flight (a job, or a task with a job in flight) waits, because the job will likely end soon and
 then cost one row instead of two (under a burst of short jobs this halves
 the writing). Any read flushes everything at once, so reads never miss a
 write. On failure the rows go back into the queue under any newer ones,
@@ -73,7 +73,7 @@ class BatchWriter:
     def __init__(self, write_batch: WriteBatch, logger: Logger) -> None:
         self._write_batch = write_batch
         self._logger = logger
-        #: rows for the next batch: final and settled states
+        #: rows for the next batch: final states, and records with no job in flight
         self._tasks: TaskRows = {}
         self._jobs: JobRows = {}
         #: rows that may still change (see :data:`SETTLE_SECONDS`), and
@@ -303,7 +303,7 @@ class BatchWriter:
 
 
 def _task_due(task: Task | Live[Task]) -> bool:
-    return isinstance(task, Task) or task.settled
+    return isinstance(task, Task) or not task.in_flight
 
 
 def _merged(rows: R, more: R) -> R:

@@ -1,0 +1,65 @@
+"""Helpers for testing code that uses quiv.
+
+:class:`FakeClock` is a :class:`~quiv.abc.Clock` that moves only when told
+to, so a test can run an hour of schedules without waiting::
+
+    clock = FakeClock()
+    async with AsyncQuiv(clock=clock) as scheduler:
+        task_id = await scheduler.add_task("tick", tick, interval=60)
+        await clock.advance(60)
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+__all__ = ("FakeClock",)
+
+
+class FakeClock:
+    """A clock that moves only when told to: for tests.
+
+    ``await clock.advance(seconds)`` moves time forward and wakes every sleeper
+    whose deadline has passed. It must be used from the scheduler's own loop.
+
+    Its wall time is the wall-clock time when it was created plus the fake
+    time that has passed since, so a task due 3,600 fake seconds after the
+    start shows a ``next_run_at`` one hour after the start, however long the
+    test really took.
+
+    :param start: the fake time to start at (seconds)
+    """
+
+    #: deadlines are met exactly by the timer: no lead
+    lead = 0.0
+    #: fake seconds do not pass with :func:`time.monotonic`
+    real_time = False
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._wall_offset = time.time() - start
+        self._moved = anyio.Event()
+
+    def now(self) -> float:
+        """Return the fake time: the start plus every :meth:`advance` so far."""
+        return self._now
+
+    def wall_time(self) -> float:
+        """Return the wall-clock time of the creation plus the fake time passed since."""
+        return self._now + self._wall_offset
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Wait until :meth:`advance` has moved the fake time to *deadline*."""
+        while self._now < deadline:
+            await self._moved.wait()
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by *seconds* and let sleepers run."""
+        if not seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        self._now += seconds
+        moved, self._moved = self._moved, anyio.Event()
+        moved.set()
+        await anyio.lowlevel.checkpoint()
