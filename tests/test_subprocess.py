@@ -292,6 +292,33 @@ def test_large_input_and_output_together(waiting: str) -> None:
     assert result.stdout == data
 
 
+def test_input_is_all_written_even_when_the_first_wait_ends_early(
+    waiting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every wait slice ends at once, so the first one always ends before the
+    # child has read its input (more than a pipe buffer) and echoed it back.
+    # The fallback path used to stop writing stdin after its first
+    # communicate() slice timed out, and the child then waited forever.
+    monkeypatch.setattr(_stopper, "POLL_INTERVAL", 0.0)
+    data = os.urandom(1_000_000)
+    job = make_job()
+    outcome = in_thread(
+        lambda: run_subprocess(
+            python("import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"),
+            input=data,
+            capture_output=True,
+        ),
+        job,
+    )
+    try:
+        assert outcome.done.wait(WAIT), "run_subprocess hung: the input was not all written"
+    finally:
+        job._cancel("the test is over")  # stops a hung child, if any
+        finished(outcome)
+    assert outcome.error is None
+    assert outcome.result.stdout == data
+
+
 def test_input_the_child_does_not_read(waiting: str) -> None:
     # The child exits without reading: the broken pipe is not an error.
     result = run_subprocess(python("pass"), input=b"x" * 1_000_000)
