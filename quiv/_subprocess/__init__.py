@@ -13,8 +13,9 @@ private wake-up pipe. The job's cancel callback, run by the cancelling thread,
 only writes one byte to that pipe; everything else — signalling, the grace
 period, reaping — happens on the job thread, which is also the only one that
 reaps the child, so a signal can never reach a recycled process id. Where
-there is no pidfd (macOS, Windows, older Linux), the job thread waits in
-:meth:`subprocess.Popen.communicate` slices of
+there is no pidfd (macOS, Windows, older Linux), each pipe gets a thread of
+its own (one writes the whole input, one reads each output to its end), and
+the job thread waits for the child in slices of
 :data:`~quiv._subprocess._stopper.POLL_INTERVAL` seconds.
 
 The modules:
@@ -24,9 +25,11 @@ The modules:
 - :mod:`._stopper` — when the child must stop (cancel, ``stop_event``,
   deadline), and stopping it: ``SIGTERM``, the grace period, ``SIGKILL``;
 - :mod:`._wait` — waiting for the child to exit: one ``poll()`` with a pidfd,
-  or ``communicate()`` slices where there is none;
+  or wait slices where there is none;
 - :mod:`._pipes` — the child's pipes on the pidfd path: feeding stdin,
-  reading and draining output, decoding it as :mod:`subprocess` does.
+  reading and draining output, decoding it as :mod:`subprocess` does;
+- :mod:`._pipe_threads` — the child's pipes on the fallback path: a thread
+  per pipe.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The child's pipes: feed stdin, read and drain output, convert it as :mod:`subprocess` does.
+"""The child's pipes: feed stdin, read and drain output, decode it as :mod:`subprocess` does.
 
 The pidfd path (:mod:`._wait`) does its own pipe I/O in one ``poll()`` loop;
-these helpers are its pieces. :func:`encoded` also serves the fallback path.
+these helpers are its pieces. :func:`start_input` and :func:`joined` also
+serve the fallback path, whose pipes have a thread each (:mod:`._pipe_threads`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import subprocess
 from typing import IO, Any, TypeAlias
 
 __all__ = (
+    "DRAIN_LIMIT",
     "PIPE_BUF",
     "READ_SIZE",
     "Input",
     "close",
     "drain",
-    "encoded",
     "joined",
     "start_input",
 )
@@ -32,7 +33,7 @@ READ_SIZE = 32768
 #: Bytes written to stdin at a time: a write this small never blocks once poll() says ready.
 PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 #: After a stop, read at most this much output that is already waiting in the pipes.
-_DRAIN_LIMIT = 1 << 20
+DRAIN_LIMIT = 1 << 20
 
 
 def start_input(proc: subprocess.Popen[Any], input: Input | None) -> memoryview | None:
@@ -64,7 +65,7 @@ def drain(
     selector: selectors.BaseSelector, chunks: dict[int, list[bytes]], pipes: set[int]
 ) -> None:
     """Read the output already waiting in the pipes, without waiting for more."""
-    budget = _DRAIN_LIMIT
+    budget = DRAIN_LIMIT
     while budget > 0:
         ready = [key for key, _ in selector.select(0) if key.fd in chunks]
         if not ready:
@@ -88,13 +89,3 @@ def joined(stream: IO[Any] | None, chunks: list[bytes] | None, *, decode: bool) 
         text = data.decode(stream.encoding, stream.errors or "strict")
         return text.replace("\r\n", "\n").replace("\r", "\n")
     return data
-
-
-def encoded(output: tuple[Any, Any], proc: subprocess.Popen[Any]) -> tuple[Any, Any]:
-    """Output of a stopped child as bytes, like :class:`subprocess.TimeoutExpired`'s."""
-    result: list[Any] = []
-    for data, stream in zip(output, (proc.stdout, proc.stderr), strict=True):
-        if isinstance(data, str) and isinstance(stream, io.TextIOWrapper):
-            data = data.encode(stream.encoding, stream.errors or "strict")
-        result.append(data)
-    return result[0], result[1]

@@ -76,9 +76,17 @@ def run_subprocess(
     cancellation request; cancel the job through the scheduler instead.
 
     For **async** handlers use :func:`anyio.run_process` (or
-    :func:`anyio.open_process`) instead: the job's cancel scope cancels it,
-    which terminates the child. Calling this function directly from an async
-    handler would block its event loop.
+    :func:`anyio.open_process`) instead; calling this function from an async
+    handler would block its event loop. The job's cancel scope cancels
+    anyio's call, which stops the child differently: anyio kills it at once
+    (``SIGKILL``; ``TerminateProcess`` on Windows), with no ``SIGTERM`` and no
+    grace period, waits for it to exit and lets the cancellation go on. Only
+    the direct child is killed, even in a new session. A process from
+    ``async with await anyio.open_process(...)`` is killed the same way when
+    a cancellation leaves the block; one opened without ``async with`` is
+    not stopped at all. To give the child time to exit cleanly, terminate it
+    yourself when the cancellation arrives (the "Subprocesses" section of
+    the cancellation docs shows how).
 
     :param args: the program and its arguments, as for :class:`subprocess.Popen`
     :param timeout: seconds to let the child run before stopping it and raising

@@ -2,9 +2,15 @@
 
 On Linux 5.3+ (:func:`open_pidfd` succeeds) the job thread sleeps in one
 ``poll()`` over the child's pipes, its pidfd and a private wake-up pipe that
-the job's cancel callback writes to. Elsewhere it waits in
-:meth:`subprocess.Popen.communicate` slices of
+the job's cancel callback writes to. Elsewhere the pipes have a thread each
+(:mod:`._pipe_threads`) and the job thread waits for the child in slices of
 :data:`~._stopper.POLL_INTERVAL` seconds.
+
+(The fallback path once waited in :meth:`~subprocess.Popen.communicate`
+slices instead. That cannot work with ``input``: a slice that times out
+cannot be resumed with the rest of the input, because ``communicate`` writes
+to stdin only in a call whose own ``input`` is given, and refuses the input
+a second time.)
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._pipes import PIPE_BUF, READ_SIZE, Input, close, drain, encoded, joined, start_input
+from ._pipe_threads import Collector, Feeder, take
+from ._pipes import DRAIN_LIMIT, PIPE_BUF, READ_SIZE, Input, close, drain, joined, start_input
 from ._stopper import Stopper
 
 __all__ = ("open_pidfd", "wait_for_exit")
 
-#: Fallback path only: how long to wait for the pipes to close after a stop.
-_DRAIN_TIMEOUT = 0.05
+#: Fallback path only: after a stop, how long to wait for more output (or the
+#: end of a pipe) before giving up on it. Long enough for a reader thread that
+#: was just woken to be scheduled on a busy machine.
+_DRAIN_TIMEOUT = 0.25
 
 
 def wait_for_exit(stopper: Stopper, input: Input | None) -> tuple[Any, Any]:
@@ -156,30 +165,56 @@ def _wait_pidfd(stopper: Stopper, input: Input | None, waker: _Waker) -> tuple[A
 
 
 def _wait_polling(stopper: Stopper, input: Input | None) -> tuple[Any, Any]:
-    """Elsewhere: communicate() in short slices."""
+    """Elsewhere: a thread per pipe (:mod:`._pipe_threads`); wait for the child in slices."""
     proc = stopper.proc
-    pending = input
-    partial: tuple[Any, Any] = (None, None)
-    while True:
-        now = time.monotonic()
-        stopper.check(now)
-        if stopper.stop_kind is not None and proc.poll() is not None:
-            break
-        try:
-            output: tuple[Any, Any] = proc.communicate(
-                pending, timeout=stopper.wait_time(now, polling=True)
-            )
-        except subprocess.TimeoutExpired as exc:
-            pending = None
-            partial = (exc.output, exc.stderr)
-            continue
-        return output if stopper.stop_kind is None else encoded(output, proc)
-    # Stopped and reaped: collect what the pipes hold, without waiting for
-    # grandchildren that keep them open.
+    data = start_input(proc, input)
+    feeder = None if data is None else Feeder(take(proc, "stdin"), data)
+    out = None if proc.stdout is None else Collector(take(proc, "stdout"), "stdout")
+    err = None if proc.stderr is None else Collector(take(proc, "stderr"), "stderr")
+    collectors = [c for c in (out, err) if c is not None]
     try:
-        output = proc.communicate(timeout=_DRAIN_TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        output = (exc.output, exc.stderr)
-    if output == (None, None):
-        output = partial
-    return encoded(output, proc)
+        while True:
+            now = time.monotonic()
+            stopper.check(now)
+            exited = proc.poll() is not None
+            if stopper.stop_kind is not None and exited:
+                _collect_the_rest(collectors)
+                break
+            reading = next((c for c in collectors if not c.done), None)
+            if exited and reading is None:
+                break
+            timeout = stopper.wait_time(now, polling=True)
+            assert timeout is not None
+            if reading is not None:
+                reading.join(timeout)  # as communicate() does: the output's end first
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout)
+    finally:
+        for collector in collectors:
+            collector.abandon()
+    if stopper.stop_kind is None:
+        if feeder is not None:
+            feeder.join(_DRAIN_TIMEOUT)  # still blocked only if a grandchild holds stdin
+        for failed in (feeder, *collectors):
+            if failed is not None and failed.error is not None:
+                raise failed.error
+    decode = stopper.stop_kind is None
+    return (
+        None if out is None else joined(out.stream, out.chunks(), decode=decode),
+        None if err is None else joined(err.stream, err.chunks(), decode=decode),
+    )
+
+
+def _collect_the_rest(collectors: list[Collector]) -> None:
+    """After a stop, once the child has exited: wait for the output it left in the pipes.
+
+    Wait while it keeps coming, up to :data:`~._pipes.DRAIN_LIMIT` bytes, but
+    not for a grandchild that holds a pipe open without writing to it.
+    """
+    for collector in collectors:
+        limit = collector.size + DRAIN_LIMIT
+        size = -1
+        while not collector.done and size != collector.size and collector.size < limit:
+            size = collector.size
+            collector.join(_DRAIN_TIMEOUT)
