@@ -10,17 +10,133 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from anyio.lowlevel import EventLoopToken
+
 from ._errors import JobCancelledError
+from ._xthread.loops import call_soon
 
 if TYPE_CHECKING:
     from ._mainloop.bridge import MainLoopBridge
 
-__all__ = ("JobContext", "current_job")
+__all__ = ("JobContext", "JobControl", "control_of", "current_job", "reset_current", "set_current")
 
 _current: ContextVar[JobContext | None] = ContextVar("quiv_current_job", default=None)
+
+
+class JobControl:
+    """The part of a job that threads share: its cancellation and its start.
+
+    The scheduler's loop cancels; the worker thread starts the handler; any
+    thread may ask. One lock makes "cancelled before it started" and
+    "started" exclusive, so a job cancelled while queued never calls its
+    handler. Everything else about a job is written by one side only: the
+    loop's :class:`~quiv._core.records.JobRun`, the worker's outcome.
+    """
+
+    __slots__ = (
+        "_lock",
+        "bridge",
+        "callbacks",
+        "cancel_reason",
+        "cancelled",
+        "started",
+        "started_at",
+        "stop_event",
+        "worker",
+    )
+
+    def __init__(self, bridge: MainLoopBridge | None) -> None:
+        self._lock = threading.Lock()
+        #: the main loop of the job's scheduler
+        self.bridge = bridge
+        self.cancelled = False
+        self.cancel_reason: str | None = None
+        #: set on cancel; created on first use (most jobs never need one)
+        self.stop_event: threading.Event | None = None
+        self.callbacks: list[Callable[[], object]] = []
+        #: written once, by the worker thread, under the lock (see :meth:`begin`)
+        self.started = False
+        self.started_at: datetime | None = None
+        #: the worker loop running an async handler, and the scope to cancel
+        self.worker: tuple[EventLoopToken, Any] | None = None
+
+    def get_stop_event(self) -> threading.Event:
+        """The job's stop event (set if the job is cancelled already)."""
+        event = self.stop_event
+        if event is None:
+            with self._lock:
+                event = self.stop_event
+                if event is None:
+                    event = self.stop_event = threading.Event()
+                    if self.cancelled:
+                        event.set()
+        return event
+
+    def begin(self) -> bool:
+        """Worker thread: mark the handler started, unless the job was cancelled first."""
+        with self._lock:
+            if self.cancelled:
+                return False
+            self.started = True
+            self.started_at = datetime.now(timezone.utc)
+            return True
+
+    def cancel(self, reason: str) -> bool:
+        """Request cancellation; return ``False`` if it was already requested.
+
+        Sets the stop event, cancels the worker loop's scope of an async
+        handler, and calls the registered callbacks.
+        """
+        with self._lock:
+            if self.cancelled:
+                return False
+            self.cancel_reason = reason
+            self.cancelled = True
+            if self.stop_event is not None:
+                self.stop_event.set()
+            callbacks, self.callbacks = self.callbacks, []
+            worker = self.worker
+        if worker is not None:
+            token, scope = worker
+            call_soon(token, scope.cancel)
+        for callback in callbacks:
+            callback()
+        return True
+
+    def on_cancel(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call *callback* (from the cancelling thread) when the job is cancelled.
+
+        If it already was, call it now. Return a function that unregisters it.
+        """
+        with self._lock:
+            if not self.cancelled:
+                self.callbacks.append(callback)
+                return lambda: self._discard(callback)
+        callback()
+        return lambda: None
+
+    def _discard(self, callback: Callable[[], object]) -> None:
+        with self._lock:
+            try:
+                self.callbacks.remove(callback)
+            except ValueError:
+                pass
+
+    def attach_worker(self, token: EventLoopToken, scope: Any) -> None:
+        """Worker loop: a cancel of the job must cancel *scope* (an anyio CancelScope)."""
+        with self._lock:
+            if self.cancelled:
+                scope.cancel()
+            else:
+                self.worker = (token, scope)
+
+    def detach_worker(self) -> None:
+        with self._lock:
+            self.worker = None
 
 
 class JobContext:
@@ -30,13 +146,8 @@ class JobContext:
     """
 
     __slots__ = (
-        "_bridge",
-        "_cancel_callbacks",
-        "_cancel_reason",
-        "_cancelled",
-        "_lock",
+        "_control",
         "_progress_callback",
-        "_stop_event",
         "attempt",
         "job_id",
         "task_id",
@@ -50,7 +161,7 @@ class JobContext:
         task_id: str,
         task_name: str,
         attempt: int,
-        bridge: MainLoopBridge | None,
+        control: JobControl,
         progress_callback: Callable[..., Any] | None,
     ) -> None:
         #: this run's id (a UUID string)
@@ -61,13 +172,8 @@ class JobContext:
         self.task_name: str = task_name
         #: 1 for the first try, 2 for the first retry, ...
         self.attempt: int = attempt
-        self._stop_event: threading.Event | None = None
-        self._cancelled = False
-        self._bridge = bridge
+        self._control = control
         self._progress_callback = progress_callback
-        self._lock = threading.Lock()
-        self._cancel_callbacks: list[Callable[[], object]] = []
-        self._cancel_reason: str | None = None
 
     def __repr__(self) -> str:
         return f"JobContext(job_id={self.job_id!r}, task_name={self.task_name!r})"
@@ -75,30 +181,23 @@ class JobContext:
     @property
     def stop_event(self) -> threading.Event:
         """Set when the job is cancelled (request, timeout, task removal, shutdown)."""
-        event = self._stop_event
-        if event is None:  # created on first use: most jobs never need one
-            with self._lock:
-                event = self._stop_event
-                if event is None:
-                    event = self._stop_event = threading.Event()
-                    if self._cancelled:
-                        event.set()
-        return event
+        return self._control.get_stop_event()
 
     @property
     def cancelled(self) -> bool:
         """``True`` once cancellation of this job was requested."""
-        return self._cancelled
+        return self._control.cancelled
 
     @property
     def cancel_reason(self) -> str | None:
         """Why the job was cancelled, or ``None`` if it was not."""
-        return self._cancel_reason
+        return self._control.cancel_reason
 
     def raise_if_cancelled(self) -> None:
         """Raise :class:`~quiv.JobCancelledError` if cancellation was requested."""
-        if self._cancelled:
-            raise JobCancelledError(self._cancel_reason or "job cancelled")
+        control = self._control
+        if control.cancelled:
+            raise JobCancelledError(control.cancel_reason or "job cancelled")
 
     def progress(self, **payload: Any) -> None:
         """Send *payload* to the task's ``progress_callback`` on the main loop.
@@ -107,43 +206,23 @@ class JobContext:
         it does nothing.
         """
         callback = self._progress_callback
-        if callback is not None and self._bridge is not None:
-            self._bridge.submit(callback, (), payload, what="progress callback")
+        bridge = self._control.bridge
+        if callback is not None and bridge is not None:
+            bridge.submit(callback, (), payload, what="progress callback")
 
-    # -- internal --------------------------------------------------------------
 
-    def _cancel(self, reason: str) -> bool:
-        """Request cancellation; return ``False`` if it was already requested."""
-        with self._lock:
-            if self._cancelled:
-                return False
-            self._cancel_reason = reason
-            self._cancelled = True
-            if self._stop_event is not None:
-                self._stop_event.set()
-            callbacks, self._cancel_callbacks = self._cancel_callbacks, []
-        for callback in callbacks:
-            callback()
-        return True
+def control_of(job: JobContext) -> JobControl:
+    """The shared state behind *job* (for quiv's own modules)."""
+    return job._control
 
-    def _on_cancel(self, callback: Callable[[], object]) -> Callable[[], None]:
-        """Call *callback* (from the cancelling thread) when the job is cancelled.
 
-        If it already was, call it now. Return a function that unregisters it.
-        """
-        with self._lock:
-            if not self._cancelled:
-                self._cancel_callbacks.append(callback)
-                return lambda: self._discard_callback(callback)
-        callback()
-        return lambda: None
+def set_current(job: JobContext | None) -> Token[JobContext | None]:
+    """Make *job* the current job of this context (worker side); reset with the token."""
+    return _current.set(job)
 
-    def _discard_callback(self, callback: Callable[[], object]) -> None:
-        with self._lock:
-            try:
-                self._cancel_callbacks.remove(callback)
-            except ValueError:
-                pass
+
+def reset_current(token: Token[JobContext | None]) -> None:
+    _current.reset(token)
 
 
 def current_job() -> JobContext | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from ._context import _current
+from ._context import current_job
 from ._errors import ConfigurationError
 
 __all__ = ("JobLogFilter", "install_job_log_filter")
@@ -62,7 +62,7 @@ class JobLogFilter(logging.Filter):
         :param record: the record being logged
         :return: ``True``
         """
-        job = _current.get()
+        job = current_job()
         attributes = record.__dict__
         if job is None:
             placeholder = self.placeholder

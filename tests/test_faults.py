@@ -29,7 +29,7 @@ from store_helpers import ProbeConnection, probe_factory, recording_logger
 
 import quiv._faces.lifecycle
 from quiv import AsyncQuiv, Event, JobStatus, QuivConfig, StoreError, TaskStatus
-from quiv._core.engine import ABANDONED_REASON, SHUTDOWN_REASON
+from quiv._core.outcomes import ABANDONED_REASON, SHUTDOWN_REASON
 from quiv._store import SQLiteStore
 from quiv._typing import Logger
 from quiv.testing import FakeClock

@@ -31,7 +31,7 @@ from scheduler_helpers import (
 from sync_helpers import no_leftovers, quiv_threads
 
 from quiv import AsyncQuiv, Event, Job, JobStatus, Quiv, SchedulerStoppedError
-from quiv._core.engine import ABANDONED_REASON, SHUTDOWN_REASON
+from quiv._core.outcomes import ABANDONED_REASON, SHUTDOWN_REASON
 from quiv.testing import FakeClock
 
 HAS_TRIO = importlib.util.find_spec("trio") is not None

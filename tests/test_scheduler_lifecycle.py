@@ -26,7 +26,7 @@ from scheduler_helpers import (
 )
 
 from quiv import AsyncQuiv, Event, JobStatus, SchedulerStoppedError, TaskStatus
-from quiv._core.engine import ABANDONED_REASON, SHUTDOWN_REASON
+from quiv._core.outcomes import ABANDONED_REASON, SHUTDOWN_REASON
 from quiv.testing import FakeClock
 
 

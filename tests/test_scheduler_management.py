@@ -521,7 +521,7 @@ async def test_waits_time_out_with_the_builtin_timeout_error(
     await scheduler.pause_task(paused)
     with pytest.raises(TimeoutError):
         await scheduler.wait_for_task(paused, timeout=0.01)
-    assert scheduler._engine.task_waiters == {}  # nobody waits: no registry left behind
+    assert scheduler._engine.waiting_tasks() == 0  # nobody waits: no registry left behind
     # timed-out waiters are forgotten; the job still ends normally
     calls.gates[1].set()
     assert (await scheduler.wait_for_job(started.id, timeout=WAIT)).status is JobStatus.COMPLETED

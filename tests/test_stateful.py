@@ -61,7 +61,7 @@ from quiv import (
     TaskRunningError,
     TaskStatus,
 )
-from quiv._core.engine import SHUTDOWN_REASON
+from quiv._core.outcomes import SHUTDOWN_REASON
 from quiv.testing import FakeClock
 
 WAIT = 10.0

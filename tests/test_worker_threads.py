@@ -24,7 +24,7 @@ import sniffio
 from scheduler_helpers import WAIT, Recorder
 
 from quiv import AsyncQuiv, Event
-from quiv._core.engine import ABANDONED_REASON
+from quiv._core.outcomes import ABANDONED_REASON
 from quiv._xthread.threads import WorkerThreads
 
 _var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unset")

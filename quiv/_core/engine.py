@@ -1,62 +1,62 @@
-"""The engine: timer, dispatch, pool workers and what happens after a job.
+"""The engine: the one owner of a scheduler's tasks, jobs and waiters.
 
-Everything here runs on the scheduler's loop. The timer task sleeps until the
-heap's earliest deadline (or until a wake-up when an earlier deadline is
-pushed); due tasks become jobs in the ready queue, ordered by due time, from
-which up to ``pool_size`` worker threads take them, so under saturation the
-earliest due job always runs first. Workers report starts and ends through
-the inbox; :meth:`Engine.finish` records the end and schedules the next run.
+Every change to that state is a method of :class:`Engine`; the public faces
+only check their arguments and translate. Everything here runs on the
+scheduler's loop and never blocks. The data flows one way:
+
+    a face's call -> Engine -> Timer (next runs, timeouts)
+                            -> WorkerPool (due jobs -> worker threads)
+    WorkerPool's notices -> Engine -> outcomes (status, next run)
+                                   -> Store (records) and Listeners (events)
+
+This module is longer than most (about 450 lines) because the operations
+and the end of a job must see the same state under the same invariants:
+a task is in exactly one of "waiting in the timer", "has a job in flight",
+"paused" or "gone", and every job in ``jobs`` reaches a final record.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections import OrderedDict
-from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 from .._clock import WallClock
-from .._context import JobContext
-from .._errors import SchedulerStoppedError
+from .._context import JobContext, JobControl
+from .._errors import (
+    ConfigurationError,
+    SchedulerStoppedError,
+    TaskNotActiveError,
+    TaskNotFoundError,
+    TaskRunningError,
+)
 from .._events import Event, Listeners
 from .._mainloop.bridge import MainLoopBridge
-from .._models import Job, JobStatus, TaskStatus
-from .._store._base import Store
-from .._triggers.interval import IntervalSchedule, next_run, retry_delay
+from .._models import Job, JobStatus, QuivStats, Task, TaskStatus
+from .._triggers.interval import clamp_delay
 from .._typing import Logger
-from .._xthread.pool import STUCK, Inbox, ReadyQueue, Start
-from .._xthread.runner import Outcome, work
-from .._xthread.threads import WorkerThreads
-from ..abc import Clock
+from .._xthread.runner import Outcome
+from .._xthread.workers import WorkerPool
+from ..abc import Clock, JobQuery, Store
+from . import queries
+from .outcomes import SHUTDOWN_REASON, classify, next_deadline
 from .records import JobRun, TaskState, Waiter, new_id, utcnow
-from .timer import TimerHeap
+from .task_checks import TaskUpdate
+from .timing import Timer
 
 __all__ = ("Engine",)
 
-
 #: how many finished run-once tasks ``wait_for_task`` still answers for
 _FINISHED_ONCE_KEPT = 1_000
-
-SHUTDOWN_REASON = "scheduler shut down"
-ABANDONED_REASON = "abandoned at shutdown: the handler was still running"
 
 _JOB_EVENTS = {
     JobStatus.COMPLETED: Event.JOB_COMPLETED,
     JobStatus.FAILED: Event.JOB_FAILED,
     JobStatus.CANCELLED: Event.JOB_CANCELLED,
 }
-
-
-def describe_error(error: BaseException) -> str:
-    try:
-        text = str(error)
-    except Exception:  # the user's __str__ failed: the type still says what happened
-        text = "<message unavailable: its __str__ raised>"
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Engine:
@@ -70,135 +70,249 @@ class Engine:
         store: Store,
         listeners: Listeners,
         logger: Logger,
+        bridge: MainLoopBridge,
+        history_retention: float,
     ) -> None:
-        self.pool_size = pool_size
         self.clock = clock
         self.wall = WallClock(clock)
-        #: how early the timer hands a job to a worker (see Clock.lead)
-        self.lead = clock.lead
         self.store = store
         self.listeners = listeners
         self.logger = logger
-        self._threads = WorkerThreads()
-        #: the tasks' next runs (the timer wakes ``lead`` ahead of them)
-        self.deadlines: TimerHeap[TaskState] = TimerHeap()
-        #: the running jobs' timeouts
-        self.timeouts: TimerHeap[JobRun] = TimerHeap()
+        self.bridge = bridge
+        self.history_retention = history_retention
+        self.timer = Timer(clock, self._on_due, self._on_timeout, logger)
+        self.pool = WorkerPool(pool_size)
         self.tasks: dict[str, TaskState] = {}
-        #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
-        self.task_waiters: dict[str, list[Waiter]] = {}
         self.jobs: dict[str, JobRun] = {}
-        self.running = 0
-        self.bridge: MainLoopBridge | None = None
-        self.worker_backend = "asyncio"
-        self._ready = ReadyQueue(pool_size)
-        self._recheck_pending = False
-        self._inbox: Inbox | None = None
-        self._worker_scopes: set[anyio.CancelScope] = set()
-        self._task_group: TaskGroup | None = None
-        self._timer_scope: anyio.CancelScope | None = None
-        self._sleep_scope: anyio.CancelScope | None = None
-        self._sleeping_until = math.inf
-        self._idle: anyio.Event | None = None
-        self._token: Any = None
-        self.stopping = False
+        #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
+        self._task_waiters: dict[str, list[Waiter]] = {}
         #: run-once tasks that just finished: task id -> (last job, forget at)
-        self.finished_once: OrderedDict[str, tuple[Job, float]] = OrderedDict()
-        self.history_retention = 86400.0
+        self._finished_once: OrderedDict[str, tuple[Job, float]] = OrderedDict()
+        #: jobs whose handler is running
+        self.running = 0
+        self.stopping = False
+        self._idle: anyio.Event | None = None
 
-    # -- startup ---------------------------------------------------------------
+    @property
+    def pool_size(self) -> int:
+        return self.pool.pool_size
 
     async def start(self, task_group: TaskGroup, worker_backend: str) -> None:
-        self._task_group = task_group
-        self.worker_backend = worker_backend
-        self._token = anyio.lowlevel.current_token()
-        self._inbox = Inbox(self._token, self._on_reports)
-        await task_group.start(self._inbox.run)
-        await task_group.start(self._timer_loop)
+        """Start the pool's notices and the timer in *task_group*."""
+        await self.pool.start(task_group, worker_backend, self._on_reports)
+        await task_group.start(self.timer.run)
 
-    # -- the timer -------------------------------------------------------------
+    # -- the task operations ---------------------------------------------------
 
-    def schedule(self, task: TaskState, deadline: float) -> None:
-        """(Re)schedule *task*'s next run at *deadline*."""
-        if task.entry is not None:
-            task.entry.cancel()
-        task.status = TaskStatus.ACTIVE
-        task.deadline = deadline
-        task.entry = self.deadlines.push(deadline, task)
-        self._wake_before(deadline - self.lead)
+    def add_task(self, task: TaskState, first_delay: float, requested_at: float | None) -> None:
+        """Add a validated task; its first run is *first_delay* seconds from now.
 
-    def _arm_timeout(self, run: JobRun, timeout: float) -> None:
-        run.timeout = timeout
-        deadline = self.clock.now() + timeout
-        run.timeout_entry = self.timeouts.push(deadline, run)
-        self._wake_before(deadline)
+        :param requested_at: ``time.monotonic()`` when another thread asked for
+            it; with a real-time clock the time the request took to arrive
+            counts against the delay
+        """
+        if requested_at is not None and self.clock.real_time:
+            first_delay = max(0.0, first_delay - (time.monotonic() - requested_at))
+        deadline = self.clock.now() + first_delay
+        task.anchor = deadline
+        task.wall = self.wall
+        self.tasks[task.id] = task
+        if task.status is TaskStatus.PAUSED:  # paused before the scheduler started
+            task.pending_deadline = deadline  # where resume_task(delay=0) puts it
+            self._record(task, Event.TASK_ADDED, new=True)
+        elif first_delay > 0:
+            self.timer.schedule(task, deadline)
+            self._record(task, Event.TASK_ADDED, new=True)
+        else:  # due now: skip the timer
+            task.deadline = deadline
+            self._record(task, Event.TASK_ADDED, new=True)
+            self._dispatch(task, deadline)
 
-    def _wake_before(self, wake_at: float) -> None:
-        """Wake the timer now if it sleeps past *wake_at*."""
-        if wake_at < self._sleeping_until and self._sleep_scope is not None:
-            self._sleep_scope.cancel()
-
-    def unschedule(self, task: TaskState) -> None:
-        if task.entry is not None:
-            task.entry.cancel()
-            task.entry = None
-        task.deadline = None
-
-    async def _timer_loop(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        with anyio.CancelScope() as self._timer_scope:
-            task_status.started()
-            while True:
-                self._fire_due()
-                wake_at = math.inf
-                if (deadline := self.deadlines.next_deadline()) is not None:
-                    wake_at = deadline - self.lead
-                if (timeout := self.timeouts.next_deadline()) is not None:
-                    wake_at = min(wake_at, timeout)
-                with anyio.CancelScope() as self._sleep_scope:
-                    self._sleeping_until = wake_at
-                    await self.clock.sleep_until(wake_at)
-                self._sleep_scope = None
-                self._sleeping_until = -math.inf
-
-    def _fire_due(self) -> None:
-        """Time out the jobs that ran too long, then dispatch the tasks that are due."""
+    def update_task(self, task: TaskState, update: TaskUpdate) -> None:
+        """Apply a validated ``update_task`` request to *task*."""
+        task.apply(update.settings)
         now = self.clock.now()
-        try:
-            for timeout in self.timeouts.pop_due(now):
-                run = timeout.payload
-                self.cancel_run(run, f"timed out after {run.timeout:g} s")
-            for deadline in self.deadlines.pop_due(now + self.lead):
-                self._on_due(deadline.payload)
-        except Exception:  # an engine bug must not stop the timer
-            self.logger.exception("quiv: timer callback failed")
+        deadline: float | None = None
+        if update.interval_changed:
+            assert update.settings.interval is not None
+            deadline = now + update.settings.interval
+        elif update.run_at_delay is not None:
+            deadline = now + update.run_at_delay
+        if deadline is not None:
+            task.anchor = deadline
+            if task.run is not None or task.status is TaskStatus.PAUSED:
+                task.pending_deadline = deadline
+            else:
+                self.timer.schedule(task, deadline)
+        self._record(task, Event.TASK_UPDATED)
 
-    def stop_timer(self) -> None:
-        if self._timer_scope is not None:
-            self._timer_scope.cancel()
+    def remove_task(self, task_id: object) -> None:
+        """Remove a task, cancelling its job in flight; its history stays."""
+        task = self.find_task(task_id)
+        snapshot = task.snapshot()
+        task.removed = True
+        self.timer.unschedule(task)
+        del self.tasks[task.id]
+        try:
+            if task.run is not None:
+                self.cancel_run(task.run, "task removed")
+            else:
+                for waiter in self._task_waiters.pop(task.id, []):
+                    waiter.fail(TaskNotFoundError(task.id))
+        finally:
+            self._record(task, Event.TASK_REMOVED, snapshot=snapshot, deleted=True)
+
+    def pause_task(self, task_id: object) -> None:
+        """Pause a task; its job in flight runs on, a pending rerun is dropped."""
+        task = self.find_task(task_id)
+        self.timer.unschedule(task)
+        task.status = TaskStatus.PAUSED
+        task.rerun_requested = False
+        self._record(task, Event.TASK_PAUSED)
+
+    def resume_task(self, task_id: object, delay: object) -> None:
+        """Make a task active again, its next run *delay* seconds from now."""
+        task = self.find_task(task_id)
+        seconds = clamp_delay(queries.check_delay(delay))
+        if task.run is not None:
+            raise TaskRunningError(f"task {task.id!r} has a job in flight; resume it after")
+        deadline = task.pending_deadline
+        task.pending_deadline = None
+        if deadline is None or seconds:
+            deadline = self.clock.now() + seconds
+        task.anchor = deadline
+        task.status = TaskStatus.ACTIVE
+        self.timer.schedule(task, deadline)
+        self._record(task, Event.TASK_RESUMED)
+
+    def run_now(self, task_id: object, after_current: object) -> None:
+        """Run a task now, or right after its job in flight if *after_current*."""
+        task = self.find_task(task_id)
+        queries.check_flag(after_current, "after_current")
+        if task.status is TaskStatus.PAUSED:
+            raise TaskNotActiveError(f"task {task.id!r} is paused; resume it first")
+        if task.run is None:
+            self._dispatch(task, self.clock.now())
+        elif not after_current or task.run_once:
+            raise TaskRunningError(f"task {task.id!r} has a job in flight")
+        else:
+            task.rerun_requested = True
+            self._record(task, None)
+
+    def cancel_job(self, job_id: object) -> bool:
+        """Cancel a queued or running job; ``False`` if it is not in flight."""
+        if not isinstance(job_id, str):
+            raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
+        run = self.jobs.get(job_id)
+        return run is not None and self.cancel_run(run, "cancelled by cancel_job()")
+
+    def _record(
+        self,
+        task: TaskState,
+        event: Event | None,
+        *,
+        snapshot: Task | None = None,
+        new: bool = False,
+        deleted: bool = False,
+    ) -> None:
+        """Write *task*'s record (or its deletion) and emit *event* with its snapshot.
+
+        Called once an operation took effect in memory, so it never raises:
+        a record or an event that fails is logged, and the operation stands.
+        """
+        try:
+            try:
+                if deleted:
+                    self.store.delete_task(task.id)
+                else:
+                    self.store.put_task(task, new=new)
+            finally:
+                if event is not None and self.listeners.wants(event):
+                    self.listeners.emit(self.bridge, event, snapshot or task.snapshot())
+        except Exception:
+            self.logger.exception(
+                "quiv: recording %s of task %r (%s) failed",
+                "a change" if event is None else event.value,
+                task.task_name,
+                task.id,
+            )
+
+    # -- the queries -----------------------------------------------------------
+
+    def find_task(self, task_id: object) -> TaskState:
+        """The live task *task_id*.
+
+        :raises TaskNotFoundError: for an unknown task
+        """
+        task = self.tasks.get(queries.check_task_id(task_id))
+        if task is None:
+            raise TaskNotFoundError(task_id)
+        return task
+
+    async def get_job(self, job_id: object) -> Job:
+        """A job's record from the store (it reflects every change made before)."""
+        return await queries.get_job(self.store, job_id)
+
+    async def get_jobs(self, query: JobQuery) -> list[Job]:
+        return await self.store.get_jobs(query)
+
+    async def wait_for_job(self, job_id: object, timeout: object) -> Job:
+        """Wait until a job ends (at once for a job that already ended)."""
+        limit = queries.check_timeout(timeout)
+        if not isinstance(job_id, str):
+            raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
+        run = self.jobs.get(job_id)
+        if run is None:
+            return await self.get_job(job_id)
+        waiter = Waiter()
+        run.waiters.append(waiter)
+        return await queries.wait(waiter, limit, run.waiters)
+
+    async def wait_for_task(self, task_id: object, timeout: object) -> Job:
+        """Wait for the next job of a task to end, or return a finished run-once task's."""
+        if isinstance(task_id, str) and task_id not in self.tasks:
+            finished = self._finished_job(task_id)
+            if finished is not None:  # a run-once task that already ran
+                queries.check_timeout(timeout)
+                return finished
+        task = self.find_task(task_id)
+        limit = queries.check_timeout(timeout)
+        waiter = Waiter()
+        waiters = self._task_waiters.setdefault(task.id, [])
+        waiters.append(waiter)
+        try:
+            return await queries.wait(waiter, limit, waiters)
+        finally:
+            if not waiters and self._task_waiters.get(task.id) is waiters:
+                del self._task_waiters[task.id]  # the last waiter gave up
+
+    def waiting_tasks(self) -> int:
+        """How many tasks have a ``wait_for_task`` caller waiting."""
+        return len(self._task_waiters)
 
     # -- dispatch --------------------------------------------------------------
 
     def _on_due(self, task: TaskState) -> None:
-        task.entry = None
         due = task.deadline if task.deadline is not None else self.clock.now()
-        self.dispatch(task, due)
+        self._dispatch(task, due)
 
-    def dispatch(self, task: TaskState, due: float) -> JobRun | None:
+    def _dispatch(self, task: TaskState, due: float) -> None:
         """Create a job for *task* now and queue it for a pool slot."""
         if task.removed or task.run is not None or task.status is TaskStatus.PAUSED:
-            return None
+            return
         if task.entry is not None:
             task.entry.cancel()
             task.entry = None
+        control = JobControl(self.bridge)
         ctx = JobContext(
             job_id=new_id(),
             task_id=task.id,
             task_name=task.task_name,
             attempt=task.retry_attempt + 1,
-            bridge=self.bridge,
+            control=control,
             progress_callback=task.progress_callback,
         )
-        run = JobRun(task, due, ctx)
+        run = JobRun(task, due, ctx, control)
         ahead = due - self.clock.now()
         if ahead > 0:  # woken early by the lead: the worker waits out the rest
             run.start_at = time.monotonic() + ahead
@@ -214,46 +328,16 @@ class Engine:
                 "quiv: recording job %s of task %r failed", run.id, task.task_name
             )
         finally:
-            self._start_workers(self._ready.push(run))
-        return run
+            self.pool.submit(run)
 
-    def _start_workers(self, start: Start) -> None:
-        assert self._task_group is not None
-        if start is Start.NOW:
-            self._task_group.start_soon(self._worker, name="quiv worker")
-            start = self._ready.check()  # more may be queued than one worker takes
-        if start is Start.LATER and not self._recheck_pending:
-            self._recheck_pending = True
-            self._task_group.start_soon(self._recheck, name="quiv worker check")
-
-    async def _recheck(self) -> None:
-        """A moment later: start a worker if the running ones are stuck in handlers."""
-        await anyio.sleep(STUCK)
-        self._recheck_pending = False
-        if not self.stopping:
-            self._start_workers(self._ready.check())
-
-    async def _worker(self) -> None:
-        """Run one pool worker thread until the ready queue is empty.
-
-        The ready queue starts at most ``pool_size`` of these. Shielded: only
-        abandonment at shutdown may stop waiting for the thread, a daemon
-        thread that then cannot delay the interpreter's exit.
-        """
-        assert self._inbox is not None
-        with anyio.CancelScope(shield=True) as scope:
-            self._worker_scopes.add(scope)
-            try:
-                await self._threads.run_sync(
-                    work, self._ready, self._inbox.put, self.worker_backend
-                )
-            finally:
-                self._worker_scopes.discard(scope)
+    def _on_timeout(self, run: JobRun) -> None:
+        self.cancel_run(run, f"timed out after {run.timeout:g} s")
 
     def _on_reports(self, reports: list[tuple[JobRun, Outcome | None]]) -> None:
+        """The pool's notices, in order: ``(job, None)`` started, ``(job, outcome)`` ended."""
         for run, outcome in reports:
             if outcome is not None:
-                self.finish(run, outcome)  # never raises
+                self._finish(run, outcome)  # never raises
                 continue
             try:
                 self._on_started(run)
@@ -261,13 +345,14 @@ class Engine:
                 self.logger.exception("quiv: recording the start of job %s failed", run.id)
 
     def _on_started(self, run: JobRun) -> None:
-        if run.done or run.status is not JobStatus.SCHEDULED:
+        if run.done:
             return
         run.status = JobStatus.RUNNING
+        run.started_at = run.control.started_at
         self.running += 1
         timeout = run.task.timeout
         if timeout is not None:
-            self._arm_timeout(run, timeout)
+            self.timer.arm_timeout(run, timeout)
         try:
             self.store.put_job(run)
         finally:
@@ -276,21 +361,18 @@ class Engine:
                     self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot()
                 )
 
-    # -- cancellation ----------------------------------------------------------
-
     def cancel_run(self, run: JobRun, reason: str) -> bool:
         """Request cancellation of *run*; return ``False`` if it already ended."""
         if run.done:
             return False
-        if run.ctx._cancel(reason):
-            run.cancel_worker()
-        if not run.started:  # still queued: its handler will never be called
-            self.finish(run, None)
+        run.control.cancel(reason)
+        if not run.control.started:  # still queued: its handler will never be called
+            self._finish(run, None)
         return True
 
     # -- the end of a job ------------------------------------------------------
 
-    def finish(self, run: JobRun, outcome: Outcome | None) -> None:
+    def _finish(self, run: JobRun, outcome: Outcome | None) -> None:
         """Record how *run* ended, update its task, notify listeners and waiters.
 
         Never raises. Whatever fails on the way (a record write, an event) is
@@ -301,19 +383,6 @@ class Engine:
         if run.done:
             return
         try:
-            self._finish(run, outcome)
-        except Exception:
-            self.logger.exception(
-                "quiv: recording the end of job %s of task %r failed",
-                run.id,
-                run.task.task_name,
-            )
-
-    def _finish(self, run: JobRun, outcome: Outcome | None) -> None:
-        try:
-            if outcome is not None and outcome.started and run.status is JobStatus.SCHEDULED:
-                self._on_started(run)  # the start notice has not arrived yet
-        finally:
             job = self._seal(run, outcome)
             retrying = False
             try:
@@ -323,6 +392,12 @@ class Engine:
                     self._report_end(run, job, outcome, retrying)
                 finally:
                     self._wake_waiters(run, job)
+        except Exception:
+            self.logger.exception(
+                "quiv: recording the end of job %s of task %r failed",
+                run.id,
+                run.task.task_name,
+            )
 
     def _seal(self, run: JobRun, outcome: Outcome | None) -> Job:
         """Give *run* its final state (in memory only: nothing here calls out)."""
@@ -331,9 +406,7 @@ class Engine:
             self.running -= 1
         if run.timeout_entry is not None:
             run.timeout_entry.cancel()
-        status, message = self._classify(run, outcome)
-        run.status = status
-        run.error_message = message
+        run.status, run.error_message = classify(run, outcome)
         run.ended_at = utcnow()
         if outcome is not None and outcome.duration is not None:
             run.duration = outcome.duration
@@ -342,6 +415,28 @@ class Engine:
         job = run.final = run.snapshot()
         self.jobs.pop(run.id, None)
         return job
+
+    def _after_job(self, task: TaskState, status: JobStatus) -> bool:
+        """Schedule *task* again (or remove it) after its job ended, in memory only.
+
+        Return True if a retry was scheduled. :meth:`_report_end` writes the record.
+        """
+        task.run = None
+        if task.removed:
+            return False
+        deadline, retrying = next_deadline(task, status, self.clock.now())
+        if deadline is None:  # a run-once task that is done
+            task.removed = task.finished = True
+            task.status = TaskStatus.ACTIVE
+            task.deadline = None
+            self.tasks.pop(task.id, None)
+            return False
+        if task.status is TaskStatus.PAUSED:
+            task.deadline = task.pending_deadline = None
+        else:
+            task.status = TaskStatus.ACTIVE
+            self.timer.schedule(task, deadline)
+        return retrying
 
     def _report_end(self, run: JobRun, job: Job, outcome: Outcome | None, retrying: bool) -> None:
         """Log a failure, write the task's and the job's records, emit the end events.
@@ -358,7 +453,14 @@ class Engine:
                 )
         finally:
             try:
-                self._write_end(run.task, job)
+                task = run.task
+                try:
+                    if task.finished:
+                        self.store.delete_task(task.id)
+                    elif not task.removed:  # (a task removed by the user is deleted already)
+                        self.store.put_task(task)
+                finally:
+                    self.store.put_job(job)
             finally:
                 status_event = _JOB_EVENTS[job.status]
                 wanted = [status_event, Event.JOB_RETRYING] if retrying else [status_event]
@@ -367,18 +469,9 @@ class Engine:
                     for e in wanted:
                         self.listeners.emit(self.bridge, e, task_snapshot, job)
 
-    def _write_end(self, task: TaskState, job: Job) -> None:
-        try:
-            if task.finished:
-                self.store.delete_task(task.id)
-            elif not task.removed:  # (a task removed by the user is deleted already)
-                self.store.put_task(task)
-        finally:
-            self.store.put_job(job)
-
     def _wake_waiters(self, run: JobRun, job: Job) -> None:
         """Hand *job* to its waiters and its task's; note when the engine is idle."""
-        task_waiters = self.task_waiters.pop(run.task.id, [])
+        task_waiters = self._task_waiters.pop(run.task.id, [])
         for waiter in [*run.waiters, *task_waiters]:
             if self.stopping:
                 waiter.fail(SchedulerStoppedError("the scheduler was shut down"))
@@ -389,16 +482,6 @@ class Engine:
         if run.task.finished:
             self._remember_finished(run.task, job)
 
-    def _classify(self, run: JobRun, outcome: Outcome | None) -> tuple[JobStatus, str | None]:
-        ctx = run.ctx
-        if outcome is None and run.started:
-            return JobStatus.CANCELLED, ABANDONED_REASON
-        if outcome is None or not outcome.started or ctx.cancelled or outcome.cancelled:
-            return JobStatus.CANCELLED, ctx.cancel_reason or "cancelled"
-        if outcome.error is not None:
-            return JobStatus.FAILED, describe_error(outcome.error)
-        return JobStatus.COMPLETED, None
-
     def _remember_finished(self, task: TaskState, job: Job) -> None:
         """Keep the last job of a finished run-once task a while, for ``wait_for_task``.
 
@@ -406,7 +489,7 @@ class Engine:
         :data:`_FINISHED_ONCE_KEPT` entries, each for at most a minute (and no
         longer than the job history is kept).
         """
-        finished = self.finished_once
+        finished = self._finished_once
         now = self.clock.now()
         while finished:
             oldest = next(iter(finished.values()))
@@ -417,83 +500,58 @@ class Engine:
         if keep > 0:
             finished[task.id] = (job, now + keep)
 
-    def finished_job(self, task_id: str) -> Job | None:
+    def _finished_job(self, task_id: str) -> Job | None:
         """The last job of a run-once task that finished moments ago, if remembered."""
-        entry = self.finished_once.get(task_id)
+        entry = self._finished_once.get(task_id)
         if entry is None or entry[1] <= self.clock.now():
             return None
         return entry[0]
-
-    def _after_job(self, task: TaskState, status: JobStatus) -> bool:
-        """Schedule *task* again (or remove it) after its job ended, in memory only.
-
-        Return True if a retry was scheduled. :meth:`_report_end` writes the record.
-        """
-        task.run = None
-        if task.removed:
-            return False
-        now = self.clock.now()
-        retrying = status is JobStatus.FAILED and task.retry_attempt < task.max_retries
-        deadline: float | None = None
-        if retrying:
-            task.retry_attempt += 1
-            deadline = now + retry_delay(task.retry_backoff, task.retry_attempt)
-        else:
-            task.retry_attempt = 0
-        if task.rerun_requested:
-            task.rerun_requested = False
-            deadline = now
-        elif task.pending_deadline is not None:
-            deadline, task.pending_deadline = task.pending_deadline, None
-        elif deadline is None and not task.run_once:
-            assert task.interval is not None
-            schedule = IntervalSchedule(task.interval, task.fixed_interval, task.anchor)
-            jitter = random.uniform(0.0, task.jitter) if task.jitter else 0.0
-            deadline = next_run(schedule, ended=now, jitter=jitter)
-        if deadline is None:  # a run-once task that is done
-            task.removed = True
-            task.finished = True
-            task.status = TaskStatus.ACTIVE
-            task.deadline = None
-            self.tasks.pop(task.id, None)
-            return False
-        if task.status is TaskStatus.PAUSED:
-            task.deadline = None
-            task.pending_deadline = None
-        else:
-            self.schedule(task, deadline)
-        return retrying
 
     # -- shutdown --------------------------------------------------------------
 
     async def shutdown(self, timeout: float | None) -> list[Job]:
         """Cancel every job and wait up to *timeout* for them; abandon the rest.
 
-        Return the records of the abandoned jobs.
+        Every waiter gets :class:`~quiv.SchedulerStoppedError`. Return the
+        records of the abandoned jobs.
         """
         self.stopping = True
         # A running job's cancel frees its worker, which must not start a queued
         # job that this loop has not cancelled yet.
-        self._ready.close()
-        self._threads.close()  # from now on, a thread exits once its call returns
-        self.stop_timer()
+        self.pool.close()
+        self.timer.stop()
+        stuck: list[JobRun] = []
         try:
             for run in list(self.jobs.values()):
                 self.cancel_run(run, SHUTDOWN_REASON)
-            with anyio.move_on_after(math.inf if timeout is None else timeout, shield=True):
-                await self._wait_idle()
+            wait = math.inf if timeout is None else timeout
+            with anyio.move_on_after(wait, shield=True):
+                while self.jobs:
+                    self._idle = anyio.Event()
+                    await self._idle.wait()
+                self._idle = None
         finally:
             stuck = list(self.jobs.values())
-            for scope in self._worker_scopes:
-                scope.cancel()  # abandon the threads still running handlers
-            if self._inbox is not None:
-                self._inbox.stop()
+            self.pool.abandon()
             for run in stuck:
-                self.finish(run, None)
+                self._finish(run, None)
+            stopped = SchedulerStoppedError("the scheduler was shut down")
+            waiters, self._task_waiters = self._task_waiters, {}
+            for task_waiters in waiters.values():
+                for waiter in task_waiters:
+                    waiter.fail(stopped)
         return [run.final for run in stuck if run.final is not None]
 
-    async def _wait_idle(self) -> None:
-        while self.jobs:
-            self._idle = anyio.Event()
-            await self._idle.wait()
-        self._idle = None
+    async def stats(self, *, loop_alive: bool) -> QuivStats:
+        """A snapshot of the scheduler's state."""
+        # Count the history first: the await lets jobs start and end, and the
+        # in-memory figures must all come from one moment, after it.
+        history = await self.store.count_jobs()
+        return queries.stats_snapshot(
+            self.tasks.values(),
+            active_jobs=len(self.jobs),
+            running=self.running,
+            pool_size=self.pool_size,
+            job_history_count=history,
+            loop_alive=loop_alive,
+        )

@@ -1,8 +1,8 @@
-"""AsyncQuiv's read side: lookups, filters and paging, stats, and waits for jobs.
+"""The read side's checks and computations: filters and paging, stats, waits.
 
-Plain functions over the engine, on the scheduler's loop. They check their
-arguments and read the engine's state or its store; the only state they
-change is the waiter lists of ``wait_for_job`` and ``wait_for_task``.
+Pure helpers for :class:`~quiv._core.engine.Engine` and the faces: they check
+arguments and compute answers from the data they are given; none of them
+changes the engine's state.
 """
 
 from __future__ import annotations
@@ -10,28 +10,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from .._checks import check_bool, check_datetime, check_int, check_number
-from .._errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
+from .._errors import ConfigurationError, JobNotFoundError
 from .._models import Job, JobStatus, QuivStats, TaskStatus
-from .._store._base import JobQuery
+from ..abc import JobQuery, Store
 from .records import TaskState, Waiter
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
 __all__ = (
+    "check_delay",
+    "check_flag",
     "check_task_id",
-    "find_task",
+    "check_timeout",
     "get_job",
     "job_query",
     "select_tasks",
     "stats_snapshot",
-    "wait_for_job",
-    "wait_for_task",
+    "wait",
 )
 
 _ORDER_BY = ("started_at", "ended_at", "scheduled_at")
@@ -47,15 +45,21 @@ def check_task_id(task_id: object) -> str:
     return task_id
 
 
-def find_task(engine: Engine, task_id: object) -> TaskState:
-    """The live task *task_id*.
+def check_delay(delay: object) -> float:
+    """A ``resume_task`` delay: a number of seconds >= 0."""
+    return check_number(delay, "delay")
 
-    :raises TaskNotFoundError: for an unknown task
-    """
-    task = engine.tasks.get(check_task_id(task_id))
-    if task is None:
-        raise TaskNotFoundError(task_id)
-    return task
+
+def check_flag(value: object, name: str) -> bool:
+    """A ``bool`` parameter."""
+    return check_bool(value, name)
+
+
+def check_timeout(timeout: object) -> float:
+    """A wait's timeout in seconds (``None`` is no limit)."""
+    if timeout is None:
+        return math.inf
+    return check_number(timeout, "timeout", allow_inf=True)
 
 
 def select_tasks(
@@ -112,68 +116,58 @@ def job_query(
     )
 
 
-async def get_job(engine: Engine, job_id: str) -> Job:
-    """A job's record from the store.
+async def get_job(store: Store, job_id: object) -> Job:
+    """A job's record from *store*.
 
     :raises JobNotFoundError: for an unknown or pruned job
     """
     if not isinstance(job_id, str):
         raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
-    job = await engine.store.get_job(job_id)
+    job = await store.get_job(job_id)
     if job is None:
         raise JobNotFoundError(job_id)
     return job
 
 
-async def wait_for_job(engine: Engine, job_id: str, timeout: float | None) -> Job:
-    """Wait until a job ends (at once for a job that already ended)."""
-    limit = _timeout(timeout)
-    if not isinstance(job_id, str):
-        raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
-    run = engine.jobs.get(job_id)
-    if run is None:
-        return await get_job(engine, job_id)
-    waiter = Waiter()
-    run.waiters.append(waiter)
-    return await _wait(waiter, limit, run.waiters)
-
-
-async def wait_for_task(engine: Engine, task_id: str, timeout: float | None) -> Job:
-    """Wait for the next job of a task to end, or return a finished run-once task's."""
-    if isinstance(task_id, str) and task_id not in engine.tasks:
-        finished = engine.finished_job(task_id)
-        if finished is not None:  # a run-once task that already ran
-            _timeout(timeout)
-            return finished
-    task = find_task(engine, task_id)
-    limit = _timeout(timeout)
-    waiter = Waiter()
-    waiters = engine.task_waiters.setdefault(task.id, [])
-    waiters.append(waiter)
-    try:
-        return await _wait(waiter, limit, waiters)
-    finally:
-        if not waiters and engine.task_waiters.get(task.id) is waiters:
-            del engine.task_waiters[task.id]  # the last waiter gave up
-
-
-def stats_snapshot(engine: Engine, job_history_count: int, *, loop_alive: bool) -> QuivStats:
-    """The in-memory figures of ``stats``, all from this moment."""
+def stats_snapshot(
+    tasks: Iterable[TaskState],
+    *,
+    active_jobs: int,
+    running: int,
+    pool_size: int,
+    job_history_count: int,
+    loop_alive: bool,
+) -> QuivStats:
+    """``stats()`` from figures all taken at one moment."""
     by_status = dict.fromkeys((s.value for s in TaskStatus), 0)
     next_runs: list[datetime] = []
-    for task in engine.tasks.values():
+    for task in tasks:
         by_status[task.status.value] += 1
         if task.next_run_at is not None and task.status is TaskStatus.ACTIVE:
             next_runs.append(task.next_run_at)
     return QuivStats(
-        active_jobs=len(engine.jobs),
-        pool_size=engine.pool_size,
-        pool_utilization=min(1.0, engine.running / engine.pool_size),
+        active_jobs=active_jobs,
+        pool_size=pool_size,
+        pool_utilization=min(1.0, running / pool_size),
         tasks_by_status=by_status,
         next_run_at=min(next_runs, default=None),
         job_history_count=job_history_count,
         loop_alive=loop_alive,
     )
+
+
+async def wait(waiter: Waiter, limit: float, registry: list[Waiter]) -> Job:
+    """Wait for *waiter* up to *limit* seconds; leave *registry* if giving up."""
+    try:
+        with anyio.fail_after(limit):
+            await waiter.event.wait()
+    finally:
+        if not waiter.event.is_set() and waiter in registry:
+            registry.remove(waiter)
+    if waiter.error is not None:
+        raise waiter.error
+    assert waiter.job is not None
+    return waiter.job
 
 
 def _enum_value(enum: Any, value: object, name: str) -> Any:
@@ -189,22 +183,3 @@ def _page(limit: object, offset: object) -> tuple[int, int | None]:
     if limit is None:
         return start, None
     return start, start + check_int(limit, "limit")
-
-
-def _timeout(timeout: object) -> float:
-    if timeout is None:
-        return math.inf
-    return check_number(timeout, "timeout", allow_inf=True)
-
-
-async def _wait(waiter: Waiter, limit: float, registry: list[Waiter]) -> Job:
-    try:
-        with anyio.fail_after(limit):
-            await waiter.event.wait()
-    finally:
-        if not waiter.event.is_set() and waiter in registry:
-            registry.remove(waiter)
-    if waiter.error is not None:
-        raise waiter.error
-    assert waiter.job is not None
-    return waiter.job

@@ -15,12 +15,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import anyio
-from anyio.lowlevel import EventLoopToken
 
 from .._clock import WallClock
-from .._context import JobContext
+from .._context import JobContext, JobControl
 from .._models import Job, JobStatus, Task, TaskStatus
-from .._xthread.loops import call_soon
 from .handlers import HandlerSpec
 from .timer import TimerEntry
 
@@ -213,8 +211,8 @@ class JobRun:
         "handler",
         "id",
         "scheduled_at",
+        "control",
         "seq",
-        "started",
         "start_at",
         "started_at",
         "status",
@@ -222,15 +220,16 @@ class JobRun:
         "timeout",
         "timeout_entry",
         "waiters",
-        "worker",
     )
 
-    def __init__(self, task: TaskState, due: float, ctx: JobContext) -> None:
+    def __init__(self, task: TaskState, due: float, ctx: JobContext, control: JobControl) -> None:
         self.id = ctx.job_id
         self.task = task
         self.handler = task.handler
         self.attempt = ctx.attempt
         self.ctx = ctx
+        #: what the worker thread shares with this loop (cancellation, start)
+        self.control = control
         self.due = due
         #: ``time.monotonic()`` before which the handler must not start, when the
         #: job was dispatched ahead of its deadline (see ``Engine.lead``)
@@ -238,11 +237,9 @@ class JobRun:
         self.seq = next(_job_seq)
         self.status = JobStatus.SCHEDULED
         self.scheduled_at = utcnow()
-        #: written by the worker thread under ``ctx._lock``
-        self.started = False
+        # Every field here is written on the scheduler's loop only; the worker
+        # thread writes its side into ``control`` and reports the rest.
         self.started_at: datetime | None = None
-        self.worker: tuple[EventLoopToken, anyio.CancelScope] | None = None
-        # scheduler loop only
         self.ended_at: datetime | None = None
         self.duration: float | None = None
         self.error_message: str | None = None
@@ -271,25 +268,3 @@ class JobRun:
             attempt=self.attempt,
             scheduled_at=self.scheduled_at,
         )
-
-    # -- worker-loop cancellation (any thread) ---------------------------------
-
-    def attach_worker(self, token: EventLoopToken, scope: anyio.CancelScope) -> None:
-        """Called in the worker loop: cancel *scope* when the job is cancelled."""
-        with self.ctx._lock:
-            if self.ctx._cancelled:
-                scope.cancel()
-            else:
-                self.worker = (token, scope)
-
-    def detach_worker(self) -> None:
-        with self.ctx._lock:
-            self.worker = None
-
-    def cancel_worker(self) -> None:
-        """Cancel the worker loop's scope, if the handler runs in one (non-blocking)."""
-        with self.ctx._lock:
-            worker = self.worker
-        if worker is not None:
-            token, scope = worker
-            call_soon(token, scope.cancel)

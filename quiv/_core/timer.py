@@ -1,8 +1,8 @@
 """A heap of deadlines with lazy deletion.
 
 Pure and synchronous: it never reads a clock and imports nothing async, so it
-can be tested (and property-tested) on its own. The scheduler owns one
-``TimerHeap`` and one task that sleeps until :meth:`TimerHeap.next_deadline`.
+can be tested (and property-tested) on its own. The scheduler's timer task
+(:class:`~quiv._core.timing.Timer`) sleeps until its earliest deadline.
 """
 
 from __future__ import annotations

@@ -14,9 +14,7 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from .._checks import check_number, resolve_timezone
-from ..abc import Clock
 from .._config import UNSET, Unset, build_config
-from .._core import operations as _operations
 from .._core import queries as _queries
 from .._core.records import TaskState
 from .._core.task_checks import new_task, validate_update
@@ -26,6 +24,7 @@ from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
 from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from .._typing import Logger
+from ..abc import Clock
 from .declarations import Declarations
 from .lifecycle import start_engine, stop_engine
 from .loop_thread import _unwrap
@@ -255,7 +254,7 @@ class AsyncQuiv:
         declarations, self._declarations = self._declarations, None
         if declarations is not None:
             for task, delay in declarations.drain():
-                _operations.register_task(engine, task, delay)
+                engine.add_task(task, delay, None)
 
     def _discard_declared(self) -> None:
         """Drop the tasks declared before a start that will not come."""
@@ -343,7 +342,7 @@ class AsyncQuiv:
         if declared is not None:
             declared.add(task, first_delay)
         else:
-            _operations.register_task(self._check_running(), task, first_delay)
+            self._check_running().add_task(task, first_delay, None)
         return task.id
 
     def _register_task(
@@ -354,7 +353,7 @@ class AsyncQuiv:
         :param requested_at: ``time.monotonic()`` when another thread asked for
             it; the time the request took to arrive counts against the delay
         """
-        _operations.register_task(self._check_running(), task, first_delay, requested_at)
+        self._check_running().add_task(task, first_delay, requested_at)
 
     async def update_task(
         self,
@@ -400,10 +399,8 @@ class AsyncQuiv:
         if declared is not None:
             return declared.update(task_id, changes)
         engine = self._check_running()
-        task = _queries.find_task(engine, task_id)
-        _operations.apply_update(
-            engine, task, validate_update(task.settings(), task.func, **changes)
-        )
+        task = engine.find_task(task_id)
+        engine.update_task(task, validate_update(task.settings(), task.func, **changes))
         return task.snapshot()
 
     async def remove_task(self, task_id: str) -> None:
@@ -416,7 +413,7 @@ class AsyncQuiv:
         if declared is not None:
             declared.remove(task_id)
         else:
-            _operations.remove_task(self._check_running(), task_id)
+            self._check_running().remove_task(task_id)
 
     async def pause_task(self, task_id: str) -> None:
         """Pause a task: no new job starts until :meth:`resume_task`.
@@ -430,7 +427,7 @@ class AsyncQuiv:
         if declared is not None:
             declared.pause(task_id)
         else:
-            _operations.pause_task(self._check_running(), task_id)
+            self._check_running().pause_task(task_id)
 
     async def resume_task(self, task_id: str, delay: float = 0) -> None:
         """Make a task active again; its next run is *delay* seconds from now.
@@ -446,7 +443,7 @@ class AsyncQuiv:
         if declared is not None:
             declared.resume(task_id, delay)
         else:
-            _operations.resume_task(self._check_running(), task_id, delay)
+            self._check_running().resume_task(task_id, delay)
 
     async def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
         """Run a task now, outside its schedule.
@@ -463,7 +460,7 @@ class AsyncQuiv:
         if declared is not None:
             declared.run_now(task_id, after_current)
         else:
-            _operations.run_task_immediately(self._check_running(), task_id, after_current)
+            self._check_running().run_now(task_id, after_current)
 
     async def get_task(self, task_id: str) -> Task:
         """Return a task.
@@ -474,7 +471,7 @@ class AsyncQuiv:
         declared = self._declared()
         if declared is not None:
             return declared.get(task_id)
-        return _queries.find_task(self._check_running(), task_id).snapshot()
+        return self._check_running().find_task(task_id).snapshot()
 
     async def get_all_tasks(
         self,
@@ -513,7 +510,7 @@ class AsyncQuiv:
         set; an async handler is also cancelled at its next ``await``. The job
         ends ``cancelled``.
         """
-        return _operations.cancel_job(self._check_running(), job_id)
+        return self._check_running().cancel_job(job_id)
 
     async def get_job(self, job_id: str) -> Job:
         """Return a job's record (it reflects every change made before the call).
@@ -522,7 +519,7 @@ class AsyncQuiv:
         :raises StoreError: if the store cannot answer
         """
         await anyio.lowlevel.checkpoint()
-        return await _queries.get_job(self._check_running(), job_id)
+        return await self._check_running().get_job(job_id)
 
     async def get_all_jobs(
         self,
@@ -550,7 +547,7 @@ class AsyncQuiv:
         query = _queries.job_query(
             status, task_id, since, until, order_by, descending, limit, offset
         )
-        return await engine.store.get_jobs(query)
+        return await engine.get_jobs(query)
 
     async def wait_for_job(self, job_id: str, timeout: float | None = None) -> Job:
         """Wait until a job ends; return its final record.
@@ -563,7 +560,7 @@ class AsyncQuiv:
         :raises SchedulerStoppedError: if the scheduler stops first
         """
         await anyio.lowlevel.checkpoint()
-        return await _queries.wait_for_job(self._check_running(), job_id, timeout)
+        return await self._check_running().wait_for_job(job_id, timeout)
 
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
         """Wait for the next job of a task to end (the one in flight, if any).
@@ -576,7 +573,7 @@ class AsyncQuiv:
         :raises SchedulerStoppedError: if the scheduler stops first
         """
         await anyio.lowlevel.checkpoint()
-        return await _queries.wait_for_task(self._check_running(), task_id, timeout)
+        return await self._check_running().wait_for_task(task_id, timeout)
 
     # -- events and the main loop --------------------------------------------------
 
@@ -605,8 +602,4 @@ class AsyncQuiv:
         :raises StoreError: if the store cannot count the job history
         """
         await anyio.lowlevel.checkpoint()
-        engine = self._check_running()
-        # Count the history first: the await lets jobs start and end, and the
-        # in-memory figures below must all come from one moment.
-        history = await engine.store.count_jobs()
-        return _queries.stats_snapshot(engine, history, loop_alive=self._state == "running")
+        return await self._check_running().stats(loop_alive=self._state == "running")

@@ -16,7 +16,7 @@ import sniffio
 from anyio.lowlevel import current_token
 
 from .._clock import LoopClock, as_clock
-from .._errors import MainLoopUnavailableError, SchedulerStoppedError
+from .._errors import MainLoopUnavailableError
 from .._events import Listeners
 from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
@@ -64,9 +64,9 @@ async def start_engine(
         store=store,
         listeners=listeners,
         logger=logger,
+        bridge=bridge,
+        history_retention=float(config.history_retention_seconds),
     )
-    engine.bridge = bridge
-    engine.history_retention = float(config.history_retention_seconds)
     backend = config.worker_backend or sniffio.current_async_library()
     await engine.start(task_group, backend)
     return engine
@@ -97,13 +97,6 @@ async def stop_engine(
                 timeout,
                 names,
             )
-    finally:
-        stopped = SchedulerStoppedError("the scheduler was shut down")
-        for waiters in engine.task_waiters.values():
-            for waiter in waiters:
-                waiter.fail(stopped)
-        engine.task_waiters.clear()
-    try:
         if flush_events and not bridge.closed:
             # deliver the events of the jobs that just ended, but let no
             # hung listener stretch the shutdown much past its timeout

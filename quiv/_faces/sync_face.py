@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 from anyio.from_thread import BlockingPortal
 
 from .._checks import check_number
-from ..abc import Clock
 from .._config import UNSET, Unset
 from .._core.task_checks import new_task
 from .._errors import ConfigurationError, SchedulerStoppedError
 from .._events import Event
 from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from .._typing import Logger
+from ..abc import Clock
 from .async_face import AsyncQuiv
 from .declarations import Declarations, Drained
 from .sync_runtime import SyncRuntime

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._context import current_job
+from .._context import control_of, current_job
 from .._errors import MainLoopUnavailableError
 from .._xthread.loops import close_awaitable, wait_for_callback
 from .bridge import MainCall, MainLoopBridge
@@ -58,7 +58,7 @@ def resolve_bridge() -> MainLoopBridge:
     :raises MainLoopUnavailableError: if there is none
     """
     job = current_job()
-    bridge = job._bridge if job is not None else None
+    bridge = control_of(job).bridge if job is not None else None
     if bridge is None or bridge.closed:
         with _registry_lock:
             live = [b for b in _running if not b.closed]
@@ -162,7 +162,9 @@ def _cancel_with_job(bridge: MainLoopBridge, call: MainCall) -> Callable[[], Non
     job = current_job()
     if job is None:
         return None
-    return job._on_cancel(lambda: bridge.cancel_call(call, job.cancel_reason or _JOB_CANCELLED))
+    return control_of(job).on_cancel(
+        lambda: bridge.cancel_call(call, job.cancel_reason or _JOB_CANCELLED)
+    )
 
 
 async def wait_call(call: MainCall) -> None:

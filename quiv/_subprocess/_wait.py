@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._context import control_of
 from ._pipe_threads import Collector, Feeder, take
 from ._pipes import DRAIN_LIMIT, PIPE_BUF, READ_SIZE, Input, close, drain, joined, start_input
 from ._stopper import Stopper
@@ -52,7 +53,7 @@ def wait_for_exit(stopper: Stopper, input: Input | None) -> tuple[Any, Any]:
         unregister: Callable[[], None] = _noop
         try:
             if stopper.job is not None:
-                unregister = stopper.job._on_cancel(waker)
+                unregister = control_of(stopper.job).on_cancel(waker)
             return _wait_pidfd(stopper, input, waker)
         finally:
             unregister()

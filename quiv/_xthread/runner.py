@@ -24,8 +24,8 @@ import anyio
 import sniffio
 from anyio.lowlevel import current_token
 
-from .._context import JobContext, _current
-from .._core.records import JobRun, utcnow
+from .._context import JobContext, reset_current, set_current
+from .._core.records import JobRun
 from .pool import ReadyQueue
 
 __all__ = ("Outcome", "work")
@@ -129,13 +129,10 @@ def _begin(run: JobRun, report: Report) -> Mapping[str, Any] | None:
         ahead = start_at - time.monotonic()
         if ahead > 0:
             time.sleep(ahead)
-    ctx = run.ctx
-    with ctx._lock:
-        if ctx._cancelled:  # cancelled before it started
-            return None
-        run.started = True
-        run.started_at = utcnow()
+    if not run.control.begin():  # cancelled before it started
+        return None
     report((run, None))
+    ctx = run.ctx
     spec = run.handler
     kwargs = run.task.kwargs
     if spec.injected:
@@ -154,7 +151,7 @@ def _execute_sync(run: JobRun, report: Report, backend: str) -> Outcome:
     kwargs = _begin(run, report)
     if kwargs is None:
         return _NOT_STARTED
-    token = _current.set(run.ctx)
+    token = set_current(run.ctx)
     begin = time.perf_counter()
     try:
         result = run.task.func(*run.task.args, **kwargs)
@@ -166,14 +163,14 @@ def _execute_sync(run: JobRun, report: Report, backend: str) -> Outcome:
     except BaseException as exc:  # recorded, never propagated into the scheduler
         return Outcome(True, error=exc, duration=time.perf_counter() - begin)
     finally:
-        _current.reset(token)
+        reset_current(token)
 
 
 async def _execute_async(run: JobRun, report: Report) -> Outcome:
     kwargs = _begin(run, report)
     if kwargs is None:
         return _NOT_STARTED
-    token = _current.set(run.ctx)
+    token = set_current(run.ctx)
     begin = time.perf_counter()
     func, args = run.task.func, run.task.args
     try:
@@ -182,15 +179,15 @@ async def _execute_async(run: JobRun, report: Report) -> Outcome:
     except BaseException as exc:  # recorded, never propagated into the scheduler
         return Outcome(True, error=exc, duration=time.perf_counter() - begin)
     finally:
-        _current.reset(token)
+        reset_current(token)
 
 
 async def _await_in_scope(run: JobRun, make_awaitable: Callable[[], Awaitable[Any]]) -> bool:
     """Await the handler in a cancel scope the job's cancellation reaches; True if cancelled."""
     with anyio.CancelScope() as scope:
-        run.attach_worker(current_token(), scope)
+        run.control.attach_worker(current_token(), scope)
         try:
             await make_awaitable()
         finally:
-            run.detach_worker()
+            run.control.detach_worker()
     return scope.cancelled_caught

@@ -1,0 +1,77 @@
+"""What a job's end means: its final status, and when its task runs next.
+
+Pure functions of a job's outcome and its task's settings, on the scheduler's
+loop. :class:`~quiv._core.engine.Engine` applies what they decide.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .._models import JobStatus
+from .._triggers.interval import IntervalSchedule, next_run, retry_delay
+from .._xthread.runner import Outcome
+from .records import JobRun, TaskState
+
+__all__ = (
+    "ABANDONED_REASON",
+    "SHUTDOWN_REASON",
+    "classify",
+    "describe_error",
+    "next_deadline",
+)
+
+SHUTDOWN_REASON = "scheduler shut down"
+ABANDONED_REASON = "abandoned at shutdown: the handler was still running"
+
+
+def describe_error(error: BaseException) -> str:
+    """``"Type: message"`` for a job's record (the type alone if the message is empty)."""
+    try:
+        text = str(error)
+    except Exception:  # the user's __str__ failed: the type still says what happened
+        text = "<message unavailable: its __str__ raised>"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def classify(run: JobRun, outcome: Outcome | None) -> tuple[JobStatus, str | None]:
+    """The final status and message of *run*, ended with *outcome*.
+
+    ``None`` means it never reported an end: cancelled before its handler
+    started, or abandoned at shutdown while it ran.
+    """
+    control = run.control
+    if outcome is None and control.started:
+        return JobStatus.CANCELLED, ABANDONED_REASON
+    if outcome is None or not outcome.started or control.cancelled or outcome.cancelled:
+        return JobStatus.CANCELLED, control.cancel_reason or "cancelled"
+    if outcome.error is not None:
+        return JobStatus.FAILED, describe_error(outcome.error)
+    return JobStatus.COMPLETED, None
+
+
+def next_deadline(task: TaskState, status: JobStatus, now: float) -> tuple[float | None, bool]:
+    """When *task* runs next after a job that ended with *status* at *now*.
+
+    Updates the task's retry count and consumes a requested rerun or a
+    pending ``run_at``. Return ``(deadline, retrying)``; a ``None`` deadline
+    means a run-once task is done.
+    """
+    retrying = status is JobStatus.FAILED and task.retry_attempt < task.max_retries
+    deadline: float | None = None
+    if retrying:
+        task.retry_attempt += 1
+        deadline = now + retry_delay(task.retry_backoff, task.retry_attempt)
+    else:
+        task.retry_attempt = 0
+    if task.rerun_requested:
+        task.rerun_requested = False
+        deadline = now
+    elif task.pending_deadline is not None:
+        deadline, task.pending_deadline = task.pending_deadline, None
+    elif deadline is None and not task.run_once:
+        assert task.interval is not None
+        schedule = IntervalSchedule(task.interval, task.fixed_interval, task.anchor)
+        jitter = random.uniform(0.0, task.jitter) if task.jitter else 0.0
+        deadline = next_run(schedule, ended=now, jitter=jitter)
+    return deadline, retrying
