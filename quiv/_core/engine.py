@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
+from datetime import datetime, timezone
 
 import anyio
 from anyio.abc import TaskGroup
@@ -37,10 +38,11 @@ from .._events import Event, Listeners
 from .._mainloop.bridge import MainLoopBridge
 from .._models import Job, JobStatus, QuivStats, Task, TaskStatus
 from .._triggers.interval import clamp_delay
+from .._triggers.wall import check_fire
 from .._typing import Logger
 from .._xthread.runner import Outcome
 from .._xthread.workers import WorkerPool
-from ..abc import Clock, JobQuery, Store
+from ..abc import Clock, JobQuery, Store, Trigger
 from . import queries
 from .outcomes import SHUTDOWN_REASON, classify, next_deadline
 from .records import JobRun, TaskState, Waiter, new_id, utcnow
@@ -111,7 +113,9 @@ class Engine:
             it; with a real-time clock the time the request took to arrive
             counts against the delay
         """
-        if requested_at is not None and self.clock.real_time:
+        if task.trigger is not None:  # a wall-clock trigger: its first fire on this clock
+            first_delay = self._first_fire_delay(task, task.trigger)
+        elif requested_at is not None and self.clock.real_time:
             first_delay = max(0.0, first_delay - (time.monotonic() - requested_at))
         deadline = self.clock.now() + first_delay
         task.anchor = deadline
@@ -127,6 +131,21 @@ class Engine:
             task.deadline = deadline
             self._record(task, Event.TASK_ADDED, new=True)
             self._dispatch(task, deadline)
+
+    def _first_fire_delay(self, task: TaskState, trigger: Trigger) -> float:
+        """Seconds to *trigger*'s first fire after now, by this scheduler's wall clock.
+
+        (The request was checked against the system clock; a test clock may
+        tell another time.) A trigger with no fire left runs once, at once.
+        """
+        wall_now = self._wall_now()
+        try:
+            fire = check_fire(trigger, wall_now, trigger.next_fire(wall_now))
+        except Exception:
+            self.logger.exception("quiv: the trigger of task %r failed", task.task_name)
+            fire = None
+        task.last_fire = fire or wall_now
+        return 0.0 if fire is None else clamp_delay((fire - wall_now).total_seconds())
 
     def update_task(self, task: TaskState, update: TaskUpdate) -> None:
         """Apply a validated ``update_task`` request to *task*."""
@@ -424,7 +443,15 @@ class Engine:
         task.run = None
         if task.removed:
             return False
-        deadline, retrying = next_deadline(task, status, self.clock.now())
+        try:
+            deadline, retrying = next_deadline(task, status, self.clock.now(), self._wall_now)
+        except Exception:  # a trigger's fault: its schedule ends, and says so
+            self.logger.exception(
+                "quiv: the trigger of task %r (%s) failed; it has no next run",
+                task.task_name,
+                task.id,
+            )
+            deadline, retrying = None, False
         if deadline is None:  # a run-once task that is done
             task.removed = task.finished = True
             task.status = TaskStatus.ACTIVE
@@ -437,6 +464,9 @@ class Engine:
             task.status = TaskStatus.ACTIVE
             self.timer.schedule(task, deadline)
         return retrying
+
+    def _wall_now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.wall_time(), timezone.utc)
 
     def _report_end(self, run: JobRun, job: Job, outcome: Outcome | None, retrying: bool) -> None:
         """Log a failure, write the task's and the job's records, emit the end events.

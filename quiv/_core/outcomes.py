@@ -7,10 +7,14 @@ loop. :class:`~quiv._core.engine.Engine` applies what they decide.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from datetime import datetime
 
 from .._models import JobStatus
 from .._triggers.interval import IntervalSchedule, next_run, retry_delay
+from .._triggers.wall import check_fire
 from .._xthread.runner import Outcome
+from ..abc import Trigger
 from .records import JobRun, TaskState
 
 __all__ = (
@@ -50,12 +54,17 @@ def classify(run: JobRun, outcome: Outcome | None) -> tuple[JobStatus, str | Non
     return JobStatus.COMPLETED, None
 
 
-def next_deadline(task: TaskState, status: JobStatus, now: float) -> tuple[float | None, bool]:
+def next_deadline(
+    task: TaskState, status: JobStatus, now: float, wall_now: Callable[[], datetime]
+) -> tuple[float | None, bool]:
     """When *task* runs next after a job that ended with *status* at *now*.
 
     Updates the task's retry count and consumes a requested rerun or a
     pending ``run_at``. Return ``(deadline, retrying)``; a ``None`` deadline
-    means a run-once task is done.
+    means the task is done (a run-once task, or a trigger with no more fires).
+
+    :param wall_now: the wall-clock time that corresponds to *now*
+    :raises ConfigurationError: if the task's trigger returns a bad fire
     """
     retrying = status is JobStatus.FAILED and task.retry_attempt < task.max_retries
     deadline: float | None = None
@@ -69,9 +78,29 @@ def next_deadline(task: TaskState, status: JobStatus, now: float) -> tuple[float
         deadline = now
     elif task.pending_deadline is not None:
         deadline, task.pending_deadline = task.pending_deadline, None
+    elif deadline is None and task.trigger is not None:
+        deadline = _next_fire(task, task.trigger, now, wall_now())
     elif deadline is None and not task.run_once:
         assert task.interval is not None
         schedule = IntervalSchedule(task.interval, task.fixed_interval, task.anchor)
         jitter = random.uniform(0.0, task.jitter) if task.jitter else 0.0
         deadline = next_run(schedule, ended=now, jitter=jitter)
     return deadline, retrying
+
+
+def _next_fire(task: TaskState, trigger: Trigger, now: float, wall_now: datetime) -> float | None:
+    """The deadline of a wall-clock trigger's next fire after its latest one.
+
+    Fires missed meanwhile (the job overran them, the pool was full, the
+    process was suspended) make one run, at once, not one per missed fire;
+    the trigger then counts on from now.
+    """
+    after = task.last_fire or wall_now
+    fire = check_fire(trigger, after, trigger.next_fire(after))
+    if fire is None:
+        return None
+    if fire <= wall_now:  # missed: one run now
+        task.last_fire = wall_now
+        return now
+    task.last_fire = fire
+    return now + (fire - wall_now).total_seconds()

@@ -19,6 +19,7 @@ import anyio
 from .._clock import WallClock
 from .._context import JobContext, JobControl
 from .._models import Job, JobStatus, Task, TaskStatus
+from ..abc import Trigger
 from .handlers import HandlerSpec
 from .timer import TimerEntry
 
@@ -137,6 +138,10 @@ class TaskState(TaskSettings):
     removed: bool = False
     #: a run-once task whose last job ended (removed by the scheduler, not a user)
     finished: bool = False
+    #: a wall-clock trigger (``None``: the interval or single run of the settings)
+    trigger: Trigger | None = None
+    #: the wall-clock time of the trigger's latest fire
+    last_fire: datetime | None = None
 
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from typing import Any
 
 from .._checks import (
@@ -22,7 +23,11 @@ from .._checks import (
 )
 from .._config import UNSET
 from .._errors import ConfigurationError, HandlerRegistrationError
+from .._triggers.builtin import DateTrigger, IntervalTrigger, OnceTrigger
+from .._triggers.cron import cron_trigger
 from .._triggers.interval import MAX_DELAY, clamp_delay
+from .._triggers.wall import check_fire
+from ..abc import Trigger
 from .handlers import check_positional, inspect_handler
 from .records import TaskSettings, TaskState, new_id, utcnow
 
@@ -66,16 +71,34 @@ def new_task(
     max_retries: object,
     retry_backoff: object,
     jitter: object,
+    trigger: object = None,
+    cron: object = None,
+    timezone: tzinfo | None = None,
 ) -> tuple[TaskState, float]:
     """Check an ``add_task`` request; return the new task and its first run's delay.
 
     Touches no scheduler state, so any thread may call it.
+
+    :param trigger: see :func:`_with_trigger`
+    :param cron: a cron expression, for a :class:`~quiv.triggers.CronTrigger`
+    :param timezone: the scheduler's, for wall-clock triggers without their own
     """
+    wall_trigger: Trigger | None = None
+    if cron is not None:
+        if trigger is not None:
+            raise ConfigurationError(
+                f"pass cron or trigger, not both (got cron={cron!r}, trigger={trigger!r})"
+            )
+        trigger = cron_trigger(cron, timezone, param="cron")
+    if trigger is not None:
+        interval, delay, run_once, fixed_interval, run_at, wall_trigger = _with_trigger(
+            trigger, interval, delay, run_once, fixed_interval, run_at, timezone
+        )
     name = check_name(task_name, "task_name")
     once = check_bool(run_once, "run_once")
     fixed = check_bool(fixed_interval, "fixed_interval")
     every: float | None = None
-    if interval is not None or not once:
+    if wall_trigger is None and (interval is not None or not once):
         if interval is None:
             raise ConfigurationError(
                 "interval is required for a recurring task (or pass run_once=True), got None"
@@ -90,6 +113,9 @@ def new_task(
         first = clamp_delay(check_number(delay, "delay"))
     elif run_at is not None:
         first = _delay_until(run_at)
+    fire: datetime | None = None
+    if wall_trigger is not None:
+        first, fire = _first_fire(wall_trigger)
     checked_kwargs = check_kwargs(kwargs)
     checked_args = check_args(args)
     handler = inspect_handler(func, checked_kwargs)
@@ -110,7 +136,82 @@ def new_task(
         jitter=min(check_number(jitter, "jitter"), MAX_DELAY),
         progress_callback=_callback(progress_callback),
     )
+    if wall_trigger is not None:
+        task.trigger = wall_trigger
+        task.last_fire = fire
     return task, first
+
+
+def _with_trigger(
+    trigger: object,
+    interval: object,
+    delay: object,
+    run_once: object,
+    fixed_interval: object,
+    run_at: object,
+    timezone: tzinfo | None,
+) -> tuple[object, object, object, object, object, Trigger | None]:
+    """Translate ``trigger=``: the elapsed-time triggers into the parameters
+    they stand for, any other into a wall-clock trigger (the last item).
+
+    :raises ConfigurationError: if *trigger* is not a trigger, or comes with
+        ``interval``, ``run_once``, ``run_at`` or ``fixed_interval``
+    """
+    others = {
+        "interval": interval is not None,
+        "run_once": run_once is not False,
+        "run_at": run_at is not None,
+        "fixed_interval": fixed_interval is not True,
+    }
+    clash = [name for name, given in others.items() if given]
+    if clash:
+        raise ConfigurationError(
+            f"pass trigger or {clash[0]}, not both (got trigger={trigger!r}, "
+            f"{clash[0]}={locals()[clash[0]]!r})"
+        )
+    if isinstance(trigger, type) or not callable(getattr(trigger, "next_fire", None)):
+        raise ConfigurationError.bad_value(
+            "trigger", trigger, "a trigger (an object with next_fire(after))"
+        )
+    if isinstance(trigger, IntervalTrigger):
+        if trigger.start is not None and delay is None:
+            return trigger.seconds, None, False, trigger.fixed, trigger.start, None
+        return trigger.seconds, delay, False, trigger.fixed, None, None
+    if isinstance(trigger, OnceTrigger):
+        return None, delay, True, True, None, None
+    if delay is not None:
+        raise ConfigurationError(
+            f"pass delay or trigger={trigger!r}, not both: the trigger says when "
+            f"it fires first (got delay={delay!r})"
+        )
+    if isinstance(trigger, DateTrigger):
+        return None, None, True, True, trigger.run_at, None
+    with_timezone = getattr(trigger, "with_timezone", None)
+    if timezone is not None and callable(with_timezone):
+        trigger = with_timezone(timezone)
+    with_start = getattr(trigger, "with_start", None)
+    if callable(with_start):
+        trigger = with_start(utcnow())
+    return None, None, False, True, None, trigger  # type: ignore[return-value]
+
+
+def _first_fire(trigger: Trigger) -> tuple[float, datetime]:
+    """The delay to *trigger*'s first fire from now, and that fire.
+
+    :raises ConfigurationError: if it has none, or returns something that is
+        not an aware datetime later than now
+    """
+    now = utcnow()
+    try:
+        proposed = trigger.next_fire(now)
+    except Exception as exc:
+        raise ConfigurationError(
+            f"trigger {trigger!r} raised {exc!r} from next_fire({now!r})"
+        ) from exc
+    fire = check_fire(trigger, now, proposed)
+    if fire is None:
+        raise ConfigurationError(f"trigger {trigger!r} has no fire after now ({now})")
+    return clamp_delay((fire - now).total_seconds()), fire
 
 
 @dataclass(frozen=True, slots=True)

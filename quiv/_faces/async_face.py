@@ -24,7 +24,7 @@ from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
 from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from .._typing import Logger
-from ..abc import Clock
+from ..abc import Clock, Trigger
 from .declarations import Declarations
 from .lifecycle import start_engine, stop_engine
 from .loop_thread import _unwrap
@@ -300,6 +300,8 @@ class AsyncQuiv:
         max_retries: int = 0,
         retry_backoff: float = 30.0,
         jitter: float = 0.0,
+        trigger: Trigger | None = None,
+        cron: str | None = None,
     ) -> str:
         """Add a task and return its id (a UUID string).
 
@@ -318,6 +320,11 @@ class AsyncQuiv:
         :param max_retries: retries of a failed (never a cancelled) job
         :param retry_backoff: delay before retry *n* is ``retry_backoff * 2**(n-1)``
         :param jitter: add uniform(0, *jitter*) seconds to each recurring next run
+        :param trigger: when the task runs, as an object (see :mod:`quiv.triggers`):
+            instead of *interval*, *run_once* and *run_at*
+        :param cron: a cron expression, e.g. ``"30 2 * * 1-5"``, in the scheduler's
+            *timezone* (needs the ``quiv[cron]`` extra); short for
+            ``trigger=CronTrigger(cron)``
         :raises ConfigurationError: for an invalid or conflicting parameter
         :raises HandlerRegistrationError: if *func* or *progress_callback* is not callable
         """
@@ -337,6 +344,9 @@ class AsyncQuiv:
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             jitter=jitter,
+            trigger=trigger,
+            cron=cron,
+            timezone=self.timezone,
         )
         declared = self._declared()
         if declared is not None:

@@ -22,7 +22,7 @@ from .._errors import ConfigurationError, SchedulerStoppedError
 from .._events import Event
 from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from .._typing import Logger
-from ..abc import Clock
+from ..abc import Clock, Trigger
 from .async_face import AsyncQuiv
 from .declarations import Declarations, Drained
 from .sync_runtime import SyncRuntime
@@ -264,6 +264,8 @@ class Quiv:
         max_retries: int = 0,
         retry_backoff: float = 30.0,
         jitter: float = 0.0,
+        trigger: Trigger | None = None,
+        cron: str | None = None,
     ) -> str:
         """Add a task and return its id; see :meth:`AsyncQuiv.add_task <quiv.AsyncQuiv.add_task>`.
 
@@ -290,6 +292,9 @@ class Quiv:
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             jitter=jitter,
+            trigger=trigger,
+            cron=cron,
+            timezone=self.timezone,
         )
         if self._before_start(lambda declared: declared.add(task, first_delay)) is _STARTED:
             self._runtime.add_task(self._runtime.running_loop(), task, first_delay, requested_at)
