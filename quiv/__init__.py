@@ -83,20 +83,18 @@ for _name in __all__:
             pass
 del _name, _obj
 
-#: names that moved; the old spelling keeps working, with a DeprecationWarning
-_MOVED = {"FakeClock": "quiv.testing"}
-
 
 def __getattr__(name: str) -> object:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module 'quiv' has no attribute {name!r}")
-    import importlib
-    import warnings
+    """Names that moved keep working, with a :class:`DeprecationWarning`."""
+    if name == "FakeClock":
+        import warnings
 
-    warnings.warn(
-        f"quiv.{name} moved to {module}.{name}; import it from there",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), name)
+        from .testing import FakeClock
+
+        warnings.warn(
+            "quiv.FakeClock moved to quiv.testing.FakeClock; import it from there",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return FakeClock
+    raise AttributeError(f"module 'quiv' has no attribute {name!r}")

@@ -24,10 +24,10 @@ class FakeClock:
     ``await clock.advance(seconds)`` moves time forward and wakes every sleeper
     whose deadline has passed. It must be used from the scheduler's own loop.
 
-    Its wall time is the wall-clock time when it was created plus the fake
-    time that has passed since, so a task due 3,600 fake seconds after the
-    start shows a ``next_run_at`` one hour after the start, however long the
-    test really took.
+    Its wall time starts at the real wall-clock time when it is first asked
+    for it (when the scheduler starts) and moves only with the fake time, so
+    a task due 3,600 fake seconds after the start shows a ``next_run_at`` one
+    hour after the start, however long the test really took.
 
     :param start: the fake time to start at (seconds)
     """
@@ -39,7 +39,7 @@ class FakeClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
-        self._wall_offset = time.time() - start
+        self._wall_offset: float | None = None
         self._moved = anyio.Event()
 
     def now(self) -> float:
@@ -47,7 +47,9 @@ class FakeClock:
         return self._now
 
     def wall_time(self) -> float:
-        """Return the wall-clock time of the creation plus the fake time passed since."""
+        """Return the wall-clock time of the first call plus the fake time passed since."""
+        if self._wall_offset is None:
+            self._wall_offset = time.time() - self._now
         return self._now + self._wall_offset
 
     async def sleep_until(self, deadline: float) -> None:

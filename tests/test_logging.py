@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from quiv._context import JobContext, _current
+from quiv._context import JobContext, JobControl, set_current
 from quiv._errors import ConfigurationError
 from quiv._logging import JobLogFilter, install_job_log_filter
 
@@ -66,7 +66,7 @@ def make_job(n: int = 1) -> JobContext:
         task_id=f"task-{n}",
         task_name=f"name-{n}",
         attempt=1,
-        bridge=None,
+        control=JobControl(None),
         progress_callback=None,
     )
 
@@ -76,7 +76,7 @@ def run_in_job(job: JobContext, func: Callable[[], object]) -> None:
     errors: list[BaseException] = []
 
     def target() -> None:
-        _current.set(job)
+        set_current(job)
         try:
             func()
         except BaseException as exc:  # pragma: no cover - reported below
@@ -200,7 +200,7 @@ def test_queue_handler_carries_the_stamp_to_the_listener(logger: logging.Logger)
 async def test_async_code_and_to_thread(logger: logging.Logger, collect: Collect) -> None:
     # Inside an async handler's loop and in threads it starts with anyio.to_thread.
     async def handler() -> None:
-        _current.set(make_job())
+        set_current(make_job())
         logger.info("in the loop")
         await anyio.to_thread.run_sync(logger.info, "in a worker thread")
 

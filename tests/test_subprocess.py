@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import pytest
 
-from quiv._context import JobContext, _current
+from quiv._context import JobContext, JobControl, control_of, set_current
 from quiv._errors import ConfigurationError, JobCancelledError
 from quiv._subprocess import _pipes, _run, _stopper, _wait, run_subprocess
 
@@ -145,7 +145,7 @@ def make_job() -> JobContext:
         task_id="task-1",
         task_name="convert",
         attempt=1,
-        bridge=None,
+        control=JobControl(None),
         progress_callback=None,
     )
 
@@ -163,7 +163,7 @@ def in_thread(func: Callable[[], Any], job: JobContext | None = None) -> Outcome
 
     def target() -> None:
         if job is not None:
-            _current.set(job)
+            set_current(job)
         try:
             outcome.result = func()
         except BaseException as exc:
@@ -356,7 +356,7 @@ def test_input_is_all_written_even_when_the_first_wait_ends_early(
     try:
         assert outcome.done.wait(WAIT), "run_subprocess hung: the input was not all written"
     finally:
-        job._cancel("the test is over")  # stops a hung child, if any
+        control_of(job).cancel("the test is over")  # stops a hung child, if any
         finished(outcome)
     assert outcome.error is None
     assert outcome.result.stdout == data
@@ -457,13 +457,13 @@ def test_cancel_terminates_the_child_and_raises(waiting: str, ready: ReadyPipe) 
         job,
     )
     (pid,) = ready.wait()
-    job._cancel("cancelled by test")
+    control_of(job).cancel("cancelled by test")
     ready.wait_for(b"term")
     finished(outcome)
     assert isinstance(outcome.error, JobCancelledError)
     assert str(outcome.error) == "cancelled by test"
     assert gone(pid)
-    assert job._cancel_callbacks == []
+    assert control_of(job).callbacks == []
 
 
 @pytest.mark.skipif(not HAS_PIDFD, reason="the event-driven path needs pidfd")
@@ -480,7 +480,7 @@ def test_cancel_wakes_the_waiting_thread_without_polling(
         job,
     )
     ready.wait()
-    job._cancel("stop now")
+    control_of(job).cancel("stop now")
     finished(outcome)  # far sooner than a poll would have noticed the cancel
     assert isinstance(outcome.error, JobCancelledError)
     assert str(outcome.error) == "stop now"
@@ -499,7 +499,7 @@ def test_cancel_while_input_is_still_pending(waiting: str, ready: ReadyPipe) -> 
         job,
     )
     (pid,) = ready.wait()
-    job._cancel("cancelled by test")
+    control_of(job).cancel("cancelled by test")
     finished(outcome)
     assert isinstance(outcome.error, JobCancelledError)
     assert gone(pid)
@@ -518,7 +518,7 @@ def test_falls_back_when_pidfd_open_fails(
     job = make_job()
     outcome = in_thread(lambda: run_subprocess(ready.args(SLEEPER), **ready.popen_kwargs()), job)
     ready.wait()
-    job._cancel("cancelled by test")
+    control_of(job).cancel("cancelled by test")
     assert isinstance(finished(outcome).error, JobCancelledError)
 
 
@@ -528,7 +528,7 @@ def test_already_cancelled_job_starts_no_process(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(subprocess, "Popen", no_popen)
     job = make_job()
-    job._cancel("removed")
+    control_of(job).cancel("removed")
     outcome = finished(in_thread(lambda: run_subprocess(["anything"]), job))
     assert isinstance(outcome.error, JobCancelledError)
     assert str(outcome.error) == "removed"
@@ -539,8 +539,8 @@ def test_cancel_after_completion_is_harmless(waiting: str) -> None:
     outcome = finished(in_thread(lambda: run_subprocess(python("print(1)")), job))
     assert outcome.error is None
     assert outcome.result.returncode == 0
-    assert job._cancel_callbacks == []
-    assert job._cancel("late")
+    assert control_of(job).callbacks == []
+    assert control_of(job).cancel("late")
 
 
 @posix_only
@@ -558,7 +558,7 @@ def test_sigterm_ignored_is_killed_after_grace(waiting: str, ready: ReadyPipe) -
         job,
     )
     (pid,) = ready.wait()
-    job._cancel("cancelled by test")
+    control_of(job).cancel("cancelled by test")
     ready.wait_for(b"term")
     finished(outcome)
     assert isinstance(outcome.error, JobCancelledError)
@@ -589,7 +589,7 @@ def test_stopper_sends_sigkill_when_the_grace_is_over() -> None:
     stopper, signals = recording_stopper(job, kill_grace=0.5)
     stopper.check(100.0)
     assert signals == []
-    job._cancel("stop")
+    control_of(job).cancel("stop")
     stopper.check(100.0)
     assert signals == [signal.SIGTERM]
     assert stopper.stop_kind == _stopper.CANCELLED
@@ -608,7 +608,7 @@ def test_stopper_sends_sigkill_when_the_grace_is_over() -> None:
 def test_stopper_with_no_grace_kills_at_once() -> None:
     job = make_job()
     stopper, signals = recording_stopper(job, kill_grace=0)
-    job._cancel("stop")
+    control_of(job).cancel("stop")
     stopper.check(100.0)
     assert signals == [signal.SIGKILL]
     stopper.check(200.0)
@@ -625,7 +625,7 @@ def test_kill_grace_zero_kills_at_once(waiting: str, ready: ReadyPipe) -> None:
         job,
     )
     (pid,) = ready.wait()
-    job._cancel("now")
+    control_of(job).cancel("now")
     finished(outcome)
     assert isinstance(outcome.error, JobCancelledError)
     assert gone(pid)
@@ -653,7 +653,7 @@ def test_explicit_stop_event_inside_a_job_watches_both(waiting: str, ready: Read
         job,
     )
     ready.wait()
-    job._cancel("the job went first")
+    control_of(job).cancel("the job went first")
     finished(outcome)
     assert isinstance(outcome.error, JobCancelledError)
     assert str(outcome.error) == "the job went first"
@@ -691,7 +691,7 @@ def test_new_group_signals_the_whole_group(
     )
     child, grandchild = ready.wait()
     try:
-        job._cancel("cancelled by test")
+        control_of(job).cancel("cancelled by test")
         finished(outcome)
         assert isinstance(outcome.error, JobCancelledError)
         assert gone(child)
@@ -712,7 +712,7 @@ def test_grandchild_holding_the_pipes_does_not_block_a_cancel(
     )
     child, grandchild = ready.wait()
     try:
-        job._cancel("cancelled by test")
+        control_of(job).cancel("cancelled by test")
         finished(outcome)
         assert isinstance(outcome.error, JobCancelledError)
         assert gone(child)

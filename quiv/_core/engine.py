@@ -9,8 +9,9 @@ scheduler's loop and never blocks. The data flows one way:
     WorkerPool's notices -> Engine -> outcomes (status, next run)
                                    -> Store (records) and Listeners (events)
 
-This module is longer than most (about 450 lines) because the operations
-and the end of a job must see the same state under the same invariants:
+This module is longer than most (about 540 lines, a third of them
+docstrings) because the operations and the end of a job must see the same
+state under the same invariants:
 a task is in exactly one of "waiting in the timer", "has a job in flight",
 "paused" or "gone", and every job in ``jobs`` reaches a final record.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from datetime import datetime, timezone
 
 import anyio
@@ -44,15 +44,12 @@ from .._xthread.runner import Outcome
 from .._xthread.workers import WorkerPool
 from ..abc import Clock, JobQuery, Store, Trigger
 from . import queries
-from .outcomes import SHUTDOWN_REASON, classify, next_deadline
+from .outcomes import SHUTDOWN_REASON, FinishedOnce, classify, next_deadline
 from .records import JobRun, TaskState, Waiter, new_id, utcnow
 from .task_checks import TaskUpdate
 from .timing import Timer
 
 __all__ = ("Engine",)
-
-#: how many finished run-once tasks ``wait_for_task`` still answers for
-_FINISHED_ONCE_KEPT = 1_000
 
 _JOB_EVENTS = {
     JobStatus.COMPLETED: Event.JOB_COMPLETED,
@@ -88,8 +85,8 @@ class Engine:
         self.jobs: dict[str, JobRun] = {}
         #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
         self._task_waiters: dict[str, list[Waiter]] = {}
-        #: run-once tasks that just finished: task id -> (last job, forget at)
-        self._finished_once: OrderedDict[str, tuple[Job, float]] = OrderedDict()
+        #: the last jobs of run-once tasks that just finished
+        self._finished_once = FinishedOnce(min(60.0, history_retention))
         #: jobs whose handler is running
         self.running = 0
         self.stopping = False
@@ -290,7 +287,7 @@ class Engine:
     async def wait_for_task(self, task_id: object, timeout: object) -> Job:
         """Wait for the next job of a task to end, or return a finished run-once task's."""
         if isinstance(task_id, str) and task_id not in self.tasks:
-            finished = self._finished_job(task_id)
+            finished = self._finished_once.get(task_id, self.clock.now())
             if finished is not None:  # a run-once task that already ran
                 queries.check_timeout(timeout)
                 return finished
@@ -510,32 +507,7 @@ class Engine:
         if not self.jobs and self._idle is not None:
             self._idle.set()
         if run.task.finished:
-            self._remember_finished(run.task, job)
-
-    def _remember_finished(self, task: TaskState, job: Job) -> None:
-        """Keep the last job of a finished run-once task a while, for ``wait_for_task``.
-
-        Only long enough to close the "add, then wait" race: at most
-        :data:`_FINISHED_ONCE_KEPT` entries, each for at most a minute (and no
-        longer than the job history is kept).
-        """
-        finished = self._finished_once
-        now = self.clock.now()
-        while finished:
-            oldest = next(iter(finished.values()))
-            if oldest[1] > now and len(finished) < _FINISHED_ONCE_KEPT:
-                break
-            finished.popitem(last=False)
-        keep = min(60.0, self.history_retention)
-        if keep > 0:
-            finished[task.id] = (job, now + keep)
-
-    def _finished_job(self, task_id: str) -> Job | None:
-        """The last job of a run-once task that finished moments ago, if remembered."""
-        entry = self._finished_once.get(task_id)
-        if entry is None or entry[1] <= self.clock.now():
-            return None
-        return entry[0]
+            self._finished_once.remember(run.task.id, job, self.clock.now())
 
     # -- shutdown --------------------------------------------------------------
 

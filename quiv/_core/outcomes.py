@@ -7,10 +7,11 @@ loop. :class:`~quiv._core.engine.Engine` applies what they decide.
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
-from .._models import JobStatus
+from .._models import Job, JobStatus
 from .._triggers.interval import IntervalSchedule, next_run, retry_delay
 from .._triggers.wall import check_fire
 from .._xthread.runner import Outcome
@@ -19,6 +20,7 @@ from .records import JobRun, TaskState
 
 __all__ = (
     "ABANDONED_REASON",
+    "FinishedOnce",
     "SHUTDOWN_REASON",
     "classify",
     "describe_error",
@@ -104,3 +106,35 @@ def _next_fire(task: TaskState, trigger: Trigger, now: float, wall_now: datetime
         return now
     task.last_fire = fire
     return now + (fire - wall_now).total_seconds()
+
+
+class FinishedOnce:
+    """The last jobs of run-once tasks that finished moments ago, for ``wait_for_task``.
+
+    Kept only long enough to close the "add, then wait" race: at most
+    :attr:`LIMIT` entries, each for *keep* seconds (at most a minute, and no
+    longer than the job history is kept).
+    """
+
+    LIMIT = 1_000
+
+    def __init__(self, keep: float) -> None:
+        self._keep = keep
+        #: task id -> (last job, forget at)
+        self._jobs: OrderedDict[str, tuple[Job, float]] = OrderedDict()
+
+    def remember(self, task_id: str, job: Job, now: float) -> None:
+        jobs = self._jobs
+        while jobs:
+            oldest = next(iter(jobs.values()))
+            if oldest[1] > now and len(jobs) < self.LIMIT:
+                break
+            jobs.popitem(last=False)
+        if self._keep > 0:
+            jobs[task_id] = (job, now + self._keep)
+
+    def get(self, task_id: str, now: float) -> Job | None:
+        entry = self._jobs.get(task_id)
+        if entry is None or entry[1] <= now:
+            return None
+        return entry[0]
