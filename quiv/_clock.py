@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
+from ._backends import ASYNCIO, current_backend
+
 __all__ = ("Clock", "FakeClock", "LoopClock", "WallClock")
 
 
@@ -113,9 +115,7 @@ class WallClock:
 
 def _loop_time() -> Callable[[], float]:
     """The current event loop's time function, without per-call backend lookups."""
-    import sniffio
-
-    if sniffio.current_async_library() == "asyncio":
+    if current_backend() is ASYNCIO:
         import asyncio
 
         return asyncio.get_running_loop().time
