@@ -350,15 +350,11 @@ class Quiv:
 
     def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
         """Run a task now, outside its schedule (or right after its current job)."""
-        if self._before_start(lambda declared: declared.run_now(task_id, after_current)) is not (
-            _STARTED
-        ):
-            return
-        self._runtime.call(
-            self._async.run_task_immediately,
-            task_id,
-            after_current=after_current,
-        )
+        declared = self._before_start(lambda declared: declared.run_now(task_id, after_current))
+        if declared is _STARTED:
+            self._runtime.call(
+                self._async.run_task_immediately, task_id, after_current=after_current
+            )
 
     def get_task(self, task_id: str) -> Task:
         """Return a task; see :meth:`AsyncQuiv.get_task <quiv.AsyncQuiv.get_task>`."""
