@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import anyio
 
+from ._backends import ASYNCIO, current_backend
 from .abc import Clock
 
 __all__ = ("LEAD", "LoopClock", "WallClock", "as_clock")
@@ -109,9 +110,7 @@ class WallClock:
 
 def _loop_time() -> Callable[[], float]:
     """The current event loop's time function, without per-call backend lookups."""
-    import sniffio
-
-    if sniffio.current_async_library() == "asyncio":
+    if current_backend() is ASYNCIO:
         import asyncio
 
         return asyncio.get_running_loop().time

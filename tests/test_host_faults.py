@@ -217,11 +217,11 @@ async def test_shutdown_with_thousands_of_queued_jobs(tmp_path: Path, gates: Gat
 # -- the sync face's loop thread dying -------------------------------------------------
 
 
-def _crash(scheduler: Quiv) -> None:
+def _crash(scheduler: Quiv, backend: str) -> None:
     """Make the scheduler's event loop die under it, as a fatal error would."""
     loop: Any = scheduler._runtime.loop
     native = loop._token.native_token
-    if scheduler._backend == "asyncio":
+    if backend == "asyncio":
         native.call_soon_threadsafe(native.stop)  # run_until_complete() raises
     else:
 
@@ -275,7 +275,7 @@ def test_the_sync_faces_loop_dying(backend: str, caplog: pytest.LogCaptureFixtur
         while not any(call._scope is not None for call in list(loop._pending)):
             assert time.monotonic() < deadline, "the waiter's call never started"
             time.sleep(0.001)
-        _crash(scheduler)
+        _crash(scheduler, backend)
         waiter.join(WAIT)
         assert not waiter.is_alive()
         assert isinstance(outcome[0], SchedulerStoppedError), outcome

@@ -1,4 +1,10 @@
-"""AsyncQuiv: the scheduler's async face and its lifecycle."""
+"""AsyncQuiv: the scheduler's async face and its lifecycle.
+
+Each method checks its arguments and calls one method of the engine. The
+module is longer than most because the public signatures and their
+docstrings live here, where the API reference is generated from; the logic
+is in :mod:`quiv._core`.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ from .._events import Event, Listeners
 from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
 from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
+from .._states import NEW, RUNNING, STARTING, STOPPED, STOPPING
 from .._typing import Logger
 from ..abc import Clock, Trigger
 from .declarations import Declarations
-from .lifecycle import start_engine, stop_engine
+from .lifecycle import bridge_here, start_engine, stop_engine
 from .loop_thread import _unwrap
 
 if TYPE_CHECKING:
@@ -97,8 +104,9 @@ class AsyncQuiv:
         self._timezone = resolve_timezone(self._config.timezone)
         self._logger: Logger = self._config.logger or logging.getLogger("quiv")
         self._listeners = Listeners()
-        self._state = "new"
+        self._state = NEW
         self._engine: Engine | None = None
+        #: the main loop's bridge: the sync face's (see _use_main_loop), or our own
         self._bridge: MainLoopBridge | None = None
         self._own_bridge = True
         self._portal: BlockingPortal | None = None
@@ -140,7 +148,7 @@ class AsyncQuiv:
     @property
     def is_running(self) -> bool:
         """``True`` between entering the block and shutdown."""
-        return self._state == "running"
+        return self._state is RUNNING
 
     @property
     def portal(self) -> BlockingPortal:
@@ -148,21 +156,25 @@ class AsyncQuiv:
 
         :raises SchedulerStoppedError: if the scheduler is not running
         """
-        if self._portal is None or self._state != "running":
+        if self._portal is None or self._state is not RUNNING:
             raise SchedulerStoppedError("the scheduler is not running")
         return self._portal
 
     def _use_main_loop(self, bridge: MainLoopBridge) -> None:
-        """Deliver callbacks through *bridge* (another loop's) instead of this loop."""
+        """Deliver callbacks through *bridge* (another loop's, which its owner
+        runs and stops) instead of this loop; call before the start."""
         self._bridge = bridge
         self._own_bridge = False
 
     async def __aenter__(self) -> AsyncQuiv:
-        if self._state != "new":
+        if self._state is not NEW:
             raise SchedulerStoppedError(
                 "an AsyncQuiv runs once; create a new instance to start again"
             )
-        self._state = "starting"
+        self._state = STARTING
+        if self._bridge is None:  # this loop is the main loop
+            self._bridge = bridge_here(self._logger)
+        bridge = self._bridge
         try:
             async with AsyncExitStack() as stack:
                 engine = await start_engine(
@@ -170,25 +182,23 @@ class AsyncQuiv:
                     self._config,
                     self._logger,
                     self._listeners,
-                    self._bridge,
+                    bridge,
                     own_bridge=self._own_bridge,
                 )
-                self._bridge = engine.bridge
                 self._engine = engine
                 self._portal = await stack.enter_async_context(BlockingPortal())
                 stack.push_async_callback(self.shutdown)
                 self._exit_stack = stack.pop_all()
             self._register_declared(engine)
         except BaseException as exc:
-            self._state = "stopped"
+            self._state = STOPPED
             self._declarations = None
             error = _unwrap(exc)  # a start failure comes wrapped by the task group
             if error is exc:
                 raise
             raise error from error.__cause__
-        self._state = "running"
-        assert self._bridge is not None
-        _main.register(self._bridge)
+        self._state = RUNNING
+        _main.register(bridge)
         return self
 
     async def __aexit__(
@@ -222,16 +232,16 @@ class AsyncQuiv:
         await self._shutdown(timeout, flush_events=True)
 
     async def _shutdown(self, timeout: float | None, *, flush_events: bool) -> None:
-        if self._state in ("stopping", "stopped", "new"):
-            if self._state == "new":
-                self._state = "stopped"
+        if self._state in (STOPPING, STOPPED, NEW):
+            if self._state is NEW:
+                self._state = STOPPED
                 self._discard_declared()
-            elif self._state == "stopping" and self._shutdown_done is not None:
+            elif self._state is STOPPING and self._shutdown_done is not None:
                 await self._shutdown_done.wait()  # another caller is shutting it down
             return
         if self._on_stopping is not None:
             self._on_stopping()
-        self._state = "stopping"
+        self._state = STOPPING
         self._shutdown_done = done = anyio.Event()
         engine, bridge = self._engine, self._bridge
         assert engine is not None and bridge is not None
@@ -240,13 +250,14 @@ class AsyncQuiv:
             try:
                 await stop_engine(
                     engine,
+                    bridge,
                     timeout,
                     self._logger,
                     flush_events=flush_events,
                     own_bridge=self._own_bridge,
                 )
             finally:
-                self._state = "stopped"
+                self._state = STOPPED
                 done.set()
 
     def _register_declared(self, engine: Engine) -> None:
@@ -272,8 +283,8 @@ class AsyncQuiv:
         return self._declarations
 
     def _check_running(self) -> Engine:
-        if self._state != "running":
-            if self._state == "new":
+        if self._state is not RUNNING:
+            if self._state is NEW:
                 raise SchedulerStoppedError(
                     "the scheduler is not running; use it as `async with AsyncQuiv() as s:`"
                 )
@@ -612,4 +623,4 @@ class AsyncQuiv:
         :raises StoreError: if the store cannot count the job history
         """
         await anyio.lowlevel.checkpoint()
-        return await self._check_running().stats(loop_alive=self._state == "running")
+        return await self._check_running().stats(loop_alive=self._state is RUNNING)

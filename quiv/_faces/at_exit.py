@@ -1,4 +1,8 @@
-"""The sync face's safety nets: the caller's loop, and shutdown at interpreter exit."""
+"""The sync face's safety nets: shutdown at interpreter exit, and after a fork.
+
+A running scheduler registers a :class:`Running` object here (its runtime);
+this module only ever calls it, and knows nothing of the scheduler's classes.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +10,34 @@ import atexit
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-import sniffio
-from anyio.lowlevel import EventLoopToken, current_token
-
-if TYPE_CHECKING:
-    from .sync_face import Quiv
-
-__all__ = ("forget", "remember", "running_loop_token")
+__all__ = ("EXIT_TIMEOUT", "Running", "forget", "remember")
 
 #: how long the exit hook waits for the running jobs of a forgotten scheduler
 EXIT_TIMEOUT = 5.0
 
-_live: weakref.WeakSet[Quiv] = weakref.WeakSet()
+
+class Running(Protocol):
+    """What a running scheduler gives the exit and fork hooks."""
+
+    def shutdown_at_exit(self, timeout: float) -> None:
+        """Shut down, waiting at most *timeout* seconds for running jobs; never raise."""
+
+    def forked(self) -> None:
+        """In a forked child: the scheduler's threads stayed in the parent."""
+
+
+_live: weakref.WeakSet[Running] = weakref.WeakSet()
 _lock = threading.Lock()
 _hook_installed = False
 
 
-def running_loop_token() -> EventLoopToken | None:
-    """The token of the event loop running in this thread, or ``None`` if there is none.
-
-    anyio's worker threads (sync FastAPI endpoints, for example) run no loop.
-    """
-    try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return None
-    try:
-        return current_token()
-    except Exception:  # a library sniffio knows but anyio does not run here
-        return None
-
-
-def remember(scheduler: Quiv) -> None:
-    """Shut *scheduler* down at interpreter exit if it is still running then."""
+def remember(running: Running) -> None:
+    """Shut *running* down at interpreter exit if it is still registered then."""
     global _hook_installed
     with _lock:
-        _live.add(scheduler)
+        _live.add(running)
         if _hook_installed:
             return
         _hook_installed = True
@@ -61,10 +55,16 @@ def remember(scheduler: Quiv) -> None:
         pass
 
 
+def forget(running: Running) -> None:
+    """The scheduler stopped: nothing to do for it at exit."""
+    with _lock:
+        _live.discard(running)
+
+
 def _reset_after_fork() -> None:
     """In a forked child: the schedulers the parent was running have no threads here.
 
-    Each is marked stopped, so its methods raise
+    Each is told so (:meth:`Running.forked`): its methods then raise
     :class:`~quiv.SchedulerStoppedError` instead of waiting for a thread that
     does not exist, the exit hook does not wait for it either, and ``start()``
     starts a new one in this process.
@@ -73,24 +73,16 @@ def _reset_after_fork() -> None:
     _lock = threading.Lock()
     schedulers = list(_live)
     _live.clear()
-    for scheduler in schedulers:
-        scheduler._runtime.forked()
+    for running in schedulers:
+        running.forked()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def forget(scheduler: Quiv) -> None:
-    with _lock:
-        _live.discard(scheduler)
-
-
 def _shutdown_all() -> None:
     with _lock:
         schedulers = list(_live)
-    for scheduler in schedulers:
-        try:
-            scheduler._shutdown_at_exit(EXIT_TIMEOUT)
-        except Exception:  # pragma: no cover - never let one stop the others
-            scheduler._logger.exception("quiv: shutting down %r at exit failed", scheduler)
+    for running in schedulers:
+        running.shutdown_at_exit(EXIT_TIMEOUT)

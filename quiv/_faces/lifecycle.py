@@ -1,8 +1,10 @@
 """AsyncQuiv's start and stop: the store, the main-loop bridge and the engine.
 
 :func:`start_engine` brings them up in a task group, in order;
-:func:`stop_engine` takes them down at shutdown. The scheduler's own state
-(new, running, stopped) stays with :class:`~quiv.AsyncQuiv`.
+:func:`stop_engine` takes them down at shutdown. The bridge comes in from
+:class:`~quiv.AsyncQuiv` (its own, from :func:`bridge_here`, or the sync
+face's); nothing is handed back but the engine. The scheduler's own state
+stays with :class:`~quiv.AsyncQuiv`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 import anyio
-import sniffio
 from anyio.lowlevel import current_token
 
+from .._backends import current_backend
 from .._clock import LoopClock, as_clock
 from .._errors import MainLoopUnavailableError
 from .._events import Listeners
@@ -27,11 +29,16 @@ from .._typing import Logger
 if TYPE_CHECKING:
     from .._core.engine import Engine
 
-__all__ = ("start_engine", "stop_engine")
+__all__ = ("bridge_here", "start_engine", "stop_engine")
 
 #: how long shutdown waits for queued events at most, and at least past its timeout
 _FLUSH_MAX = 5.0
 _FLUSH_MIN = 0.25
+
+
+def bridge_here(logger: Logger) -> MainLoopBridge:
+    """A bridge that makes the current loop the main loop."""
+    return MainLoopBridge(current_token(), threading.get_ident(), logger)
 
 
 async def start_engine(
@@ -39,14 +46,13 @@ async def start_engine(
     config: QuivConfig,
     logger: Logger,
     listeners: Listeners,
-    bridge: MainLoopBridge | None,
+    bridge: MainLoopBridge,
     *,
     own_bridge: bool,
 ) -> Engine:
     """Start the store, the bridge (if *own_bridge*) and the engine in a task group.
 
-    Without a *bridge*, the current loop becomes the main loop. Leaving
-    *stack* cancels the task group.
+    Leaving *stack* cancels the task group.
     """
     from .._core.engine import Engine
 
@@ -54,8 +60,6 @@ async def start_engine(
     stack.callback(task_group.cancel_scope.cancel)
     store = _make_store(config, logger)
     await store.start(task_group)
-    if bridge is None:
-        bridge = MainLoopBridge(current_token(), threading.get_ident(), logger)
     if own_bridge:
         await task_group.start(bridge.run)
     engine = Engine(
@@ -67,13 +71,14 @@ async def start_engine(
         bridge=bridge,
         history_retention=float(config.history_retention_seconds),
     )
-    backend = config.worker_backend or sniffio.current_async_library()
+    backend = config.worker_backend or current_backend().value
     await engine.start(task_group, backend)
     return engine
 
 
 async def stop_engine(
     engine: Engine,
+    bridge: MainLoopBridge,
     timeout: float | None,
     logger: Logger,
     *,
@@ -84,8 +89,6 @@ async def stop_engine(
 
     Call it in a shielded scope: it waits for running jobs up to *timeout*.
     """
-    bridge = engine.bridge
-    assert bridge is not None
     begin = anyio.current_time()
     try:
         abandoned = await engine.shutdown(timeout)

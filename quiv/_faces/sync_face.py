@@ -1,4 +1,11 @@
-"""Quiv: the sync face, an :class:`~quiv.AsyncQuiv` running on a thread of its own."""
+"""Quiv: the sync face, an :class:`~quiv.AsyncQuiv` running on a thread of its own.
+
+Each method hands its call to the scheduler's loop thread (see
+:mod:`quiv._faces.sync_runtime`). The module is longer than most because
+every public signature of :class:`~quiv.AsyncQuiv` is repeated here with its
+docstring (a parity test keeps them identical, and the API reference is
+generated from them).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from .._core.task_checks import new_task
 from .._errors import ConfigurationError, SchedulerStoppedError
 from .._events import Event
 from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
+from .._states import RUNNING
 from .._typing import Logger
 from ..abc import Clock, Trigger
 from .async_face import AsyncQuiv
@@ -125,16 +133,13 @@ class Quiv:
             raise ConfigurationError("backend='trio' needs trio: pip install 'quiv[trio]'")
         if backend_options is not None and not isinstance(backend_options, Mapping):
             raise ConfigurationError.bad_value("backend_options", backend_options, "a mapping")
-        self._backend = backend
-        self._backend_options = dict(backend_options or {})
-        self._logger: Logger = self._async.config.logger or logging.getLogger("quiv")
-        self._runtime = SyncRuntime(self, self._async, backend, self._backend_options, self._logger)
+        log = self._async.config.logger or logging.getLogger("quiv")
+        self._runtime = SyncRuntime(self._async, backend, dict(backend_options or {}), log)
         #: serialises start() against itself, for the restart after a shutdown
         self._start_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        state = self._runtime.state
-        return f"<Quiv {state} pool_size={self.config.pool_size} backend={self._backend}>"
+        return self._runtime.describe()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -156,7 +161,7 @@ class Quiv:
     @property
     def is_running(self) -> bool:
         """``True`` between :meth:`start` and :meth:`shutdown`."""
-        return self._runtime.state == "running" and self._async.is_running
+        return self._runtime.state is RUNNING and self._async.is_running
 
     @property
     def portal(self) -> BlockingPortal:
@@ -194,10 +199,8 @@ class Quiv:
         """
         with self._start_lock:
             if self._runtime.wait_until_stopped():  # shut down: start afresh
-                self._async = self._async._fresh()
-                self._runtime = SyncRuntime(
-                    self, self._async, self._backend, self._backend_options, self._logger
-                )
+                self._runtime = self._runtime.fresh()
+                self._async = self._runtime.async_quiv
             self._runtime.start()
 
     startup = start
@@ -224,14 +227,6 @@ class Quiv:
         self._runtime.stop(timeout, flush=True)
 
     stop = shutdown
-
-    def _shutdown_at_exit(self, timeout: float) -> None:
-        """The safety net: shut down a scheduler that is still running at exit."""
-        if self._runtime.state != "running":
-            return
-        self._logger.warning("quiv: %r was never shut down; shutting it down at exit", self)
-        configured = self.config.shutdown_timeout
-        self._runtime.stop(timeout if configured is None else min(configured, timeout), flush=False)
 
     def __enter__(self) -> Quiv:
         self.start()
@@ -297,7 +292,7 @@ class Quiv:
             timezone=self.timezone,
         )
         if self._before_start(lambda declared: declared.add(task, first_delay)) is _STARTED:
-            self._runtime.add_task(self._runtime.running_loop(), task, first_delay, requested_at)
+            self._runtime.add_task(task, first_delay, requested_at)
         return task.id
 
     def _before_start(self, operation: Callable[[Declarations], T]) -> T | _Started:
@@ -348,42 +343,37 @@ class Quiv:
         declared = self._before_start(lambda declared: declared.update(task_id, changes))
         if declared is not _STARTED:
             return declared
-        return self._runtime.call("update_task", self._async.update_task, task_id, **changes)
+        return self._runtime.call(self._async.update_task, task_id, **changes)
 
     def remove_task(self, task_id: str) -> None:
         """Remove a task (cancelling its job in flight); history stays."""
         if self._before_start(lambda declared: declared.remove(task_id)) is _STARTED:
-            self._runtime.call("remove_task", self._async.remove_task, task_id)
+            self._runtime.call(self._async.remove_task, task_id)
 
     def pause_task(self, task_id: str) -> None:
         """Pause a task: no new job starts until :meth:`resume_task`."""
         if self._before_start(lambda declared: declared.pause(task_id)) is _STARTED:
-            self._runtime.call("pause_task", self._async.pause_task, task_id)
+            self._runtime.call(self._async.pause_task, task_id)
 
     def resume_task(self, task_id: str, delay: float = 0) -> None:
         """Make a task active again; its next run is *delay* seconds from now."""
         if self._before_start(lambda declared: declared.resume(task_id, delay)) is _STARTED:
-            self._runtime.call("resume_task", self._async.resume_task, task_id, delay)
+            self._runtime.call(self._async.resume_task, task_id, delay)
 
     def run_task_immediately(self, task_id: str, *, after_current: bool = False) -> None:
         """Run a task now, outside its schedule (or right after its current job)."""
-        if self._before_start(lambda declared: declared.run_now(task_id, after_current)) is not (
-            _STARTED
-        ):
-            return
-        self._runtime.call(
-            "run_task_immediately",
-            self._async.run_task_immediately,
-            task_id,
-            after_current=after_current,
-        )
+        declared = self._before_start(lambda declared: declared.run_now(task_id, after_current))
+        if declared is _STARTED:
+            self._runtime.call(
+                self._async.run_task_immediately, task_id, after_current=after_current
+            )
 
     def get_task(self, task_id: str) -> Task:
         """Return a task; see :meth:`AsyncQuiv.get_task <quiv.AsyncQuiv.get_task>`."""
         declared = self._before_start(lambda declared: declared.get(task_id))
         if declared is not _STARTED:
             return declared
-        return self._runtime.call("get_task", self._async.get_task, task_id)
+        return self._runtime.call(self._async.get_task, task_id)
 
     def get_all_tasks(
         self,
@@ -400,7 +390,6 @@ class Quiv:
         if declared is not _STARTED:
             return declared
         return self._runtime.call(
-            "get_all_tasks",
             self._async.get_all_tasks,
             include_run_once,
             status,
@@ -417,7 +406,7 @@ class Quiv:
 
     def get_job(self, job_id: str) -> Job:
         """Return a job's record; see :meth:`AsyncQuiv.get_job <quiv.AsyncQuiv.get_job>`."""
-        return self._runtime.call("get_job", self._async.get_job, job_id)
+        return self._runtime.call(self._async.get_job, job_id)
 
     def get_all_jobs(
         self,
@@ -432,7 +421,6 @@ class Quiv:
     ) -> list[Job]:
         """Return job records, newest first by default."""
         return self._runtime.call(
-            "get_all_jobs",
             self._async.get_all_jobs,
             status,
             task_id,
@@ -452,7 +440,7 @@ class Quiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        return self._runtime.call("wait_for_job", self._async.wait_for_job, job_id, timeout)
+        return self._runtime.call(self._async.wait_for_job, job_id, timeout)
 
     def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
         """Block until the next job of a task ends (the one in flight, if any).
@@ -462,7 +450,7 @@ class Quiv:
         :raises TimeoutError: if *timeout* seconds pass first
         :raises SchedulerStoppedError: if the scheduler stops first
         """
-        return self._runtime.call("wait_for_task", self._async.wait_for_task, task_id, timeout)
+        return self._runtime.call(self._async.wait_for_task, task_id, timeout)
 
     async def await_job(self, job_id: str, timeout: float | None = None) -> Job:
         """Wait, in async code on any loop (asyncio or trio), until a job ends.
@@ -486,7 +474,7 @@ class Quiv:
 
     def stats(self) -> QuivStats:
         """A snapshot of the scheduler's state."""
-        return self._runtime.call("stats", self._async.stats)
+        return self._runtime.call(self._async.stats)
 
     # -- events and the main loop --------------------------------------------------
 

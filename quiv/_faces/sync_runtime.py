@@ -1,7 +1,8 @@
 """The sync face's runtime: an AsyncQuiv on a loop thread of its own.
 
 :class:`SyncRuntime` starts that thread (making the caller's loop, if any, the
-main loop), stops it (from any thread, a job or the loop itself), reacts to
+main loop, whose bridge it creates, runs and hands to the AsyncQuiv), stops it
+(from any thread, a job or the loop itself, or at interpreter exit), reacts to
 the loop ending on its own, and carries the blocking calls of
 :class:`~quiv.Quiv` into the loop.
 """
@@ -11,21 +12,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from .._backends import running_loop_token
 from .._context import current_job
 from .._core.records import TaskState
 from .._errors import QuivError, SchedulerStoppedError
 from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
+from .._states import NEW, RUNNING, STARTING, STOPPED, STOPPING
 from .._typing import Logger
 from .._xthread.loops import spawn_here
 from .async_face import AsyncQuiv
-from .at_exit import forget, remember, running_loop_token
+from .at_exit import forget, remember
 from .loop_thread import LoopThread
-
-if TYPE_CHECKING:
-    from .sync_face import Quiv
 
 __all__ = ("SyncRuntime",)
 
@@ -36,29 +36,42 @@ _JOIN_TIMEOUT = 10.0
 
 
 class SyncRuntime:
-    """The loop thread of one :class:`~quiv.Quiv` and its state (new, starting,
-    running, stopping, stopped), which only moves forward."""
+    """The loop thread of one run of a :class:`~quiv.Quiv` and its
+    :class:`~quiv._states.Lifecycle`, which only moves forward.
+
+    While it runs, it is registered for the shutdown at interpreter exit
+    (:mod:`quiv._faces.at_exit`).
+    """
 
     def __init__(
         self,
-        owner: Quiv,
         async_quiv: AsyncQuiv,
         backend: str,
         backend_options: Mapping[str, Any],
         logger: Logger,
     ) -> None:
-        #: the face, registered for the shutdown at interpreter exit while it runs
-        self._owner = owner
-        self._async = async_quiv
+        self.async_quiv = async_quiv
         self._backend = backend
         self._backend_options = backend_options
         self._logger = logger
         self._lock = threading.Lock()
-        self.state = "new"
+        self.state = NEW
         self.loop: LoopThread | None = None
+        #: the caller's loop's bridge, if start() was called on a loop
         self._bridge: MainLoopBridge | None = None
         self._started = threading.Event()
         self._stopped = threading.Event()
+
+    def fresh(self) -> SyncRuntime:
+        """A new, unstarted runtime with this one's settings and listeners."""
+        return SyncRuntime(
+            self.async_quiv._fresh(), self._backend, self._backend_options, self._logger
+        )
+
+    def describe(self) -> str:
+        """The face's ``repr``: ``<Quiv running pool_size=10 backend=asyncio>``."""
+        pool_size = self.async_quiv.config.pool_size
+        return f"<Quiv {self.state} pool_size={pool_size} backend={self._backend}>"
 
     # -- start -----------------------------------------------------------------
 
@@ -67,46 +80,48 @@ class SyncRuntime:
         while True:
             with self._lock:
                 state = self.state
-                if state == "new":
-                    self.state = "starting"
+                if state is NEW:
+                    self.state = STARTING
                     break
-            if state == "running":
+            if state is RUNNING:
                 return
-            if state == "starting":  # another thread is starting it
-                self._started.wait()
-                continue
-            raise SchedulerStoppedError("this Quiv was shut down; create a new one to start again")
+            if state is not STARTING:
+                raise SchedulerStoppedError(
+                    "this Quiv was shut down; create a new one to start again"
+                )
+            self._started.wait()  # another thread is starting it
         try:
             self._start()
         except BaseException:
-            with self._lock:
-                self.state = "stopped"
-            self._stopped.set()
+            self._set_stopped()
             raise
         else:
-            with self._lock:
-                self.state = "running"
+            with self._lock:  # unless the loop has already ended
+                running = self.state is STARTING
+                if running:
+                    self.state = RUNNING
+            if running:
+                remember(self)
         finally:
             self._started.set()
-        remember(self._owner)
 
     def _start(self) -> None:
         cancel_drain: Callable[[], None] | None = None
         token = running_loop_token()
         if token is not None:  # the caller's loop is the main loop
             bridge = MainLoopBridge(token, threading.get_ident(), self._logger)
-            self._async._use_main_loop(bridge)
+            self.async_quiv._use_main_loop(bridge)
             cancel_drain = spawn_here(bridge.run, "quiv main-loop bridge")
             self._bridge = bridge
-        loop = LoopThread(self._backend, self._backend_options, name=f"quiv-{id(self._owner):x}")
+        loop = LoopThread(self._backend, self._backend_options, name=f"quiv-{id(self):x}")
         loop.on_exit = self._on_loop_exit
         self.loop = loop
         # However the scheduler stops (even by a callback awaiting
         # async_quiv.shutdown()), the tasks already handed to its loop are added
         # first, and add_task raises from then on.
-        self._async._on_stopping = loop.close_posts
+        self.async_quiv._on_stopping = loop.close_posts
         try:
-            loop.start(self._async)
+            loop.start(self.async_quiv)
         except BaseException:
             if cancel_drain is not None:
                 cancel_drain()
@@ -115,13 +130,13 @@ class SyncRuntime:
     def forked(self) -> None:
         """In a forked child: the loop thread stayed in the parent; this runtime is over."""
         self._lock = threading.Lock()
-        self.state = "stopped"
+        self.state = STOPPED
         self._started.set()
         self._stopped.set()
 
     def wait_until_started(self) -> None:
         """Block while another thread is starting the scheduler."""
-        if self.state == "starting":
+        if self.state is STARTING:
             self._started.wait()
 
     def wait_until_stopped(self) -> bool:
@@ -129,12 +144,11 @@ class SyncRuntime:
 
         ``False`` if it is new, starting or running.
         """
-        if self.state == "stopping":
+        if self.state is STOPPING:
             self._stopped.wait()
-        if self.state != "stopped":
+        if self.state is not STOPPED:
             return False
-        if self.loop is not None:
-            self.loop.join(_JOIN_TIMEOUT)
+        self._join()
         return True
 
     # -- stop ------------------------------------------------------------------
@@ -144,21 +158,20 @@ class SyncRuntime:
         while True:
             with self._lock:
                 state = self.state
-                if state == "new":
-                    self.state = "stopped"
-                    self._async._discard_declared()
+                if state is NEW:
+                    self.state = STOPPED
+                    self.async_quiv._discard_declared()
                     self._stopped.set()
                     return
-                if state == "running":
-                    self.state = "stopping"
+                if state is RUNNING:
+                    self.state = STOPPING
                     break
-            if state == "starting":
+            if state is STARTING:
                 self._started.wait()
                 continue
             if not (self._on_own_loop() or self._on_main_thread() or current_job()):
                 self._stopped.wait()  # another thread (or a callback) is shutting it down
-                if self.loop is not None:
-                    self.loop.join(_JOIN_TIMEOUT)
+                self._join()
             return
         loop = self.loop
         assert loop is not None
@@ -167,7 +180,7 @@ class SyncRuntime:
 
         async def final() -> None:
             try:
-                await self._async._shutdown(timeout, flush_events=flush)
+                await self.async_quiv._shutdown(timeout, flush_events=flush)
             finally:
                 loop.request_exit()
 
@@ -181,17 +194,27 @@ class SyncRuntime:
         except SchedulerStoppedError:
             pass  # the loop ended on its own meanwhile
         finally:
-            if not loop.join(_JOIN_TIMEOUT):
+            if not self._join():
                 self._logger.warning("quiv: the scheduler's thread did not end after shutdown")
-            forget(self._owner)
+            forget(self)
             self._stopped.set()
+
+    def shutdown_at_exit(self, timeout: float) -> None:
+        """The safety net: shut down a scheduler that is still running at exit."""
+        if self.state is not RUNNING:
+            return
+        name = self.describe()
+        self._logger.warning("quiv: %s was never shut down; shutting it down at exit", name)
+        configured = self.async_quiv.config.shutdown_timeout
+        try:
+            self.stop(timeout if configured is None else min(configured, timeout), flush=False)
+        except Exception:  # pragma: no cover - never let one stop the others
+            self._logger.exception("quiv: shutting down %s at exit failed", name)
 
     def _on_loop_exit(self, error: BaseException | None) -> None:
         # On the scheduler's thread, when its loop has ended (normally or not).
         with self._lock:
-            crashed = self.state == "running"
-            if self.state in ("running", "stopping"):
-                self.state = "stopped"
+            crashed = self.state is RUNNING
         if crashed and error is not None:
             self._logger.error("quiv: the scheduler's loop stopped unexpectedly", exc_info=error)
         bridge = self._bridge
@@ -199,9 +222,16 @@ class SyncRuntime:
             _main.unregister(bridge)
             if not bridge.closed:
                 bridge.stop()
-        if self.state == "stopped":
-            forget(self._owner)
-            self._stopped.set()
+        self._set_stopped()
+
+    def _set_stopped(self) -> None:
+        with self._lock:
+            self.state = STOPPED
+        forget(self)
+        self._stopped.set()
+
+    def _join(self) -> bool:
+        return self.loop is None or self.loop.join(_JOIN_TIMEOUT)
 
     def _on_main_thread(self) -> bool:
         bridge = self._bridge
@@ -217,16 +247,17 @@ class SyncRuntime:
 
         :raises SchedulerStoppedError: if it does not
         """
-        if self.state != "running" or self.loop is None:
-            if self.state in ("new", "starting"):
+        if self.state is not RUNNING or self.loop is None:
+            if self.state in (NEW, STARTING):
                 raise SchedulerStoppedError("the scheduler is not running; call start() first")
             raise SchedulerStoppedError("the scheduler was shut down")
         return self.loop
 
-    def call(self, name: str, method: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
-        """Await ``Quiv.<name>``'s twin *method* on the loop; block until it returns."""
+    def call(self, method: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        """Await the AsyncQuiv *method* on the loop; block until it returns."""
         loop = self.running_loop()
         if loop.on_loop_thread():
+            name = method.__name__
             raise QuivError(
                 f"Quiv.{name}() cannot block the scheduler's own event loop, which runs "
                 "this code (a callback of a Quiv started outside any event loop): call it "
@@ -253,12 +284,11 @@ class SyncRuntime:
 
         return loop.call(run)
 
-    def add_task(
-        self, loop: LoopThread, task: TaskState, first_delay: float, requested_at: float
-    ) -> None:
-        """Hand a validated task to *loop* without waiting for it."""
+    def add_task(self, task: TaskState, first_delay: float, requested_at: float) -> None:
+        """Hand a validated task to the loop without waiting for it."""
+        loop = self.running_loop()
         if loop.on_loop_thread():
-            self._async._register_task(task, first_delay)
+            self.async_quiv._register_task(task, first_delay)
         else:
             task.hold_request(first_delay, requested_at)
             loop.post(self._register_task, task)
@@ -269,4 +299,4 @@ class SyncRuntime:
         # running, since it runs the callbacks posted before it stops (see
         # LoopThread.close_posts); a post after that raises in add_task's caller.
         first_delay, requested_at = task.held_request()
-        self._async._register_task(task, first_delay, requested_at)
+        self.async_quiv._register_task(task, first_delay, requested_at)

@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
-import sniffio
+
+from .._backends import ASYNCIO, current_backend
 
 __all__ = (
     "AiosqliteConnection",
@@ -237,6 +238,6 @@ async def open_connection(path: str) -> Connection:
     :param path: a file path (or ``":memory:"``)
     :raises sqlite3.Error: if SQLite cannot open it
     """
-    if sniffio.current_async_library() == "asyncio":
+    if current_backend() is ASYNCIO:
         return await AiosqliteConnection.open(path)
     return await ThreadConnection.open(path)

@@ -11,6 +11,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from .._errors import StoreError
 from .._models import Job, Task
+from .._states import NEW, RUNNING, STOPPED
 from .._typing import Logger
 from ._base import JobQuery, Live, Store, job_record, task_record
 from ._records import normalize_job, stored_task, to_micros, to_utc
@@ -42,7 +43,7 @@ class MemoryStore(Store):
         self._logger: Logger = logger if logger is not None else logging.getLogger("quiv")
         self._tasks: dict[str, Task] = {}
         self._jobs: dict[str, Job] = {}
-        self._state = "new"  # -> open -> closed
+        self._state = NEW  # -> running (open) -> stopped
         self._scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
 
@@ -51,9 +52,9 @@ class MemoryStore(Store):
 
         :raises StoreError: if the store was started already
         """
-        if self._state != "new":
+        if self._state is not NEW:
             raise StoreError("the job store was started already")
-        self._state = "open"
+        self._state = RUNNING
         await task_group.start(self._background)
 
     async def _background(self, *, task_status: TaskStatus[None]) -> None:
@@ -63,7 +64,7 @@ class MemoryStore(Store):
                 if math.isinf(self._retention):
                     return
                 interval = prune_interval(self._retention)
-                while self._state == "open":
+                while self._state is RUNNING:
                     deleted = await self.prune()
                     if deleted:
                         self._logger.debug("quiv store: pruned %d finished jobs", deleted)
@@ -73,7 +74,7 @@ class MemoryStore(Store):
 
     async def aclose(self) -> None:
         """Stop pruning and drop every record. A second call does nothing."""
-        started, self._state = self._state == "open", "closed"
+        started, self._state = self._state is RUNNING, STOPPED
         if started:
             if self._scope is not None:
                 self._scope.cancel()
@@ -85,7 +86,7 @@ class MemoryStore(Store):
     def _writable(self, kind: str, record_id: str) -> bool:
         # puts are fire-and-forget: a late one (an abandoned job ending after
         # shutdown) must not raise into the engine; it is reported and dropped
-        if self._state != "closed":
+        if self._state is not STOPPED:
             return True
         self._logger.warning("quiv store: closed, not recording %s %r", kind, record_id)
         return False
@@ -134,7 +135,7 @@ class MemoryStore(Store):
 
         :raises StoreError: if the store is not open
         """
-        if self._state != "open":
+        if self._state is not RUNNING:
             raise StoreError("the job store is not open")
         await anyio.lowlevel.checkpoint()
 

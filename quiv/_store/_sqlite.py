@@ -1,4 +1,10 @@
-"""SQLiteStore: tasks and job history in one SQLite file, on asyncio and trio."""
+"""SQLiteStore: tasks and job history in one SQLite file, on asyncio and trio.
+
+It is longer than most: opening the file (private temporary or persistent, with
+crash recovery of dead owners' jobs) and answering every query share one
+connection's lifecycle; the SQL text is in :mod:`._schema`, batching in
+:mod:`._writer`, owners in :mod:`._owners`.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from .._errors import StoreError
 from .._models import Job, Task
+from .._states import NEW, RUNNING, STARTING, STOPPED, STOPPING
 from .._typing import Logger
 from ._base import JobQuery, Live, Store, job_record, task_record
 from ._connection import Connection, Row, open_connection
@@ -115,7 +122,7 @@ class SQLiteStore(Store):
         self._lock = anyio.Lock()
         self._conn: Connection | None = None
         self._temp: TempDatabase | None = None
-        self._state = "new"  # -> starting -> open -> closing -> closed
+        self._state = NEW  # -> starting -> running (open) -> stopping -> stopped
         #: written into every row; drawn at start, so a store made before a fork differs after
         self._owner = ""
         self._owner_lock: OwnerLock | None = None
@@ -145,9 +152,9 @@ class SQLiteStore(Store):
         :param task_group: the scheduler's task group, which hosts the background work
         :raises StoreError: if the database cannot be opened or has an unknown schema
         """
-        if self._state != "new":
+        if self._state is not NEW:
             raise StoreError("the job store was started already")
-        self._state = "starting"
+        self._state = STARTING
         self._owner = new_owner_id()
         conn: Connection | None = None
         try:
@@ -158,7 +165,7 @@ class SQLiteStore(Store):
             if self._shared_file(path):
                 await self._claim(conn, path)
         except BaseException as exc:
-            self._state = "closed"
+            self._state = STOPPED
             with anyio.CancelScope(shield=True):
                 try:
                     if conn is not None:
@@ -170,7 +177,7 @@ class SQLiteStore(Store):
                 raise StoreError(f"cannot open the job store {self.path!r}: {exc}") from exc
             raise
         self._conn = conn
-        self._state = "open"
+        self._state = RUNNING
         await task_group.start(self._background)
 
     def _prepare_file(self) -> str:
@@ -283,11 +290,11 @@ class SQLiteStore(Store):
         Shielded from cancellation. If the final write fails, the error is
         logged with the number of records lost. A second call does nothing.
         """
-        if self._state in ("closing", "closed"):
+        if self._state in (STOPPING, STOPPED):
             self._remove_temp()
             return
-        started = self._state == "open"
-        self._state = "closing"
+        started = self._state is RUNNING
+        self._state = STOPPING
         with anyio.CancelScope(shield=True):
             try:
                 if started:
@@ -305,7 +312,7 @@ class SQLiteStore(Store):
                     if self._conn is not None:
                         await self._disown(self._conn)
             finally:
-                self._state = "closed"
+                self._state = STOPPED
                 conn, self._conn = self._conn, None
                 try:
                     if conn is not None:
@@ -321,7 +328,7 @@ class SQLiteStore(Store):
     def _writable(self, kind: str, record_id: str) -> bool:
         # puts are fire-and-forget: a late one (an abandoned job ending after
         # shutdown) must not raise into the engine; it is reported and dropped
-        if self._state != "closed":
+        if self._state is not STOPPED:
             return True
         self._logger.warning("quiv store: closed, not recording %s %r", kind, record_id)
         return False
@@ -397,7 +404,7 @@ class SQLiteStore(Store):
     # -- reads --------------------------------------------------------------------
 
     def _live(self) -> Connection:
-        if self._conn is None or self._state not in ("open", "closing"):
+        if self._conn is None or self._state not in (RUNNING, STOPPING):
             raise StoreError("the job store is not open")
         return self._conn
 
@@ -407,7 +414,7 @@ class SQLiteStore(Store):
         :raises StoreError: if the store is not open, or the batch holding
             these writes failed (the rows stay queued and are retried)
         """
-        if self._state != "open":
+        if self._state is not RUNNING:
             raise StoreError("the job store is not open")
         await self._writer.flush()
 
@@ -487,7 +494,7 @@ class SQLiteStore(Store):
             try:
                 deleted = await self.prune()
             except StoreError as exc:
-                if self._state != "open":
+                if self._state is not RUNNING:
                     return  # closing: not a failure
                 self._logger.warning("quiv store: %s", exc)
             else:

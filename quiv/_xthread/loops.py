@@ -17,6 +17,8 @@ from typing import Any
 import anyio
 from anyio.lowlevel import EventLoopToken, current_token
 
+from .._backends import ASYNCIO, current_backend
+
 __all__ = ("call_soon", "close_awaitable", "spawn_here", "wait_for_callback")
 
 
@@ -69,11 +71,8 @@ def spawn_here(func: Callable[[], Awaitable[object]], name: str) -> Callable[[],
     dispatcher of the sync face, whose main loop is not the scheduler's own.
     Return a function that cancels the task (call it on the same loop).
     """
-    try:
+    if current_backend() is ASYNCIO:
         loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    if loop is not None:
 
         async def runner() -> None:
             await func()

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import sniffio
 from anyio.lowlevel import current_token
 
+from .._backends import ASYNCIO, current_backend
 from .._context import JobContext, reset_current, set_current
 from .._core.records import JobRun
 from .pool import ReadyQueue
@@ -95,7 +95,7 @@ async def _execute_isolated(run: JobRun, report: Report) -> Outcome:
     without awaiting them (asyncio's ``create_task``) are cancelled before its
     end is reported, as a loop of its own would do when it closed.
     """
-    if sniffio.current_async_library() == "asyncio":
+    if current_backend() is ASYNCIO:
         import asyncio
 
         outcome = await asyncio.get_running_loop().create_task(_execute_async(run, report))
