@@ -338,7 +338,7 @@ def w8(params: dict[str, Any]) -> Result:
     return _run(params, body)
 
 
-# -- W9: shutdown bounds and the store's write rate (quiv only) ---------------------
+# -- W10: shutdown bounds and the store's write rate (quiv only) ---------------------
 
 
 def stuck(gate: threading.Event, hold: float) -> None:
@@ -414,7 +414,7 @@ async def store_burst(jobs: int) -> float:
     return took
 
 
-def w9(params: dict[str, Any]) -> Result:
+def w10(params: dict[str, Any]) -> Result:
     system = params["system"]
     timeout = params["stuck_timeout"]
     queued = params["queued"]
@@ -464,6 +464,6 @@ if __name__ == "__main__":
             "w6": w6,
             "w7": w7,
             "w8": w8,
-            "w9": w9,
+            "w10": w10,
         }
     )

@@ -275,6 +275,6 @@ if __name__ == "__main__":
             "w6": w6,
             "w7": w7,
             "w8": w8,
-            "w9": unsupported("W9 measures this quiv's shutdown bound and job store"),
+            "w10": unsupported("W10 measures this quiv's shutdown bound and job store"),
         }
     )

@@ -154,8 +154,8 @@ WORKLOADS: dict[str, Workload] = {
             ),
         ),
         Workload(
-            key="w9",
-            title="W9: shutdown with a stuck or a long queue of jobs; the store's write rate",
+            key="w10",
+            title="W10: shutdown with a stuck or a long queue of jobs; the store's write rate",
             full={"stuck_timeout": 0.3, "queued": 5000, "store_jobs": 5000},
             quick={"stuck_timeout": 0.3, "queued": 500, "store_jobs": 1000},
             timeout_s=120.0,
