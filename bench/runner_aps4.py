@@ -163,5 +163,6 @@ if __name__ == "__main__":
             "w8": unsupported(
                 "APScheduler 4 has no call_on_main (its async jobs already run on the loop)"
             ),
+            "w10": unsupported("W10 measures quiv's own shutdown bound and job store"),
         }
     )

@@ -338,6 +338,121 @@ def w8(params: dict[str, Any]) -> Result:
     return _run(params, body)
 
 
+# -- W10: shutdown bounds and the store's write rate (quiv only) ---------------------
+
+
+def stuck(gate: threading.Event, hold: float) -> None:
+    """Ignores its stop event: only *gate* (or *hold* seconds) ends it."""
+    STARTED.put("stuck")
+    gate.wait(hold)
+
+
+def polite(_stop_event: threading.Event) -> None:
+    STARTED.put("polite")
+    _stop_event.wait(60.0)
+
+
+async def timed_shutdown(
+    system: str, setup: Callable[[Face], Awaitable[object]], timeout: float, **settings: Any
+) -> tuple[float, Any]:
+    """Start a scheduler, run *setup* on it, then time ``shutdown(timeout=...)``.
+
+    Return the seconds the call took and what *setup* returned.
+    """
+    if system == "quiv-sync":
+        from quiv import Quiv  # type: ignore[attr-defined]
+
+        scheduler = Quiv(**settings)
+        scheduler.start()
+        try:
+            prepared = await setup(Face(scheduler))
+        finally:
+            t0 = now()
+            await anyio.to_thread.run_sync(partial(scheduler.shutdown, timeout=timeout))
+            took = now() - t0
+        return took, prepared
+    async with AsyncQuiv(**settings) as scheduler:
+        try:
+            prepared = await setup(Face(scheduler))
+        finally:
+            t0 = now()
+            await scheduler.shutdown(timeout=timeout)
+            took = now() - t0
+    return took, prepared
+
+
+async def store_burst(jobs: int) -> float:
+    """Seconds to queue and commit *jobs* jobs x 3 states (scheduled, running,
+    completed) in the SQLite store, put with no loop turn in between."""
+    from dataclasses import replace
+    from datetime import datetime, timedelta, timezone
+
+    from quiv import Job, JobStatus
+    from quiv._store import SQLiteStore  # internal: no public way to time the writer
+
+    t = datetime(2099, 1, 1, tzinfo=timezone.utc)  # far ahead: pruning never sees it
+    states = []
+    for i in range(jobs):
+        done = Job(
+            f"job-{i}", "task", "task", JobStatus.COMPLETED, t, t + timedelta(1), 1.0, None, 1, t
+        )
+        states.append(replace(done, status=JobStatus.SCHEDULED, started_at=None, ended_at=None))
+        states.append(replace(done, status=JobStatus.RUNNING, ended_at=None, duration_seconds=None))
+        states.append(done)
+    store = SQLiteStore()
+    async with anyio.create_task_group() as tg:
+        await store.start(tg)
+        try:
+            t0 = now()
+            for state in states:
+                store.put_job(state)
+            await store.flush()
+            took = now() - t0
+            assert await store.count_jobs() == jobs
+        finally:
+            await store.aclose()
+    return took
+
+
+def w10(params: dict[str, Any]) -> Result:
+    system = params["system"]
+    timeout = params["stuck_timeout"]
+    queued = params["queued"]
+
+    async def with_stuck(face: Face) -> threading.Event:
+        gate = threading.Event()
+        await face.call(
+            "add_task", task_name="stuck", func=stuck, run_once=True, args=(gate, timeout + 10.0)
+        )
+        await anyio.to_thread.run_sync(partial(STARTED.get, timeout=10.0))
+        return gate
+
+    async def with_queue(face: Face) -> Ends:
+        ends = Ends()
+        await face.call("add_listener", Event.JOB_CANCELLED, ends.record)
+        await face.call("add_task", task_name="polite", func=polite, run_once=True)
+        await anyio.to_thread.run_sync(partial(STARTED.get, timeout=10.0))
+        for _ in range(queued):
+            await face.call("add_task", task_name="queued", func=noop, run_once=True)
+        return ends
+
+    async def main() -> Result:
+        stuck_s, gate = await timed_shutdown(system, with_stuck, timeout, pool_size=10)
+        gate.set()
+        queued_s, ends = await timed_shutdown(system, with_queue, 30.0, pool_size=1)
+        burst_s = await store_burst(params["store_jobs"])
+        return Result().set(
+            stuck_shutdown_ms=stuck_s * 1e3,
+            stuck_overshoot_ms=(stuck_s - timeout) * 1e3,
+            queued_shutdown_ms=queued_s * 1e3,
+            queued_cancelled=ends.count,
+            store_rows_per_s=3 * params["store_jobs"] / burst_s,
+            store_burst_ms=burst_s * 1e3,
+        )
+
+    return anyio.run(main, backend="trio" if system == "quiv-async-trio" else "asyncio")
+
+
 if __name__ == "__main__":
     run_cli(
         {
@@ -349,5 +464,6 @@ if __name__ == "__main__":
             "w6": w6,
             "w7": w7,
             "w8": w8,
+            "w10": w10,
         }
     )

@@ -42,6 +42,7 @@ from bench.common import (
     rss_baseline,
     run_cli,
     throughput,
+    unsupported,
     w3_delays,
     watchdog,
 )
@@ -274,5 +275,6 @@ if __name__ == "__main__":
             "w6": w6,
             "w7": w7,
             "w8": w8,
+            "w10": unsupported("W10 measures this quiv's shutdown bound and job store"),
         }
     )

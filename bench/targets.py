@@ -1,4 +1,4 @@
-"""The targets of issue 7, checked against the medians of one run.
+"""The targets of issues 7 and 12, checked against the medians of one run.
 
 A check gets ``get(system, workload, metric) -> median | None`` and returns
 ``(passed, shown)`` or ``None`` when a number it needs is missing.
@@ -71,6 +71,11 @@ def _idle_zero(get: Lookup, system: str) -> tuple[bool, str] | None:
     return None if value is None else (value <= 1.0, f"{value:.2f} ms")
 
 
+def _store_rate(get: Lookup, system: str) -> tuple[bool, str] | None:
+    value = get(system, "w10", "store_rows_per_s")
+    return None if value is None else (value >= 50_000, f"{value:,.0f} rows/s")
+
+
 TARGETS: tuple[Target, ...] = (
     _vs_peer("w1", "jobs_per_s", "aps3", 1.0, higher=True),
     _vs_peer("w1", "jobs_per_s", "quiv14", 50.0, higher=True),
@@ -88,4 +93,7 @@ TARGETS: tuple[Target, ...] = (
     Target("W7 nothing dropped, order kept", _w7_clean),
     _at_most("w8", "x_floor", 1.3, "× floor"),
     _at_most("import", "import_ms", 100.0, "ms"),
+    _at_most("w10", "stuck_overshoot_ms", 100.0, "ms"),
+    _at_most("w10", "queued_shutdown_ms", 1000.0, "ms"),
+    Target("W10 store ≥ 50,000 job rows/s", _store_rate),
 )

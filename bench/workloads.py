@@ -153,6 +153,21 @@ WORKLOADS: dict[str, Workload] = {
                 Metric("async_us_per_call", "µs per call_on_main_async (async job)", "lower"),
             ),
         ),
+        Workload(
+            key="w10",
+            title="W10: shutdown with a stuck or a long queue of jobs; the store's write rate",
+            full={"stuck_timeout": 0.3, "queued": 5000, "store_jobs": 5000},
+            quick={"stuck_timeout": 0.3, "queued": 500, "store_jobs": 1000},
+            timeout_s=120.0,
+            metrics=(
+                Metric("stuck_shutdown_ms", "shutdown(0.3 s), a handler ignoring it (ms)"),
+                Metric("stuck_overshoot_ms", "… past its timeout (ms)", "lower"),
+                Metric("queued_shutdown_ms", "shutdown, 1 running + queued jobs (ms)", "lower"),
+                Metric("queued_cancelled", "jobs recorded cancelled"),
+                Metric("store_rows_per_s", "store: job rows written/s (burst)", "higher"),
+                Metric("store_burst_ms", "store: burst queued → committed (ms)", "lower"),
+            ),
+        ),
     )
 }
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from quiv import AsyncQuiv, Event, Job, Task, TaskStatus
 from quiv._xthread.threads import THREAD_NAME
@@ -144,15 +146,33 @@ def handler_threads() -> list[int]:
     return busy
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Wait until *predicate()* holds, checking at every loop turn (for thread-side state).
+async def join_threads(threads: Iterable[threading.Thread], timeout: float = WAIT) -> list[str]:
+    """Join *threads* (from a worker thread, so the loop runs on), within *timeout* in all.
 
-    Only for state that no scheduler event reports (e.g. a worker thread
-    leaving its frame); yields with zero-length sleeps, bounded by *timeout*.
+    Return the names of those still alive after it. Joining a known set of
+    threads waits on their exit, not on a clock: use it for thread-side state
+    that no scheduler event reports (a worker leaving a handler's frame).
     """
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.001)
+    todo = list(threads)
+
+    def join_all() -> None:
+        deadline = time.monotonic() + timeout
+        for thread in todo:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    await anyio.to_thread.run_sync(join_all)
+    return [t.name for t in todo if t.is_alive()]
+
+
+async def join_pool_threads(timeout: float = WAIT) -> None:
+    """Wait for quiv's worker threads to exit (bounded), then check no handler runs.
+
+    Only once every scheduler has stopped: a stopped scheduler's threads exit
+    as soon as their call returns, so a handler still running shows as a
+    thread that does not exit.
+    """
+    assert await join_threads(pool_threads(), timeout) == []
+    assert handler_threads() == []
 
 
 def threads_running_quiv_code() -> list[str]:

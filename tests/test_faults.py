@@ -15,7 +15,6 @@ import importlib.util
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from scheduler_helpers import WAIT, Gates, Recorder, handler_threads, wait_until
+from scheduler_helpers import WAIT, Gates, Recorder, join_pool_threads
 from store_helpers import ProbeConnection, probe_factory, recording_logger
 
 import quiv._faces.lifecycle
@@ -238,7 +237,7 @@ async def test_stuck_handlers_hold_only_their_own_slots_and_shutdown_abandons_th
     caplog: pytest.LogCaptureFixture, gates: Gates
 ) -> None:
     """Handlers ignoring their stop event: cancel and timeout cannot end them; the
-    other slots keep working; shutdown(timeout) returns in about ``timeout``,
+    other slots keep working; shutdown(timeout) returns while they still run,
     records them "abandoned at shutdown" and names each in one warning."""
     gate = gates.new()
     entered = threading.Semaphore(0)
@@ -285,11 +284,10 @@ async def test_stuck_handlers_hold_only_their_own_slots_and_shutdown_abandons_th
         ids["stuck_last"] = job.id
         assert await anyio.to_thread.run_sync(entered.acquire, True, WAIT)
         queued = await run_once(s, lambda: None)
-        with caplog.at_level(logging.WARNING, logger="quiv"):
-            begin = time.monotonic()
+        # Returning at all proves the bound: the handlers hold out for WAIT * 4.
+        # How close to its timeout it returns is measured in bench/ (W9).
+        with caplog.at_level(logging.WARNING, logger="quiv"), anyio.fail_after(WAIT):
             await s.shutdown(timeout=0.3)
-            elapsed = time.monotonic() - begin
-        assert 0.3 <= elapsed < 0.3 + 2.0
         ended = {job.id: job for job in rec.jobs(Event.JOB_CANCELLED)}
     for job_id in ids.values():
         assert ended[job_id].error_message == ABANDONED_REASON
@@ -300,7 +298,7 @@ async def test_stuck_handlers_hold_only_their_own_slots_and_shutdown_abandons_th
     for name, job_id in ids.items():
         assert f"{name!r} (job {job_id})" in warnings[0]
     gate.set()
-    await wait_until(lambda: handler_threads() == [])
+    await join_pool_threads()
 
 
 # -- callbacks and listeners that fail or hang -----------------------------------------
@@ -381,21 +379,23 @@ async def test_a_hung_listener_delays_later_events_but_never_jobs_or_shutdown(
             await hung.wait()
         assert completed == []  # held behind the hung listener
         assert s.pending_main_loop_work() > 0
-        with caplog.at_level(logging.WARNING, logger="quiv"):
-            begin = time.monotonic()
+        # The listener never returns: returning at all proves the bound (its
+        # duration is measured in bench/, W9).
+        with caplog.at_level(logging.WARNING, logger="quiv"), anyio.fail_after(WAIT):
             await s.shutdown(timeout=0.2)
-            elapsed = time.monotonic() - begin
-    assert elapsed < 0.2 + 1.0
     assert any("still pending at shutdown" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_slow_progress_callback_never_slows_the_handler() -> None:
     release = anyio.Event()
+    all_delivered = anyio.Event()
     got: list[int] = []
 
     async def slow(step: int) -> None:
         await release.wait()
         got.append(step)
+        if len(got) == 1000:
+            all_delivered.set()
 
     def handler(_progress_hook: Callable[..., None]) -> None:
         for step in range(1000):
@@ -407,8 +407,7 @@ async def test_a_slow_progress_callback_never_slows_the_handler() -> None:
         assert got == []
         release.set()
         with anyio.fail_after(WAIT):
-            while len(got) < 1000:
-                await anyio.sleep(0.001)
+            await all_delivered.wait()
     assert got == list(range(1000))
 
 
@@ -434,7 +433,7 @@ async def test_a_listener_raising_keyboard_interrupt_ends_the_block_cleanly(
             await s.add_task("trigger", lambda: gate.wait(WAIT), interval=60, delay=60)
             await anyio.sleep_forever()
     assert _contains(info.value, fatal)
-    await wait_until(lambda: handler_threads() == [])
+    await join_pool_threads()
     async with AsyncQuiv(db_path=db) as s:
         job = await s.get_job(running)
     assert job.status is JobStatus.CANCELLED
@@ -521,9 +520,8 @@ async def test_a_store_failing_for_good_blocks_neither_jobs_nor_shutdown() -> No
             with anyio.fail_after(WAIT), pytest.raises(StoreError):
                 await read
         assert s.is_running
-        begin = time.monotonic()
-        await s.shutdown()
-        assert time.monotonic() - begin < WAIT
+        with anyio.fail_after(WAIT):  # a store that never writes must not hold it
+            await s.shutdown()
     assert any("unwritten" in m for m in log.messages(logging.ERROR))
 
 

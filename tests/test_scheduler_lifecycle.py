@@ -6,7 +6,6 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,9 +19,9 @@ from scheduler_helpers import (
     Gates,
     Recorder,
     handler_threads,
+    join_pool_threads,
     settle,
     threads_running_quiv_code,
-    wait_until,
 )
 
 from quiv import AsyncQuiv, Event, JobStatus, SchedulerStoppedError, TaskStatus
@@ -256,13 +255,12 @@ async def test_shutdown_is_bounded_and_abandons_a_stuck_sync_handler(
             await s.add_task("stubborn", stubborn, run_once=True)
             polite = await s.add_task("polite", lambda _stop_event: _stop_event.wait(9), interval=9)
             await rec.wait_count(Event.JOB_STARTED, 2)
-            with caplog.at_level(logging.WARNING, logger="quiv"):
-                begin = time.monotonic()
+            with caplog.at_level(logging.WARNING, logger="quiv"), anyio.fail_after(WAIT):
                 await s.shutdown(timeout=0.2)
-                elapsed = time.monotonic() - begin
             assert not s.is_running
-        assert elapsed < 0.2 + 2.0
-        assert not finished.is_set()  # it really was still running
+        # shutdown returned while the handler still ran: it did not wait for it
+        # (how close to its timeout it returns is measured in bench/, W9)
+        assert not finished.is_set()
         by_name = {j.task_name: j for j in rec.jobs(Event.JOB_CANCELLED)}
         assert by_name["stubborn"].error_message == ABANDONED_REASON
         assert "abandoned at shutdown" in by_name["stubborn"].error_message
@@ -275,7 +273,7 @@ async def test_shutdown_is_bounded_and_abandons_a_stuck_sync_handler(
     finally:
         release.set()
     assert await anyio.to_thread.run_sync(finished.wait, WAIT)
-    await wait_until(lambda: handler_threads() == [])
+    await join_pool_threads()
 
 
 async def test_shutdown_timeout_setting_applies_when_leaving_the_block() -> None:
@@ -289,7 +287,7 @@ async def test_shutdown_timeout_setting_applies_when_leaving_the_block() -> None
         assert rec.jobs(Event.JOB_CANCELLED)[0].error_message == ABANDONED_REASON
     finally:
         release.set()
-    await wait_until(lambda: handler_threads() == [])
+    await join_pool_threads()
 
 
 async def test_shutdown_inside_the_block_then_exit() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from scheduler_helpers import WAIT, pool_threads, threads_running_quiv_code, wait_until
+from scheduler_helpers import WAIT, join_threads, pool_threads, threads_running_quiv_code
 
 from quiv import AsyncQuiv, Event, Job, JobStatus, Task
 
@@ -182,7 +182,7 @@ async def stress(n: int) -> None:
     # warm the backend's thread cache and lazily opened descriptors first
     async with AsyncQuiv(pool_size=8, logger=quiet_logger()) as s:
         await run_workload(s, 200, seed=1)
-    await wait_until(lambda: threads_running_quiv_code() == [] and pool_threads() == [])
+    await _threads_exited()
     fds = open_fds()
     async with AsyncQuiv(pool_size=8, logger=quiet_logger()) as s:
         plan = await run_workload(s, n, seed=2)
@@ -191,12 +191,16 @@ async def stress(n: int) -> None:
         assert stats.active_jobs == 0
         assert stats.tasks_by_status == {"active": 0, "running": 0, "paused": 0}
     check(plan, n, history, stats.job_history_count)
-    await wait_until(
-        lambda: threads_running_quiv_code() == [] and pool_threads() == [], timeout=WAIT
-    )
+    await _threads_exited()
     new = {t.name for t in set(threading.enumerate()) - threads_before if t.is_alive()}
     assert all(name.startswith(("AnyIO worker", "Trio thread")) for name in new), new
     assert open_fds() - fds == set()  # nothing left open
+
+
+async def _threads_exited() -> None:
+    """The stopped scheduler's worker threads exit (joined, bounded); none runs quiv code."""
+    assert await join_threads(pool_threads(), WAIT) == []
+    assert threads_running_quiv_code() == []
 
 
 async def test_ten_thousand_jobs_with_cancels_timeouts_and_failures() -> None:
