@@ -52,14 +52,14 @@ class JobControl:
     def __init__(self, bridge: MainLoopBridge | None) -> None:
         self._lock = threading.Lock()
         #: the main loop of the job's scheduler
-        self.bridge = bridge
-        self.cancelled = False
+        self.bridge: MainLoopBridge | None = bridge
+        self.cancelled: bool = False
         self.cancel_reason: str | None = None
         #: set on cancel; created on first use (most jobs never need one)
         self.stop_event: threading.Event | None = None
         self.callbacks: list[Callable[[], object]] = []
         #: written once, by the worker thread, under the lock (see :meth:`begin`)
-        self.started = False
+        self.started: bool = False
         self.started_at: datetime | None = None
         #: the worker loop running an async handler, and the scope to cancel
         self.worker: tuple[EventLoopToken, Any] | None = None
@@ -135,6 +135,7 @@ class JobControl:
                 self.worker = (token, scope)
 
     def detach_worker(self) -> None:
+        """Worker loop: the async handler has ended; its scope needs no more cancelling."""
         with self._lock:
             self.worker = None
 

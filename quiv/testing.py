@@ -33,9 +33,9 @@ class FakeClock:
     """
 
     #: deadlines are met exactly by the timer: no lead
-    lead = 0.0
+    lead: float = 0.0
     #: fake seconds do not pass with :func:`time.monotonic`
-    real_time = False
+    real_time: bool = False
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start

@@ -45,6 +45,8 @@ def remember(running: Running) -> None:
     # non-daemon threads, so the scheduler is stopped (and its jobs see their
     # stop event) while the program's other threads still run; plain atexit
     # hooks would run only after that join.
+    # (private, with no public equivalent; tests/test_library_internals.py
+    # fails if it goes away, and plain atexit is the fallback)
     register = getattr(threading, "_register_atexit", None)
     try:
         if register is not None:

@@ -195,6 +195,9 @@ class AiosqliteConnection(Connection):
         :raises sqlite3.Error: if SQLite cannot open it
         """
         pending = aiosqlite.connect(path, isolation_level=None)
+        # aiosqlite has no public way to make its connection thread a daemon;
+        # its (not yet started) thread is the private ``_thread``.
+        # tests/test_library_internals.py fails if that changes.
         thread = getattr(pending, "_thread", None)
         if isinstance(thread, threading.Thread) and not thread.is_alive():
             thread.daemon = True

@@ -28,6 +28,10 @@ def call_soon(token: EventLoopToken, func: Callable[[], object]) -> bool:
     Safe from any thread, the target loop's own included. Return ``False`` if
     the loop has finished (the call is dropped).
     """
+    # anyio has no non-blocking "post to that loop" (from_thread.run_sync waits
+    # for the loop's answer), so quiv uses the loop behind the token:
+    # asyncio's call_soon_threadsafe or trio's run_sync_soon.
+    # tests/test_library_internals.py fails if the token stops carrying it.
     native: Any = token.native_token
     if isinstance(native, asyncio.AbstractEventLoop):
         try:
