@@ -13,9 +13,9 @@ from typing import Any
 
 import anyio
 
-from quiv._models import Job, JobStatus, Task, TaskStatus
-from quiv._store import Store
+from quiv import Job, JobStatus, Task, TaskStatus
 from quiv._store._connection import Connection, Row, open_connection
+from quiv.abc import Store
 
 #: far in the future, so background pruning (which uses the real clock) never sees it
 T0 = datetime(2099, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quiv._errors import ConfigurationError, InvalidTimezoneError
-from quiv._triggers.calendar import CalendarIntervalTrigger
+from quiv import ConfigurationError, InvalidTimezoneError
 from quiv._triggers.wall import resolve_wall_time
+from quiv.triggers import CalendarIntervalTrigger
 
 UTC = timezone.utc
 BERLIN = "Europe/Berlin"

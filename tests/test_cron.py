@@ -14,7 +14,7 @@ from cronsim import CronSim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quiv._errors import ConfigurationError, InvalidTimezoneError
+from quiv import ConfigurationError, InvalidTimezoneError
 from quiv._triggers.cron import ALIASES, CronTrigger, cron_trigger
 from quiv._triggers.wall import check_fire, resolve_wall_time
 

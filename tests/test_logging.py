@@ -14,9 +14,8 @@ from typing import Any
 import anyio
 import pytest
 
+from quiv import ConfigurationError, JobLogFilter, install_job_log_filter
 from quiv._context import JobContext, JobControl, set_current
-from quiv._errors import ConfigurationError
-from quiv._logging import JobLogFilter, install_job_log_filter
 
 WAIT = 10.0
 

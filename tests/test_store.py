@@ -13,9 +13,9 @@ import anyio
 import pytest
 from store_helpers import T0, at, job_lifecycle, make_job, make_task, recording_logger, running
 
-from quiv._errors import ConfigurationError, StoreError
-from quiv._models import JobStatus, TaskStatus
-from quiv._store import JobQuery, MemoryStore, SQLiteStore, Store
+from quiv import ConfigurationError, JobStatus, StoreError, TaskStatus
+from quiv._store import MemoryStore, SQLiteStore
+from quiv.abc import JobQuery, Store
 
 StoreFactory = Callable[..., Store]
 

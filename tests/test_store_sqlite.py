@@ -24,9 +24,8 @@ from store_helpers import (
     running,
 )
 
-from quiv._errors import StoreError
-from quiv._models import JobStatus, TaskStatus
-from quiv._store import JobQuery, SQLiteStore
+from quiv import JobStatus, StoreError, TaskStatus
+from quiv._store import SQLiteStore
 from quiv._store._connection import (
     AiosqliteConnection,
     Connection,
@@ -35,6 +34,7 @@ from quiv._store._connection import (
 )
 from quiv._store._files import SIDE_FILE_SUFFIXES
 from quiv._store._schema import PRUNE_CHUNK
+from quiv.abc import JobQuery
 
 
 def probe(store: SQLiteStore) -> ProbeConnection:
@@ -154,7 +154,7 @@ _NEVER_CLOSED = """
 import sys
 import anyio
 from quiv._store import SQLiteStore
-from quiv._models import Job, JobStatus
+from quiv import Job, JobStatus
 
 KEEP = []
 

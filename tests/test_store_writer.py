@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from store_helpers import make_job, make_task
 
-from quiv._models import Job, JobStatus, Task
+from quiv import Job, JobStatus, Task
 from quiv._store import _writer
 from quiv._store._writer import BatchWriter, JobRows, TaskRows
 

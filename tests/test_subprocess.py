@@ -22,8 +22,8 @@ from typing import Any, cast
 
 import pytest
 
+from quiv import ConfigurationError, JobCancelledError
 from quiv._context import JobContext, JobControl, control_of, set_current
-from quiv._errors import ConfigurationError, JobCancelledError
 from quiv._subprocess import _pipes, _run, _stopper, _wait, run_subprocess
 
 POSIX = sys.platform != "win32"
