@@ -23,10 +23,7 @@ from .._checks import (
 )
 from .._config import UNSET
 from .._errors import ConfigurationError, HandlerRegistrationError
-from .._triggers.builtin import DateTrigger, IntervalTrigger, OnceTrigger
-from .._triggers.cron import cron_trigger
 from .._triggers.interval import MAX_DELAY, clamp_delay
-from .._triggers.wall import check_fire
 from ..abc import Trigger
 from .handlers import check_positional, inspect_handler
 from .records import TaskSettings, TaskState, new_id, utcnow
@@ -89,6 +86,8 @@ def new_task(
             raise ConfigurationError(
                 f"pass cron or trigger, not both (got cron={cron!r}, trigger={trigger!r})"
             )
+        from .._triggers.cron import cron_trigger  # only when asked: import quiv stays lean
+
         trigger = cron_trigger(cron, timezone, param="cron")
     if trigger is not None:
         interval, delay, run_once, fixed_interval, run_at, wall_trigger = _with_trigger(
@@ -169,6 +168,8 @@ def _with_trigger(
             f"pass trigger or {clash[0]}, not both (got trigger={trigger!r}, "
             f"{clash[0]}={locals()[clash[0]]!r})"
         )
+    from .._triggers.builtin import DateTrigger, IntervalTrigger, OnceTrigger
+
     if isinstance(trigger, type) or not callable(getattr(trigger, "next_fire", None)):
         raise ConfigurationError.bad_value(
             "trigger", trigger, "a trigger (an object with next_fire(after))"
@@ -201,6 +202,8 @@ def _first_fire(trigger: Trigger) -> tuple[float, datetime]:
     :raises ConfigurationError: if it has none, or returns something that is
         not an aware datetime later than now
     """
+    from .._triggers.wall import check_fire
+
     now = utcnow()
     try:
         proposed = trigger.next_fire(now)
