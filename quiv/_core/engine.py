@@ -28,10 +28,11 @@ from .._models import Job, JobStatus, TaskStatus
 from .._store._base import Store
 from .._triggers.interval import IntervalSchedule, next_run, retry_delay
 from .._typing import Logger
+from .._xthread.mailbox import Future
 from .._xthread.pool import STUCK, Inbox, ReadyQueue, Start
 from .._xthread.runner import Outcome, work
 from .._xthread.threads import WorkerThreads
-from .records import JobRun, TaskState, Waiter, new_id, utcnow
+from .records import JobRun, TaskState, new_id, utcnow
 from .timer import TimerHeap
 
 __all__ = ("Engine",)
@@ -91,7 +92,7 @@ class Engine:
         self.timeouts: TimerHeap[JobRun] = TimerHeap()
         self.tasks: dict[str, TaskState] = {}
         #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
-        self.task_waiters: dict[str, list[Waiter]] = {}
+        self.task_waiters: dict[str, list[Future[Job]]] = {}
         self.jobs: dict[str, JobRun] = {}
         self.running = 0
         self.bridge: MainLoopBridge | None = None
@@ -386,9 +387,9 @@ class Engine:
         task_waiters = self.task_waiters.pop(run.task.id, [])
         for waiter in [*run.waiters, *task_waiters]:
             if self.stopping:
-                waiter.fail(SchedulerStoppedError("the scheduler was shut down"))
+                waiter.set_exception(SchedulerStoppedError("the scheduler was shut down"))
             else:
-                waiter.resolve(job)
+                waiter.set_result(job)
         if not self.jobs and self._idle is not None:
             self._idle.set()
         if run.task.finished:

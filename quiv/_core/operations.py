@@ -95,7 +95,7 @@ def remove_task(engine: Engine, task_id: str) -> None:
             engine.cancel_run(task.run, "task removed")
         else:
             for waiter in engine.task_waiters.pop(task.id, []):
-                waiter.fail(TaskNotFoundError(task.id))
+                waiter.set_exception(TaskNotFoundError(task.id))
     finally:
         _record(engine, task, Event.TASK_REMOVED, snapshot=snapshot, deleted=True)
 

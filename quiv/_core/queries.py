@@ -18,7 +18,8 @@ from .._checks import check_bool, check_datetime, check_int, check_number
 from .._errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
 from .._models import Job, JobStatus, QuivStats, TaskStatus
 from .._store._base import JobQuery
-from .records import TaskState, Waiter
+from .._xthread.mailbox import Future
+from .records import TaskState
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -133,7 +134,7 @@ async def wait_for_job(engine: Engine, job_id: str, timeout: float | None) -> Jo
     run = engine.jobs.get(job_id)
     if run is None:
         return await get_job(engine, job_id)
-    waiter = Waiter()
+    waiter: Future[Job] = Future()
     run.waiters.append(waiter)
     return await _wait(waiter, limit, run.waiters)
 
@@ -147,7 +148,7 @@ async def wait_for_task(engine: Engine, task_id: str, timeout: float | None) -> 
             return finished
     task = find_task(engine, task_id)
     limit = _timeout(timeout)
-    waiter = Waiter()
+    waiter: Future[Job] = Future()
     waiters = engine.task_waiters.setdefault(task.id, [])
     waiters.append(waiter)
     try:
@@ -197,14 +198,11 @@ def _timeout(timeout: object) -> float:
     return check_number(timeout, "timeout", allow_inf=True)
 
 
-async def _wait(waiter: Waiter, limit: float, registry: list[Waiter]) -> Job:
+async def _wait(waiter: Future[Job], limit: float, registry: list[Future[Job]]) -> Job:
     try:
         with anyio.fail_after(limit):
-            await waiter.event.wait()
+            await waiter.wait_settled()
     finally:
-        if not waiter.event.is_set() and waiter in registry:
+        if not waiter.done and waiter in registry:
             registry.remove(waiter)
-    if waiter.error is not None:
-        raise waiter.error
-    assert waiter.job is not None
-    return waiter.job
+    return waiter.result()

@@ -101,7 +101,7 @@ async def stop_engine(
         stopped = SchedulerStoppedError("the scheduler was shut down")
         for waiters in engine.task_waiters.values():
             for waiter in waiters:
-                waiter.fail(stopped)
+                waiter.set_exception(stopped)
         engine.task_waiters.clear()
     try:
         if flush_events and not bridge.closed:
