@@ -279,7 +279,7 @@ def test_the_sync_faces_loop_dying(backend: str, caplog: pytest.LogCaptureFixtur
         # yet started when trio crashes would never run: a RuntimeWarning)
         loop: Any = scheduler._runtime.loop
         deadline = time.monotonic() + WAIT
-        while not any(call._scope is not None for call in list(loop._pending)):
+        while not any(call.scope is not None for call in list(loop._pending)):
             assert time.monotonic() < deadline, "the waiter's call never started"
             time.sleep(0.001)
         _crash(scheduler)
