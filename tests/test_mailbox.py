@@ -180,9 +180,13 @@ async def test_put_reports_a_loop_that_has_finished() -> None:
 
         return anyio.run(token, backend=backend)
 
-    box = Mailbox(await anyio.to_thread.run_sync(finished_loop), wake=lambda: None)
+    token = await anyio.to_thread.run_sync(finished_loop)
+    box = Mailbox(token, wake=lambda: None)
     assert box.put(1) is False  # the wake-up could not be posted; the item stays
     assert box.take_all() == [1]
+    strict = Mailbox(token, wake=lambda: None, refused=lambda: Fault("gone"), raise_if_lost=True)
+    with pytest.raises(Fault, match="gone"):
+        strict.put_pair(print, 1)
 
 
 # -- Mailbox, drained by a callback ------------------------------------------------------

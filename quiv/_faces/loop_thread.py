@@ -37,7 +37,6 @@ from .._xthread.mailbox import Future, Mailbox
 __all__ = ("Call", "LoopThread")
 
 T = TypeVar("T")
-A = TypeVar("A")
 
 #: BaseExceptionGroup: a builtin since Python 3.11, the backport's before
 _GROUP: type[BaseException] = (
@@ -109,7 +108,16 @@ class LoopThread:
         self._context: contextvars.Context | None = None
         #: post()'s functions, each followed by its argument, run in order by one
         #: loop callback per batch
-        self._posted = Mailbox(wake=self._run_posted, refused=_refused)
+        self._posted = Mailbox(wake=self._run_posted, refused=_refused, raise_if_lost=True)
+        #: Run the sync ``fn(arg)`` on the loop soon, without waiting (any thread):
+        #: ``post(fn, arg)``. Posted functions and :meth:`submit` calls start in
+        #: the order they were handed over; a burst of posts costs one wake-up of
+        #: the loop. If *fn* raises, the loop gets the error and later posts still
+        #: run. Passing *arg* separately, rather than a closure, lets a burst of
+        #: posts allocate nothing per call; and this is the mailbox's own method,
+        #: with no call in between. Raises :class:`SchedulerStoppedError` if the
+        #: loop no longer takes calls.
+        self.post: Callable[[Callable[[Any], object], Any], object] = self._posted.put_pair
         #: called on the loop thread after the loop ended (even if it crashed)
         self.on_exit: Callable[[BaseException | None], None] | None = None
 
@@ -184,19 +192,6 @@ class LoopThread:
         elif not self._post(token, partial(self._start_call, call)):
             call.set_exception(SchedulerStoppedError(_STOPPED))
         return call
-
-    def post(self, fn: Callable[[A], object], arg: A) -> None:
-        """Run the sync ``fn(arg)`` on the loop soon, without waiting (any thread).
-
-        Posted functions and :meth:`submit` calls start in the order they were
-        handed over; a burst of posts costs one wake-up of the loop. *fn* must
-        not raise. Passing *arg* separately, rather than a closure, lets a burst
-        of posts allocate nothing per call.
-
-        :raises SchedulerStoppedError: if the loop no longer takes calls
-        """
-        if not self._posted.put_pair(fn, arg):
-            raise SchedulerStoppedError(_STOPPED)
 
     def close_posts(self) -> None:
         """On the loop thread: refuse posts and calls from now on, and run the

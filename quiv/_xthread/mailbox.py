@@ -51,12 +51,15 @@ class Mailbox:
 
     :param loop_thread: the loop's thread, for a drain task: a put from that
         thread wakes the task at once rather than through the loop
+    :param raise_if_lost: a put that cannot wake the loop (it has finished)
+        raises ``refused()`` rather than return ``False``
     """
 
     __slots__ = (
         "_event",
         "_items",
         "_loop_thread",
+        "_raise_if_lost",
         "_refused",
         "_token",
         "_waiting",
@@ -73,6 +76,7 @@ class Mailbox:
         wake: Callable[[], object] | None = None,
         refused: Callable[[], BaseException] = _refused,
         loop_thread: int | None = None,
+        raise_if_lost: bool = False,
     ) -> None:
         self._items: deque[Any] = deque()
         #: guards the deque and the flags; an owner may keep state that must
@@ -82,11 +86,13 @@ class Mailbox:
         self._wake: Callable[[], object] = self._set_event if wake is None else wake
         self._refused = refused
         self._loop_thread = loop_thread
+        self._raise_if_lost = raise_if_lost
         #: the drain side waits for a wake-up and none has been posted
         self._waiting = wake is not None
         self._event: anyio.Event | None = None
         self.closed = token is None
-        #: how many items were handed over (put, or :meth:`claim_idle`)
+        #: how many items were handed over by :meth:`put` or :meth:`claim_idle`
+        #: (not :meth:`put_pair`, whose only user has no use for the count)
         self.handed = 0
 
     def open(self, token: EventLoopToken) -> None:
@@ -129,7 +135,6 @@ class Mailbox:
             items = self._items
             items.append(first)
             items.append(second)
-            self.handed += 1
             if not self._waiting:
                 return True
             self._waiting = False
@@ -153,7 +158,11 @@ class Mailbox:
             return True
         token = self._token
         assert token is not None, "an open mailbox has a loop"
-        return call_soon(token, self._wake)
+        if call_soon(token, self._wake):
+            return True
+        if self._raise_if_lost:
+            raise self._refused()
+        return False
 
     # -- the drain side (on the loop) --------------------------------------------
 
