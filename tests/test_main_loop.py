@@ -427,23 +427,6 @@ async def test_cancelling_an_async_job_waiting_in_call_on_main_async() -> None:
     assert final.status is JobStatus.CANCELLED
 
 
-def test_a_main_call_wakes_every_waiter_and_stays_settled() -> None:
-    call = MainCall()
-    results: list[Any] = []
-    waiters = [threading.Thread(target=lambda: results.append(call.wait())) for _ in range(3)]
-    for waiter in waiters:
-        waiter.start()
-    call.set_result(7)
-    for waiter in waiters:
-        waiter.join(WAIT)
-    assert not any(waiter.is_alive() for waiter in waiters)
-    assert results == [7, 7, 7]
-    assert call.done and call.wait() == 7
-    assert not call.cancel("too late")
-    call.set_exception(KeyError("ignored"))  # settled once: later outcomes are dropped
-    assert call.wait() == 7
-
-
 def test_a_cancelled_main_call_raises_for_its_waiter_and_runs_its_callbacks() -> None:
     call = MainCall()
     fired: list[bool] = []

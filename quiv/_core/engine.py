@@ -40,12 +40,13 @@ from .._models import Job, JobStatus, QuivStats, Task, TaskStatus
 from .._triggers.interval import clamp_delay
 from .._triggers.wall import check_fire
 from .._typing import Logger
+from .._xthread.mailbox import Future
 from .._xthread.runner import Outcome
 from .._xthread.workers import WorkerPool
 from ..abc import Clock, JobQuery, Store, Trigger
 from . import queries
 from .outcomes import SHUTDOWN_REASON, FinishedOnce, classify, next_deadline
-from .records import JobRun, TaskState, Waiter, new_id, utcnow
+from .records import JobRun, TaskState, new_id, utcnow
 from .task_checks import TaskUpdate
 from .timing import Timer
 
@@ -84,7 +85,7 @@ class Engine:
         self.tasks: dict[str, TaskState] = {}
         self.jobs: dict[str, JobRun] = {}
         #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
-        self._task_waiters: dict[str, list[Waiter]] = {}
+        self._task_waiters: dict[str, list[Future[Job]]] = {}
         #: the last jobs of run-once tasks that just finished
         self._finished_once = FinishedOnce(min(60.0, history_retention))
         #: jobs whose handler is running
@@ -174,7 +175,7 @@ class Engine:
                 self.cancel_run(task.run, "task removed")
             else:
                 for waiter in self._task_waiters.pop(task.id, []):
-                    waiter.fail(TaskNotFoundError(task.id))
+                    waiter.set_exception(TaskNotFoundError(task.id))
         finally:
             self._record(task, Event.TASK_REMOVED, snapshot=snapshot, deleted=True)
 
@@ -280,7 +281,7 @@ class Engine:
         run = self.jobs.get(job_id)
         if run is None:
             return await self.get_job(job_id)
-        waiter = Waiter()
+        waiter: Future[Job] = Future()
         run.waiters.append(waiter)
         return await queries.wait(waiter, limit, run.waiters)
 
@@ -293,7 +294,7 @@ class Engine:
                 return finished
         task = self.find_task(task_id)
         limit = queries.check_timeout(timeout)
-        waiter = Waiter()
+        waiter: Future[Job] = Future()
         waiters = self._task_waiters.setdefault(task.id, [])
         waiters.append(waiter)
         try:
@@ -501,9 +502,9 @@ class Engine:
         task_waiters = self._task_waiters.pop(run.task.id, [])
         for waiter in [*run.waiters, *task_waiters]:
             if self.stopping:
-                waiter.fail(SchedulerStoppedError("the scheduler was shut down"))
+                waiter.set_exception(SchedulerStoppedError("the scheduler was shut down"))
             else:
-                waiter.resolve(job)
+                waiter.set_result(job)
         if not self.jobs and self._idle is not None:
             self._idle.set()
         if run.task.finished:
@@ -541,7 +542,7 @@ class Engine:
             waiters, self._task_waiters = self._task_waiters, {}
             for task_waiters in waiters.values():
                 for waiter in task_waiters:
-                    waiter.fail(stopped)
+                    waiter.set_exception(stopped)
         return [run.final for run in stuck if run.final is not None]
 
     async def stats(self, *, loop_alive: bool) -> QuivStats:

@@ -17,8 +17,9 @@ import anyio
 from .._checks import check_bool, check_datetime, check_int, check_number
 from .._errors import ConfigurationError, JobNotFoundError
 from .._models import Job, JobStatus, QuivStats, TaskStatus
+from .._xthread.mailbox import Future
 from ..abc import JobQuery, Store
-from .records import TaskState, Waiter
+from .records import TaskState
 
 __all__ = (
     "check_delay",
@@ -156,18 +157,15 @@ def stats_snapshot(
     )
 
 
-async def wait(waiter: Waiter, limit: float, registry: list[Waiter]) -> Job:
+async def wait(waiter: Future[Job], limit: float, registry: list[Future[Job]]) -> Job:
     """Wait for *waiter* up to *limit* seconds; leave *registry* if giving up."""
     try:
         with anyio.fail_after(limit):
-            await waiter.event.wait()
+            await waiter.wait_settled()
     finally:
-        if not waiter.event.is_set() and waiter in registry:
+        if not waiter.done and waiter in registry:
             registry.remove(waiter)
-    if waiter.error is not None:
-        raise waiter.error
-    assert waiter.job is not None
-    return waiter.job
+    return waiter.result()
 
 
 def _enum_value(enum: Any, value: object, name: str) -> Any:

@@ -14,16 +14,15 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
-import anyio
-
 from .._clock import WallClock
 from .._context import JobContext, JobControl
 from .._models import Job, JobStatus, Task, TaskStatus
+from .._xthread.mailbox import Future
 from ..abc import Trigger
 from .handlers import HandlerSpec
 from .timer import TimerEntry
 
-__all__ = ("SETTINGS_FIELDS", "JobRun", "TaskSettings", "TaskState", "Waiter", "new_id", "utcnow")
+__all__ = ("SETTINGS_FIELDS", "JobRun", "TaskSettings", "TaskState", "new_id", "utcnow")
 
 _job_seq = itertools.count()
 
@@ -87,25 +86,6 @@ class TaskSettings:
 
 
 SETTINGS_FIELDS = tuple(field.name for field in fields(TaskSettings))
-
-
-class Waiter:
-    """One caller of ``wait_for_job``/``wait_for_task`` (scheduler loop only)."""
-
-    __slots__ = ("error", "event", "job")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.job: Job | None = None
-        self.error: BaseException | None = None
-
-    def resolve(self, job: Job) -> None:
-        self.job = job
-        self.event.set()
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        self.event.set()
 
 
 @dataclass(eq=False, slots=True)
@@ -250,7 +230,7 @@ class JobRun:
         self.error_message: str | None = None
         self.timeout = 0.0
         self.timeout_entry: TimerEntry[JobRun] | None = None
-        self.waiters: list[Waiter] = []
+        self.waiters: list[Future[Job]] = []
         self.done = False
         self.final: Job | None = None
 

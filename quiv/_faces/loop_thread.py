@@ -4,10 +4,12 @@ This is the machinery under :class:`~quiv.Quiv`. anyio's blocking portal is
 close to what is needed, but its calls raise from a thread that runs a trio
 loop, and leaving ``start_blocking_portal()`` from such a thread waits forever
 for a portal it could not stop. So the thread here takes calls through a
-non-blocking hand-off (:func:`~quiv._loops.call_soon` with the loop's token)
-and hands results back through :class:`concurrent.futures.Future`, which
-works from any thread: plain threads, threads running an asyncio loop, and
-threads running a trio loop. Only the loop's own thread cannot wait for a
+non-blocking hand-off (:func:`~quiv._xthread.loops.call_soon` with the
+loop's token, or a :class:`~quiv._xthread.mailbox.Mailbox` for a burst of
+posts) and hands results back through an
+:class:`~quiv._xthread.mailbox.Future`, which can be waited for from any
+thread: plain threads, threads running an asyncio loop, and threads running
+a trio loop. Only the loop's own thread cannot wait for a
 call (it would wait for itself); :meth:`LoopThread.on_loop_thread` tells.
 """
 
@@ -19,23 +21,22 @@ import contextvars
 import importlib
 import sys
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.lowlevel import EventLoopToken, current_token
 
 from .._errors import SchedulerStoppedError
-from .._xthread.loops import call_soon, wait_for_callback
+from .._xthread.loops import call_soon
+from .._xthread.mailbox import Future, Mailbox
 
 __all__ = ("Call", "LoopThread")
 
 T = TypeVar("T")
-A = TypeVar("A")
 
 #: BaseExceptionGroup: a builtin since Python 3.11, the backport's before
 _GROUP: type[BaseException] = (
@@ -44,55 +45,42 @@ _GROUP: type[BaseException] = (
 )
 
 _STOPPED = "the scheduler was shut down"
+_CANCELLED = "the call was cancelled"
 
 
-class Call(Generic[T]):
-    """One coroutine call handed to the loop thread; settles a future (thread-safe)."""
+def _refused() -> BaseException:
+    return SchedulerStoppedError(_STOPPED)
 
-    __slots__ = ("_cancel_requested", "_scope", "fn", "future")
+
+class Call(Future[T]):
+    """One coroutine call handed to the loop thread, and its outcome (thread-safe)."""
+
+    __slots__ = ("fn",)
 
     def __init__(self, fn: Callable[[], Awaitable[T]]) -> None:
+        super().__init__()
         self.fn = fn
-        self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._scope: anyio.CancelScope | None = None
-        self._cancel_requested = False
-
-    def settle_error(self, error: BaseException) -> None:
-        try:
-            self.future.set_exception(error)
-        except concurrent.futures.InvalidStateError:
-            pass
-
-    def settle_result(self, result: T) -> None:
-        try:
-            self.future.set_result(result)
-        except concurrent.futures.InvalidStateError:
-            pass
 
     async def run(self) -> None:
-        """Run the call on the loop thread and settle the future (never raises errors)."""
+        """Run the call on the loop thread and settle it (never raises errors)."""
         with anyio.CancelScope() as scope:
-            self._scope = scope
-            if self._cancel_requested:
-                scope.cancel()
+            self.bind_scope(scope)
             try:
                 result = await self.fn()
             except Exception as exc:
-                self.settle_error(exc)
+                self.set_exception(exc)
                 return
             except BaseException:  # cancellation (re-raised) or a fatal error
-                reason = "the call was cancelled" if self._cancel_requested else _STOPPED
-                self.settle_error(SchedulerStoppedError(reason))
+                reason = _CANCELLED if self.cancel_reason is not None else _STOPPED
+                self.set_exception(SchedulerStoppedError(reason))
                 raise
-            self.settle_result(result)
+            self.set_result(result)
         if scope.cancelled_caught:
-            self.settle_error(SchedulerStoppedError("the call was cancelled"))
+            self.set_exception(SchedulerStoppedError(_CANCELLED))
 
     def cancel_here(self) -> None:
         """Cancel the call (on the loop thread)."""
-        self._cancel_requested = True
-        if self._scope is not None:
-            self._scope.cancel()
+        self.cancel_target(_CANCELLED)
 
 
 class LoopThread:
@@ -119,9 +107,17 @@ class LoopThread:
         self._exit: anyio.Event | None = None
         self._context: contextvars.Context | None = None
         #: post()'s functions, each followed by its argument, run in order by one
-        #: loop callback
-        self._posted: deque[Any] = deque()
-        self._drain_scheduled = False
+        #: loop callback per batch
+        self._posted = Mailbox(wake=self._run_posted, refused=_refused, raise_if_lost=True)
+        #: Run the sync ``fn(arg)`` on the loop soon, without waiting (any thread):
+        #: ``post(fn, arg)``. Posted functions and :meth:`submit` calls start in
+        #: the order they were handed over; a burst of posts costs one wake-up of
+        #: the loop. If *fn* raises, the loop gets the error and later posts still
+        #: run. Passing *arg* separately, rather than a closure, lets a burst of
+        #: posts allocate nothing per call; and this is the mailbox's own method,
+        #: with no call in between. Raises :class:`SchedulerStoppedError` if the
+        #: loop no longer takes calls.
+        self.post: Callable[[Callable[[Any], object], Any], object] = self._posted.put_pair
         #: called on the loop thread after the loop ended (even if it crashed)
         self.on_exit: Callable[[BaseException | None], None] | None = None
 
@@ -160,6 +156,7 @@ class LoopThread:
         """Make :meth:`submit` refuse new calls (they raise SchedulerStoppedError)."""
         with self._lock:
             self._accepting = False
+        self._posted.close()
 
     def request_exit(self) -> None:
         """On the loop thread: leave *resource* and end the loop once calls finish."""
@@ -189,34 +186,12 @@ class LoopThread:
             if token is None or not (self._accepting or final):
                 raise SchedulerStoppedError(_STOPPED)
             self._pending.add(call)
-        call.future.add_done_callback(lambda _: self._forget(call))
+        call.add_done_callback(lambda: self._forget(call))
         if self.on_loop_thread():
             self._start_call(call)
         elif not self._post(token, partial(self._start_call, call)):
-            call.settle_error(SchedulerStoppedError(_STOPPED))
+            call.set_exception(SchedulerStoppedError(_STOPPED))
         return call
-
-    def post(self, fn: Callable[[A], object], arg: A) -> None:
-        """Run the sync ``fn(arg)`` on the loop soon, without waiting (any thread).
-
-        Posted functions and :meth:`submit` calls start in the order they were
-        handed over; a burst of posts costs one wake-up of the loop. *fn* must
-        not raise. Passing *arg* separately, rather than a closure, lets a burst
-        of posts allocate nothing per call.
-
-        :raises SchedulerStoppedError: if the loop no longer takes calls
-        """
-        with self._lock:
-            token = self._token
-            if token is None or not self._accepting:
-                raise SchedulerStoppedError(_STOPPED)
-            self._posted.append(fn)
-            self._posted.append(arg)
-            if self._drain_scheduled:
-                return  # the pending drain runs it, before anything handed over later
-            self._drain_scheduled = True
-        if not self._post(token, self._drain_posted):
-            raise SchedulerStoppedError(_STOPPED)
 
     def close_posts(self) -> None:
         """On the loop thread: refuse posts and calls from now on, and run the
@@ -227,42 +202,22 @@ class LoopThread:
         while the resource still serves it.
         """
         self.stop_accepting()
-        self._drain_posted()
+        self._posted.run_pairs()
 
-    def _drain_posted(self) -> None:
-        # On the loop thread, as a plain callback (or from close_posts).
-        posted = self._posted
-        drained = False
-        try:
-            while True:
-                with self._lock:
-                    if not posted:
-                        self._drain_scheduled = False
-                        drained = True
-                        return
-                    fn = posted.popleft()
-                    arg = posted.popleft()
-                fn(arg)
-        finally:
-            if not drained:  # fn raised (it must not): the loop gets the error, the rest still runs
-                self._drain_again()
-
-    def _drain_again(self) -> None:
-        with self._lock:
-            token = self._token
-            if token is None or not self._posted:
-                self._drain_scheduled = False
-                return
-        if not self._post(token, self._drain_posted):
-            with self._lock:
-                self._drain_scheduled = False
+    def _run_posted(self) -> None:
+        # On the loop thread, as a plain callback: see _post.
+        context = self._context
+        if context is None:
+            self._posted.run_pairs()
+        else:
+            context.run(self._posted.run_pairs)
 
     def call(self, fn: Callable[[], Awaitable[T]], *, final: bool = False) -> T:
         """Run ``fn()`` on the loop and block until it returns (not on the loop thread).
 
         :raises SchedulerStoppedError: if the loop no longer takes calls
         """
-        return self.submit(fn, final=final).future.result()
+        return self.submit(fn, final=final).wait()
 
     async def call_async(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn()`` on the loop; wait for it without blocking the caller's loop.
@@ -271,11 +226,11 @@ class LoopThread:
         """
         call = self.submit(fn)
         try:
-            await wait_for_callback(lambda wake: call.future.add_done_callback(lambda _: wake()))
+            await call.wait_settled()
         except BaseException:
             self.cancel(call)
             raise
-        return call.future.result()
+        return call.result()
 
     def cancel(self, call: Call[Any]) -> None:
         """Cancel *call* from any thread."""
@@ -299,13 +254,13 @@ class LoopThread:
         # Runs on the loop thread, often as a bare callback: it must never raise
         # (an exception escaping a trio ``run_sync_soon`` callback crashes the run).
         task_group = self._task_group
-        if task_group is None or call.future.done():
-            call.settle_error(SchedulerStoppedError(_STOPPED))
+        if task_group is None or call.done:
+            call.set_exception(SchedulerStoppedError(_STOPPED))
             return
         try:
             task_group.start_soon(call.run, name="quiv sync-face call")
         except RuntimeError:  # the task group is closing
-            call.settle_error(SchedulerStoppedError(_STOPPED))
+            call.set_exception(SchedulerStoppedError(_STOPPED))
 
     # -- the thread ------------------------------------------------------------------
 
@@ -333,8 +288,9 @@ class LoopThread:
                 self._accepting = False
                 self._token = None
                 leftovers, self._pending = self._pending, set()
+            self._posted.close()
             for call in leftovers:
-                call.settle_error(SchedulerStoppedError(_STOPPED))
+                call.set_exception(SchedulerStoppedError(_STOPPED))
             if self.on_exit is not None:
                 self.on_exit(error)
 
@@ -349,8 +305,9 @@ class LoopThread:
                 self._task_group = task_group
                 self._context = contextvars.copy_context()
                 with self._lock:
-                    self._token = current_token()
+                    self._token = token = current_token()
                     self._accepting = True
+                self._posted.open(token)
                 ready.set_result(None)
                 await self._exit.wait()
                 task_group.cancel_scope.cancel()

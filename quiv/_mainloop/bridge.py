@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from functools import partial
@@ -32,6 +31,7 @@ from .._core.handlers import callable_name
 from .._errors import JobCancelledError, MainLoopUnavailableError
 from .._typing import Logger
 from .._xthread.loops import call_soon, close_awaitable
+from .._xthread.mailbox import Future, Mailbox
 
 __all__ = ("MainCall", "MainLoopBridge")
 
@@ -42,67 +42,23 @@ _BATCH = 128
 _FATAL = (KeyboardInterrupt, SystemExit)
 
 
+def _refused() -> BaseException:
+    return MainLoopUnavailableError("the scheduler's main-loop bridge is closed")
+
+
 class _Kind(Enum):
     ORDERED = 1
     FIRE = 2
     CALL = 3
 
 
-class MainCall:
-    """The pending result of a call handed to the main loop (thread-safe)."""
+class MainCall(Future[Any]):
+    """The pending result of a call handed to the main loop (thread-safe).
 
-    __slots__ = (
-        "_callbacks",
-        "_done",
-        "_error",
-        "_lock",
-        "_result",
-        "_waiter",
-        "cancel_reason",
-        "scope",
-    )
+    An :class:`~quiv._xthread.mailbox.Future` that its caller may give up on.
+    """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # Held until settled: a waiter blocks acquiring it, then releases it for
-        # the next one. One bare lock is the cheapest cross-thread wake-up
-        # (a threading.Event allocates a lock per wait and wakes through a
-        # Condition), and the wake-up is on the critical path of call_on_main.
-        self._waiter = threading.Lock()
-        self._waiter.acquire()
-        self._done = False
-        self._callbacks: list[Callable[[], object]] = []
-        self._result: Any = None
-        self._error: BaseException | None = None
-        #: set when the caller gave up (its job was cancelled)
-        self.cancel_reason: str | None = None
-        #: the target's cancel scope, owned by the main loop
-        self.scope: anyio.CancelScope | None = None
-
-    @property
-    def done(self) -> bool:
-        """``True`` once the call has a result, an error or was cancelled."""
-        return self._done
-
-    def _settle(self, result: Any = None, error: BaseException | None = None) -> bool:
-        with self._lock:
-            if self._done:
-                return False
-            self._result, self._error = result, error
-            self._done = True
-            callbacks, self._callbacks = self._callbacks, []
-        self._waiter.release()
-        for callback in callbacks:
-            callback()
-        return True
-
-    def set_result(self, result: Any) -> None:
-        """Settle the call with *result* (ignored if already settled)."""
-        self._settle(result=result)
-
-    def set_exception(self, error: BaseException) -> None:
-        """Settle the call with *error* (ignored if already settled)."""
-        self._settle(error=error)
+    __slots__ = ()
 
     def cancel(self, reason: str = "job cancelled") -> bool:
         """Give up waiting; the main loop cancels the target if it runs."""
@@ -110,28 +66,7 @@ class MainCall:
             if self._done:
                 return False
             self.cancel_reason = reason
-        return self._settle(error=JobCancelledError(reason))
-
-    def add_done_callback(self, callback: Callable[[], object]) -> None:
-        """Call *callback* (from the settling thread) once settled; now if already."""
-        with self._lock:
-            if not self._done:
-                self._callbacks.append(callback)
-                return
-        callback()
-
-    def wait(self) -> Any:
-        """Block until settled; return the result or raise the error."""
-        if not self._done:
-            self._waiter.acquire()
-            self._waiter.release()
-        return self.result()
-
-    def result(self) -> Any:
-        """Return the result or raise the error of a settled call (no wait)."""
-        if self._error is not None:
-            raise self._error
-        return self._result
+        return self.set_exception(JobCancelledError(reason))
 
 
 class MainLoopBridge:
@@ -141,17 +76,10 @@ class MainLoopBridge:
         self.token = token
         self.thread_id = thread_id
         self._logger = logger
-        self._lock = threading.Lock()
-        self._inbox: deque[
-            tuple[
-                _Kind, Callable[..., Any], tuple[Any, ...], Mapping[str, Any], str, MainCall | None
-            ]
-        ] = deque()
-        self._pending = 0
-        self._idle = False
-        self._wake_posted = False
-        self._closed = False
-        self._event: anyio.Event | None = None
+        #: items are ``(kind, func, args, kwargs, what, call)``
+        self._box = Mailbox(token, refused=_refused, loop_thread=thread_id)
+        #: items settled minus targets started here, under ``self._box.lock``
+        self._settled_count = 0
         self._task_group: TaskGroup | None = None
         self._scope: anyio.CancelScope | None = None
 
@@ -164,11 +92,13 @@ class MainLoopBridge:
     @property
     def pending(self) -> int:
         """Items handed over and not yet settled."""
-        return self._pending
+        box = self._box
+        with box.lock:
+            return box.handed - self._settled_count
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._box.closed
 
     def submit(
         self,
@@ -208,11 +138,7 @@ class MainLoopBridge:
         saves a task switch per round trip. Queued items keep their order.
         """
         call = MainCall() if into is None else into
-        with self._lock:
-            direct = self._idle and not self._inbox and not self._wake_posted and not self._closed
-            if direct:
-                self._pending += 1
-        if not direct:
+        if not self._box.claim_idle():
             self._post(_Kind.CALL, func, args, kwargs, "call_on_main target", call)
         elif not call_soon(self.token, partial(self._call_now, func, args, kwargs, call)):
             self._settled()
@@ -227,7 +153,7 @@ class MainLoopBridge:
         call: MainCall,
     ) -> None:
         """Main loop (a plain callback): run a call posted past the inbox."""
-        if call.done or self._task_group is None or self._closed:
+        if call.done or self._task_group is None or self._box.closed:
             self._settled()
             if not call.done:
                 call.set_exception(MainLoopUnavailableError("the scheduler stopped"))
@@ -258,7 +184,7 @@ class MainLoopBridge:
         Failures are logged. Before the bridge runs, the call is queued instead.
         """
         task_group = self._task_group
-        if task_group is None or self._closed:
+        if task_group is None or self._box.closed:
             self.fire(func, args, kwargs)
             return
         what = "run_on_main target"
@@ -270,14 +196,14 @@ class MainLoopBridge:
             self._log_failure(what, func, exc)
             return
         if inspect.isawaitable(result):
-            with self._lock:
-                self._pending += 1
+            with self._box.lock:
+                self._settled_count -= 1
             task_group.start_soon(self._await_target, result, what, func, None)
 
     def cancel_call(self, call: MainCall, reason: str) -> None:
         """Give up on *call* and cancel its target if it is running."""
         if call.cancel(reason):
-            call_soon(self.token, lambda: call.scope.cancel() if call.scope is not None else None)
+            call_soon(self.token, partial(call.cancel_target, reason))
 
     def _post(
         self,
@@ -288,32 +214,14 @@ class MainLoopBridge:
         what: str,
         call: MainCall | None,
     ) -> None:
-        with self._lock:
-            if self._closed:
-                raise MainLoopUnavailableError("the scheduler's main-loop bridge is closed")
-            self._inbox.append((kind, func, args, kwargs, what, call))
-            self._pending += 1
-            wake = self._idle and not self._wake_posted
-            if wake:
-                self._wake_posted = True
-        if wake:
-            if self.on_main_thread():
-                self._wake()
-            elif not call_soon(self.token, self._wake):
-                self._logger.warning("quiv: the main loop has stopped; %s not delivered", what)
+        if not self._box.put((kind, func, args, kwargs, what, call)):
+            self._logger.warning("quiv: the main loop has stopped; %s not delivered", what)
 
     # -- main loop only --------------------------------------------------------
 
-    def _wake(self) -> None:
-        with self._lock:
-            self._wake_posted = False
-            event = self._event
-        if event is not None:
-            event.set()
-
     def _settled(self) -> None:
-        with self._lock:
-            self._pending -= 1
+        with self._box.lock:
+            self._settled_count += 1
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -327,7 +235,7 @@ class MainLoopBridge:
             # ``cancel_called`` is set; anything else is a callable's failure.
             with anyio.CancelScope(shield=True) as scope:
                 self._scope = scope
-                if self._closed:  # stop() came first (run() started with spawn_here)
+                if self._box.closed:  # stop() came first (run() started with spawn_here)
                     scope.cancel()
                 async with anyio.create_task_group() as task_group:
                     self._task_group = task_group
@@ -337,31 +245,21 @@ class MainLoopBridge:
             self._close_inbox()
 
     async def _drain_forever(self, task_group: TaskGroup) -> None:
-        inbox = self._inbox
+        box = self._box
         while True:
             handled = 0
-            while inbox:
-                await self._handle(task_group, *inbox.popleft())
+            item = box.pop()
+            while item is not None:
+                await self._handle(task_group, *item)
                 handled += 1
                 if handled % _BATCH == 0:
                     await anyio.lowlevel.checkpoint()
-            with self._lock:
-                if inbox:
-                    continue
-                self._idle = True
-                self._event = anyio.Event()
-                event = self._event
-            try:
-                await event.wait()
-            finally:
-                with self._lock:
-                    self._idle = False
-                    self._event = None
+                item = box.pop()
+            await box.wait()
 
     def stop(self) -> None:
         """Stop accepting work; stop draining and cancel running targets (any thread)."""
-        with self._lock:
-            self._closed = True
+        self._box.close()
         if self.on_main_thread():
             self._stop_here()
         else:
@@ -372,10 +270,8 @@ class MainLoopBridge:
             self._scope.cancel()  # the drain task and every target started in its group
 
     def _close_inbox(self) -> None:
-        with self._lock:
-            self._closed = True
-            leftovers = list(self._inbox)
-            self._inbox.clear()
+        self._box.close()
+        leftovers = self._box.take_all()
         for _kind, _func, _args, _kwargs, _what, call in leftovers:
             if call is not None:
                 call.set_exception(
@@ -434,9 +330,7 @@ class MainLoopBridge:
         try:
             with anyio.CancelScope() as scope:
                 if call is not None:
-                    call.scope = scope
-                    if call.done:
-                        scope.cancel()
+                    call.bind_scope(scope)
                 result = await awaitable
             if call is not None:
                 if scope.cancelled_caught:

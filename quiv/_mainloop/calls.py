@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from .._context import control_of, current_job
 from .._errors import MainLoopUnavailableError
-from .._xthread.loops import close_awaitable, wait_for_callback
+from .._xthread.loops import close_awaitable
 from .bridge import MainCall, MainLoopBridge
 
 __all__ = ("call_on_main", "call_on_main_async", "run_on_main")
@@ -169,5 +169,4 @@ def _cancel_with_job(bridge: MainLoopBridge, call: MainCall) -> Callable[[], Non
 
 async def wait_call(call: MainCall) -> None:
     """Wait, in the current event loop, until *call* is settled."""
-    if not call.done:
-        await wait_for_callback(call.add_done_callback)
+    await call.wait_settled()

@@ -13,7 +13,6 @@ import enum
 import heapq
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,7 @@ from anyio.abc import TaskStatus
 from anyio.lowlevel import EventLoopToken
 
 from .._core.records import JobRun
-from .loops import call_soon
+from .mailbox import Mailbox
 
 __all__ = ("STUCK", "Inbox", "ReadyQueue", "Start")
 
@@ -150,30 +149,14 @@ class Inbox:
     """
 
     def __init__(self, token: EventLoopToken, handle: Callable[[list[Any]], None]) -> None:
-        self._token = token
+        self._box = Mailbox(token)
+        #: any thread: queue an item for the scheduler loop (the mailbox's own
+        #: put, with no call in between: this is paid once per job). Once the
+        #: loop has finished, items stay queued and are never handled.
+        self.put: Callable[[tuple[JobRun, Any]], object] = self._box.put
         self._handle = handle
-        self._items: deque[Any] = deque()
-        self._lock = threading.Lock()
-        self._event: anyio.Event | None = None
-        self._posted = False
         self._scope: anyio.CancelScope | None = None
         self.closed = False
-
-    def put(self, item: tuple[JobRun, Any]) -> None:
-        """Any thread: queue *item* for the scheduler loop."""
-        with self._lock:
-            self._items.append(item)
-            if self._event is None or self._posted:
-                return  # the drain task is busy and will see it
-            self._posted = True
-        if not call_soon(self._token, self._wake):
-            self.closed = True
-
-    def _wake(self) -> None:
-        with self._lock:
-            event, self._posted = self._event, False
-        if event is not None:
-            event.set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Hand batches to *handle* until :meth:`stop` (on the scheduler loop).
@@ -181,23 +164,17 @@ class Inbox:
         Shielded from outside cancellation: job ends must still be recorded
         while the scheduler shuts down because its host was cancelled.
         """
+        box = self._box
         with anyio.CancelScope(shield=True) as self._scope:
             task_status.started()
             while True:
-                with self._lock:
-                    items = list(self._items)
-                    self._items.clear()
-                    if not items:
-                        self._event = event = anyio.Event()
+                await box.wait()
+                items = box.take_all()
                 if items:
                     if not self.closed:
                         self._handle(items)
                     items = []  # hold no finished job (nor its task) across the checkpoint
                     await anyio.lowlevel.checkpoint()
-                    continue
-                await event.wait()
-                with self._lock:
-                    self._event = None
 
     def stop(self) -> None:
         """Stop the drain task (on the scheduler loop)."""
