@@ -19,6 +19,9 @@ Every error the public API raises for bad input or bad state is a
 
 from __future__ import annotations
 
+import builtins
+import importlib
+
 __all__ = (
     "ConfigurationError",
     "HandlerRegistrationError",
@@ -103,3 +106,24 @@ class StoreError(QuivError, OSError):
     The scheduler keeps dispatching and keeps the unwritten records in memory;
     it retries writing them in the background.
     """
+
+
+#: BaseExceptionGroup: a builtin since Python 3.11, the backport's before
+_GROUP: type[BaseException] = (
+    getattr(builtins, "BaseExceptionGroup", None)
+    or importlib.import_module("exceptiongroup").BaseExceptionGroup
+)
+
+
+def sole_error(error: BaseException) -> BaseException:
+    """The one error inside (nested) single-error exception groups, else *error*.
+
+    A task group wraps a failure in an exception group; a failed start should
+    raise the error itself.
+    """
+    while isinstance(error, _GROUP):
+        inner: tuple[BaseException, ...] = getattr(error, "exceptions", ())
+        if len(inner) != 1:
+            break
+        error = inner[0]
+    return error

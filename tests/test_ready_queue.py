@@ -14,7 +14,7 @@ from scheduler_helpers import WAIT, Recorder
 
 from quiv import AsyncQuiv, Event
 from quiv._xthread import pool as _ready
-from quiv._xthread.pool import ReadyQueue, Start
+from quiv._xthread.pool import ReadyQueue, WorkerNeed
 
 
 class FakeRun:
@@ -31,47 +31,47 @@ class FakeRun:
         return self.seq < other.seq
 
 
-def push(queue: ReadyQueue) -> Start:
+def push(queue: ReadyQueue) -> WorkerNeed:
     run: Any = FakeRun()
     return queue.push(run)
 
 
 def test_the_first_job_gets_a_worker_at_once() -> None:
-    assert push(ReadyQueue(pool_size=4)) is Start.NOW
+    assert push(ReadyQueue(pool_size=4)) is WorkerNeed.START_ONE
 
 
 def test_a_job_waits_a_moment_while_a_worker_just_took_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     queue = ReadyQueue(pool_size=4)
-    assert push(queue) is Start.NOW
+    assert push(queue) is WorkerNeed.START_ONE
     assert queue.pop(finished_one=False) is not None  # the worker runs the first job
     monkeypatch.setattr(_ready, "STUCK", 3600.0)
-    assert push(queue) is Start.LATER  # it will likely come back for this one
-    assert queue.check() is Start.LATER
+    assert push(queue) is WorkerNeed.ASK_AGAIN  # it will likely come back for this one
+    assert queue.check() is WorkerNeed.ASK_AGAIN
     monkeypatch.setattr(_ready, "STUCK", 0.0)  # ... but it has been in its handler too long
-    assert queue.check() is Start.NOW
-    assert queue.check() is Start.NO  # one worker per queued job, no more
+    assert queue.check() is WorkerNeed.START_ONE
+    assert queue.check() is WorkerNeed.NONE  # one worker per queued job, no more
 
 
 def test_a_worker_between_jobs_is_not_stuck(monkeypatch: pytest.MonkeyPatch) -> None:
     queue = ReadyQueue(pool_size=4)
     monkeypatch.setattr(_ready, "STUCK", 0.0)
-    assert push(queue) is Start.NOW  # started, but it has not taken the job yet
-    assert push(queue) is Start.LATER
+    assert push(queue) is WorkerNeed.START_ONE  # started, but it has not taken the job yet
+    assert push(queue) is WorkerNeed.ASK_AGAIN
 
 
 def test_never_more_workers_than_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     queue = ReadyQueue(pool_size=1)
     monkeypatch.setattr(_ready, "STUCK", 0.0)
-    assert push(queue) is Start.NOW
+    assert push(queue) is WorkerNeed.START_ONE
     assert queue.pop(finished_one=False) is not None
-    assert push(queue) is Start.NO
-    assert queue.check() is Start.NO
+    assert push(queue) is WorkerNeed.NONE
+    assert queue.check() is WorkerNeed.NONE
 
 
 def test_nothing_queued_needs_no_worker() -> None:
-    assert ReadyQueue(pool_size=4).check() is Start.NO
+    assert ReadyQueue(pool_size=4).check() is WorkerNeed.NONE
 
 
 async def test_a_job_queued_behind_a_blocked_handler_starts_on_another_worker() -> None:

@@ -4,6 +4,12 @@ Each method checks its arguments and calls one method of the engine. The
 module is longer than most because the public signatures and their
 docstrings live here, where the API reference is generated from; the logic
 is in :mod:`quiv._core`.
+
+The sync face drives its AsyncQuiv through a few underscore methods
+(``_use_main_loop``, ``_register_task``, ``_declared``, ``_discard_declared``,
+``_fresh``, ``_shutdown`` and the ``_on_stopping`` hook). They are the
+contract between the two faces in this package, not API: a user of
+AsyncQuiv never needs them, so they are kept out of its public surface.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from .._config import UNSET, Unset, build_config
 from .._core import queries as _queries
 from .._core.records import TaskState
 from .._core.task_checks import new_task, validate_update
-from .._errors import SchedulerStoppedError
+from .._errors import SchedulerStoppedError, sole_error
 from .._events import Event, Listeners
 from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
@@ -34,7 +40,6 @@ from .._typing import Logger
 from ..abc import Clock, Trigger
 from .declarations import Declarations
 from .lifecycle import bridge_here, start_engine, stop_engine
-from .loop_thread import _unwrap
 
 if TYPE_CHECKING:
     from .._core.engine import Engine
@@ -193,7 +198,7 @@ class AsyncQuiv:
         except BaseException as exc:
             self._state = STOPPED
             self._declarations = None
-            error = _unwrap(exc)  # a start failure comes wrapped by the task group
+            error = sole_error(exc)  # a start failure comes wrapped by the task group
             if error is exc:
                 raise
             raise error from error.__cause__

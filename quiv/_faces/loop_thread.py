@@ -15,10 +15,8 @@ call (it would wait for itself); :meth:`LoopThread.on_loop_thread` tells.
 
 from __future__ import annotations
 
-import builtins
 import concurrent.futures
 import contextvars
-import importlib
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,19 +28,13 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.lowlevel import EventLoopToken, current_token
 
-from .._errors import SchedulerStoppedError
+from .._errors import SchedulerStoppedError, sole_error
 from .._xthread.loops import call_soon
 from .._xthread.mailbox import Future, Mailbox
 
 __all__ = ("Call", "LoopThread")
 
 T = TypeVar("T")
-
-#: BaseExceptionGroup: a builtin since Python 3.11, the backport's before
-_GROUP: type[BaseException] = (
-    getattr(builtins, "BaseExceptionGroup", None)
-    or importlib.import_module("exceptiongroup").BaseExceptionGroup
-)
 
 _STOPPED = "the scheduler was shut down"
 _CANCELLED = "the call was cancelled"
@@ -141,7 +133,7 @@ class LoopThread:
             ready.result()
         except BaseException as exc:
             thread.join()
-            raise _unwrap(exc) from None
+            raise sole_error(exc) from None
 
     def on_loop_thread(self) -> bool:
         """Whether the caller runs on this loop's own thread."""
@@ -313,13 +305,3 @@ class LoopThread:
                 task_group.cancel_scope.cancel()
         finally:
             self._task_group = None
-
-
-def _unwrap(error: BaseException) -> BaseException:
-    """The one error inside (nested) single-error exception groups, else *error*."""
-    while isinstance(error, _GROUP):
-        inner: tuple[BaseException, ...] = getattr(error, "exceptions", ())
-        if len(inner) != 1:
-            break
-        error = inner[0]
-    return error

@@ -23,22 +23,23 @@ from anyio.lowlevel import EventLoopToken
 from .._core.records import JobRun
 from .mailbox import Mailbox
 
-__all__ = ("STUCK", "Inbox", "ReadyQueue", "Start")
+__all__ = ("STUCK", "Inbox", "ReadyQueue", "WorkerNeed")
 
 #: workers that have all been in handlers this long, with no job taken since,
 #: are stuck: a queued job then gets a worker of its own
 STUCK = 0.001
 
 
-class Start(enum.Enum):
-    """What :meth:`ReadyQueue.push` and :meth:`ReadyQueue.check` ask of the caller."""
+class WorkerNeed(enum.Enum):
+    """Whether the queued jobs need another worker: the answer of
+    :meth:`ReadyQueue.push` and :meth:`ReadyQueue.check`."""
 
-    #: nothing: a worker will take the job
-    NO = "no"
-    #: start one more worker now
-    NOW = "now"
-    #: ask again (call :meth:`ReadyQueue.check`) in :data:`STUCK` seconds
-    LATER = "later"
+    #: no: a worker will take the job
+    NONE = "none"
+    #: yes: start one more worker now
+    START_ONE = "start one"
+    #: not yet: ask again (call :meth:`ReadyQueue.check`) in :data:`STUCK` seconds
+    ASK_AGAIN = "ask again"
 
 
 class ReadyQueue:
@@ -72,33 +73,33 @@ class ReadyQueue:
         self._woken = 0
         self._closed = False
 
-    def push(self, run: JobRun) -> Start:
+    def push(self, run: JobRun) -> WorkerNeed:
         """Queue *run*; return whether the caller must start one more worker."""
         with self._lock:
             heapq.heappush(self._heap, run)
             if self._idle > self._woken:  # a lingering worker takes it
                 self._woken += 1
                 self._wakeup.notify()
-                return Start.NO
+                return WorkerNeed.NONE
             return self._need_worker()
 
-    def check(self) -> Start:
+    def check(self) -> WorkerNeed:
         """Whether the queued jobs need one more worker now (see :data:`STUCK`)."""
         with self._lock:
             if not self._heap or self._idle > self._woken:
-                return Start.NO
+                return WorkerNeed.NONE
             return self._need_worker()
 
-    def _need_worker(self) -> Start:
+    def _need_worker(self) -> WorkerNeed:
         # under the lock
         busy = len(self._heap) + self._executing
         if self._workers >= self._pool_size or self._workers >= busy:
-            return Start.NO
+            return WorkerNeed.NONE
         stuck = self._executing == self._workers and time.monotonic() - self._last_pop >= STUCK
         if self._workers == 0 or stuck:
             self._workers += 1
-            return Start.NOW
-        return Start.LATER
+            return WorkerNeed.START_ONE
+        return WorkerNeed.ASK_AGAIN
 
     def close(self) -> None:
         """Start no more jobs: from now on :meth:`pop` returns ``None`` (shutdown)."""

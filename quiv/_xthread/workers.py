@@ -14,7 +14,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._core.records import JobRun
-from .pool import STUCK, Inbox, ReadyQueue, Start
+from .pool import STUCK, Inbox, ReadyQueue, WorkerNeed
 from .runner import Outcome, work
 from .threads import WorkerThreads
 
@@ -53,12 +53,12 @@ class WorkerPool:
         """Queue *run* for the next free worker (adding a worker if it needs one)."""
         self._start_workers(self._ready.push(run))
 
-    def _start_workers(self, start: Start) -> None:
+    def _start_workers(self, need: WorkerNeed) -> None:
         assert self._task_group is not None
-        if start is Start.NOW:
+        if need is WorkerNeed.START_ONE:
             self._task_group.start_soon(self._worker, name="quiv worker")
-            start = self._ready.check()  # more may be queued than one worker takes
-        if start is Start.LATER and not self._recheck_pending:
+            need = self._ready.check()  # more may be queued than one worker takes
+        if need is WorkerNeed.ASK_AGAIN and not self._recheck_pending:
             self._recheck_pending = True
             self._task_group.start_soon(self._recheck, name="quiv worker check")
 
