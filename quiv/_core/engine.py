@@ -43,10 +43,10 @@ from .._typing import Logger
 from .._xthread.mailbox import Future
 from .._xthread.runner import Outcome
 from .._xthread.workers import WorkerPool
-from ..abc import Clock, JobQuery, Store, Trigger
+from ..abc import Clock, JobQuery, Store
 from . import queries
 from .outcomes import SHUTDOWN_REASON, FinishedOnce, classify, next_deadline
-from .records import JobRun, TaskState, new_id, utcnow
+from .records import JobRun, TaskState, WallTrigger, new_id, utcnow
 from .task_checks import TaskUpdate
 from .timing import Timer
 
@@ -111,8 +111,8 @@ class Engine:
             it; with a real-time clock the time the request took to arrive
             counts against the delay
         """
-        if task.trigger is not None:  # a wall-clock trigger: its first fire on this clock
-            first_delay = self._first_fire_delay(task, task.trigger)
+        if task.wall_trigger is not None:  # its first fire, by this scheduler's clock
+            first_delay = self._first_fire_delay(task, task.wall_trigger)
         elif requested_at is not None and self.clock.real_time:
             first_delay = max(0.0, first_delay - (time.monotonic() - requested_at))
         deadline = self.clock.now() + first_delay
@@ -130,7 +130,7 @@ class Engine:
             self._record(task, Event.TASK_ADDED, new=True)
             self._dispatch(task, deadline)
 
-    def _first_fire_delay(self, task: TaskState, trigger: Trigger) -> float:
+    def _first_fire_delay(self, task: TaskState, wall: WallTrigger) -> float:
         """Seconds to *trigger*'s first fire after now, by this scheduler's wall clock.
 
         (The request was checked against the system clock; a test clock may
@@ -138,11 +138,11 @@ class Engine:
         """
         wall_now = self._wall_now()
         try:
-            fire = check_fire(trigger, wall_now, trigger.next_fire(wall_now))
+            fire = check_fire(wall.trigger, wall_now, wall.trigger.next_fire(wall_now))
         except Exception:
             self.logger.exception("quiv: the trigger of task %r failed", task.task_name)
             fire = None
-        task.last_fire = fire or wall_now
+        wall.last_fire = fire or wall_now
         return 0.0 if fire is None else clamp_delay((fire - wall_now).total_seconds())
 
     def update_task(self, task: TaskState, update: TaskUpdate) -> None:

@@ -15,8 +15,7 @@ from .._models import Job, JobStatus
 from .._triggers.interval import IntervalSchedule, next_run, retry_delay
 from .._triggers.wall import check_fire
 from .._xthread.runner import Outcome
-from ..abc import Trigger
-from .records import JobRun, TaskState
+from .records import JobRun, TaskState, WallTrigger
 
 __all__ = (
     "ABANDONED_REASON",
@@ -80,8 +79,8 @@ def next_deadline(
         deadline = now
     elif task.pending_deadline is not None:
         deadline, task.pending_deadline = task.pending_deadline, None
-    elif deadline is None and task.trigger is not None:
-        deadline = _next_fire(task, task.trigger, now, wall_now())
+    elif deadline is None and task.wall_trigger is not None:
+        deadline = _next_fire(task.wall_trigger, now, wall_now())
     elif deadline is None and not task.run_once:
         assert task.interval is not None
         schedule = IntervalSchedule(task.interval, task.fixed_interval, task.anchor)
@@ -90,21 +89,21 @@ def next_deadline(
     return deadline, retrying
 
 
-def _next_fire(task: TaskState, trigger: Trigger, now: float, wall_now: datetime) -> float | None:
+def _next_fire(wall: WallTrigger, now: float, wall_now: datetime) -> float | None:
     """The deadline of a wall-clock trigger's next fire after its latest one.
 
     Fires missed meanwhile (the job overran them, the pool was full, the
     process was suspended) make one run, at once, not one per missed fire;
     the trigger then counts on from now.
     """
-    after = task.last_fire or wall_now
-    fire = check_fire(trigger, after, trigger.next_fire(after))
+    after = wall.last_fire or wall_now
+    fire = check_fire(wall.trigger, after, wall.trigger.next_fire(after))
     if fire is None:
         return None
     if fire <= wall_now:  # missed: one run now
-        task.last_fire = wall_now
+        wall.last_fire = wall_now
         return now
-    task.last_fire = fire
+    wall.last_fire = fire
     return now + (fire - wall_now).total_seconds()
 
 

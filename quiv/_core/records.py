@@ -22,7 +22,15 @@ from ..abc import Trigger
 from .handlers import HandlerSpec
 from .timer import TimerEntry
 
-__all__ = ("SETTINGS_FIELDS", "JobRun", "TaskSettings", "TaskState", "new_id", "utcnow")
+__all__ = (
+    "SETTINGS_FIELDS",
+    "JobRun",
+    "TaskSettings",
+    "TaskState",
+    "WallTrigger",
+    "new_id",
+    "utcnow",
+)
 
 _job_seq = itertools.count()
 
@@ -88,6 +96,16 @@ class TaskSettings:
 SETTINGS_FIELDS = tuple(field.name for field in fields(TaskSettings))
 
 
+class WallTrigger:
+    """A task's wall-clock trigger, and the wall-clock time it last fired."""
+
+    __slots__ = ("last_fire", "trigger")
+
+    def __init__(self, trigger: Trigger, last_fire: datetime | None) -> None:
+        self.trigger = trigger
+        self.last_fire = last_fire
+
+
 @dataclass(eq=False, slots=True)
 class TaskState(TaskSettings):
     """A task as the engine keeps it: its settings and its scheduling state.
@@ -118,10 +136,9 @@ class TaskState(TaskSettings):
     removed: bool = False
     #: a run-once task whose last job ended (removed by the scheduler, not a user)
     finished: bool = False
-    #: a wall-clock trigger (``None``: the interval or single run of the settings)
-    trigger: Trigger | None = None
-    #: the wall-clock time of the trigger's latest fire
-    last_fire: datetime | None = None
+    #: a wall-clock trigger and its latest fire (``None``: the interval or the
+    #: single run of the settings); one slot, as most tasks have none
+    wall_trigger: WallTrigger | None = None
 
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""

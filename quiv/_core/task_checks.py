@@ -26,7 +26,7 @@ from .._errors import ConfigurationError, HandlerRegistrationError
 from .._triggers.interval import MAX_DELAY, clamp_delay
 from ..abc import Trigger
 from .handlers import check_positional, inspect_handler
-from .records import TaskSettings, TaskState, new_id, utcnow
+from .records import TaskSettings, TaskState, WallTrigger, new_id, utcnow
 
 __all__ = ("TaskUpdate", "new_task", "validate_update")
 
@@ -136,8 +136,7 @@ def new_task(
         progress_callback=_callback(progress_callback),
     )
     if wall_trigger is not None:
-        task.trigger = wall_trigger
-        task.last_fire = fire
+        task.wall_trigger = WallTrigger(wall_trigger, fire)
     return task, first
 
 
