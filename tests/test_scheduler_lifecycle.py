@@ -91,27 +91,41 @@ async def test_an_async_quiv_runs_once() -> None:
             pass
 
 
+def _every_coroutine_method(
+    s: AsyncQuiv,
+    task_id: str,
+    job_id: str,
+    *,
+    waited_task_id: str | None = None,
+    timeout: float | None = None,
+) -> dict[str, Callable[[], Awaitable[object]]]:
+    """A call of each coroutine method of *s*, by name."""
+    waited = task_id if waited_task_id is None else waited_task_id
+    return {
+        "add_task": lambda: s.add_task("t", lambda: None, interval=1),
+        "update_task": lambda: s.update_task(task_id, task_name="changed"),
+        "remove_task": lambda: s.remove_task(task_id),
+        "pause_task": lambda: s.pause_task(task_id),
+        "resume_task": lambda: s.resume_task(task_id),
+        "run_task_immediately": lambda: s.run_task_immediately(task_id),
+        "get_task": lambda: s.get_task(task_id),
+        "get_all_tasks": lambda: s.get_all_tasks(),
+        "get_job": lambda: s.get_job(job_id),
+        "get_all_jobs": lambda: s.get_all_jobs(),
+        "wait_for_job": lambda: s.wait_for_job(job_id, timeout=timeout),
+        "wait_for_task": lambda: s.wait_for_task(waited, timeout=timeout),
+        "stats": lambda: s.stats(),
+    }
+
+
 async def test_every_async_method_is_a_checkpoint() -> None:
     """trio's rule: an ``await`` of any of them raises in a cancelled scope, and changes nothing."""
     async with AsyncQuiv(pool_size=1) as s:
         task_id = await s.add_task("t", lambda: None, interval=3600, delay=3600)
         job_task = await s.add_task("j", lambda: None, run_once=True)
         job = await s.wait_for_task(job_task, timeout=WAIT)
-        calls: dict[str, Callable[[], Awaitable[object]]] = {
-            "add_task": lambda: s.add_task("t", lambda: None, interval=1),
-            "update_task": lambda: s.update_task(task_id, task_name="changed"),
-            "remove_task": lambda: s.remove_task(task_id),
-            "pause_task": lambda: s.pause_task(task_id),
-            "resume_task": lambda: s.resume_task(task_id),
-            "run_task_immediately": lambda: s.run_task_immediately(task_id),
-            "get_task": lambda: s.get_task(task_id),
-            "get_all_tasks": lambda: s.get_all_tasks(),
-            "get_job": lambda: s.get_job(job.id),
-            "get_all_jobs": lambda: s.get_all_jobs(),
-            "wait_for_job": lambda: s.wait_for_job(job.id),  # ended: it would return at once
-            "wait_for_task": lambda: s.wait_for_task(job_task),  # ditto
-            "stats": lambda: s.stats(),
-        }
+        # the waits would return at once: the job ended, the task ran once
+        calls = _every_coroutine_method(s, task_id, job.id, waited_task_id=job_task)
         for name, call in calls.items():
             with anyio.CancelScope() as scope:
                 scope.cancel()
@@ -128,21 +142,7 @@ async def test_every_method_raises_after_exit(gates: Gates) -> None:
     async with AsyncQuiv(clock=FakeClock()) as s:
         task_id = await s.add_task("t", lambda: None, interval=10)
         job = await s.wait_for_task(task_id, timeout=WAIT)
-    calls: dict[str, Any] = {
-        "add_task": lambda: s.add_task("t", lambda: None, interval=1),
-        "update_task": lambda: s.update_task(task_id, task_name="u"),
-        "remove_task": lambda: s.remove_task(task_id),
-        "pause_task": lambda: s.pause_task(task_id),
-        "resume_task": lambda: s.resume_task(task_id),
-        "run_task_immediately": lambda: s.run_task_immediately(task_id),
-        "get_task": lambda: s.get_task(task_id),
-        "get_all_tasks": lambda: s.get_all_tasks(),
-        "get_job": lambda: s.get_job(job.id),
-        "get_all_jobs": lambda: s.get_all_jobs(),
-        "wait_for_job": lambda: s.wait_for_job(job.id, timeout=1),
-        "wait_for_task": lambda: s.wait_for_task(task_id, timeout=1),
-        "stats": lambda: s.stats(),
-    }
+    calls: dict[str, Any] = _every_coroutine_method(s, task_id, job.id, timeout=1)
     for name, call in calls.items():
         with pytest.raises(SchedulerStoppedError, match="shut down"):
             await call()
