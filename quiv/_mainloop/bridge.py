@@ -62,11 +62,7 @@ class MainCall(Future[Any]):
 
     def cancel(self, reason: str = "job cancelled") -> bool:
         """Give up waiting; the main loop cancels the target if it runs."""
-        with self._lock:
-            if self._done:
-                return False
-            self.cancel_reason = reason
-        return self.set_exception(JobCancelledError(reason))
+        return self.give_up(reason, JobCancelledError(reason))
 
 
 class MainLoopBridge:

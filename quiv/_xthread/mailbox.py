@@ -254,6 +254,11 @@ class Future(Generic[T]):
         "scope",
     )
 
+    #: why the target is to stop, once someone asked
+    cancel_reason: str | None
+    #: the target's cancel scope, owned by the target's loop
+    scope: anyio.CancelScope | None
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # Held until settled: a waiting thread blocks acquiring it, then
@@ -267,10 +272,8 @@ class Future(Generic[T]):
         self._callbacks: list[Callable[[], object]] | None = None
         self._result: Any = None
         self._error: BaseException | None = None
-        #: why the target is to stop, once someone asked
-        self.cancel_reason: str | None = None
-        #: the target's cancel scope, owned by the target's loop
-        self.scope: anyio.CancelScope | None = None
+        self.cancel_reason = None
+        self.scope = None
 
     @property
     def done(self) -> bool:
@@ -350,6 +353,17 @@ class Future(Generic[T]):
         self.scope = scope
         if self.cancel_reason is not None:
             scope.cancel()
+
+    def give_up(self, reason: str, error: BaseException) -> bool:
+        """Settle with *error* because the waiting side gave up, noting *reason*.
+
+        Return ``False`` if it was settled already.
+        """
+        with self._lock:
+            if self._done:
+                return False
+            self.cancel_reason = reason
+        return self.set_exception(error)
 
     def cancel_target(self, reason: str) -> None:
         """Ask the target to stop, and cancel its scope if it runs."""
