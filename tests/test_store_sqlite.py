@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -233,7 +234,7 @@ async def test_unreadable_database_is_a_store_error(tmp_path: Path) -> None:
 
 async def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("PRAGMA user_version = 99")
     conn.close()
     store = SQLiteStore(path)
