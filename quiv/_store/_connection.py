@@ -148,8 +148,16 @@ class ThreadConnection(Connection):
         :raises sqlite3.Error: if SQLite cannot open it
         """
         limiter = anyio.CapacityLimiter(1)
-        conn = await anyio.to_thread.run_sync(_connect, path, limiter=limiter)
-        return cls(conn, limiter)
+        with anyio.CancelScope(shield=True):  # see AiosqliteConnection.open
+            conn = await anyio.to_thread.run_sync(_connect, path, limiter=limiter)
+        self = cls(conn, limiter)
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+            raise
+        return self
 
     def _live(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -201,9 +209,14 @@ class AiosqliteConnection(Connection):
         thread = getattr(pending, "_thread", None)
         if isinstance(thread, threading.Thread) and not thread.is_alive():
             thread.daemon = True
-        conn = await pending
+        # Shielded: a cancel that lands while the thread opens the file would
+        # drop the open connection unclosed. Opening is quick; the cancel
+        # takes effect just after, and the connection is closed then.
+        with anyio.CancelScope(shield=True):
+            conn = await pending
         self = cls(conn)
         try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
             await self.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
         except BaseException:
             with anyio.CancelScope(shield=True):
