@@ -194,7 +194,7 @@ async def test_a_forked_child_does_not_keep_a_dead_parent_alive(tmp_path: Path) 
     # the parent takes the lock, forks a child that lives on, and dies
     script = textwrap.dedent(
         """
-        import os, sys, time
+        import os, signal, sys
         from quiv._store._owners import OwnerLock
         lock = OwnerLock.acquire(sys.argv[1], sys.argv[2])
         read, write = os.pipe()
@@ -205,7 +205,7 @@ async def test_a_forked_child_does_not_keep_a_dead_parent_alive(tmp_path: Path) 
                 os.dup2(null, fd)  # let the parent's reader see the end of its output
             os.close(read)
             os.write(write, b"x")  # running, after the fork hooks
-            time.sleep(60)
+            signal.pause()  # until the test kills it
             os._exit(0)
         os.close(write)
         os.read(read, 1)

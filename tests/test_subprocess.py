@@ -78,7 +78,7 @@ TERM_REPORTER = (
     "signal.signal(signal.SIGTERM, on_term)\n"
     "os.write(fd, b'%d ' % os.getpid())\n"
     "while True:\n"
-    "    time.sleep(60)\n"
+    "    signal.pause()  # until a signal: the test ends it\n"
 )
 # A child that starts a grandchild (which inherits its stdout/stderr), reports
 # both pids, then waits.
@@ -380,8 +380,8 @@ def test_empty_input_closes_stdin(waiting: str) -> None:
 
 def test_timeout_raises_timeout_expired_with_output(waiting: str, ready: ReadyPipe) -> None:
     code = (
-        "import os, sys, time; print('partial', flush=True); "
-        "os.write(int(sys.argv[1]), b'%d ' % os.getpid()); time.sleep(60)"
+        "import os, signal, sys; print('partial', flush=True); "
+        "os.write(int(sys.argv[1]), b'%d ' % os.getpid()); signal.pause()"
     )
     outcome = in_thread(
         lambda: run_subprocess(
