@@ -122,21 +122,27 @@ async def test_host_deadline_expiring_mid_run(private_tempdir: Path) -> None:
     await join_pool_threads()
 
 
+async def _start_cancelled_after(checkpoints: int) -> AsyncQuiv:
+    """Start a scheduler in a host scope that is cancelled after *checkpoints* turns."""
+    s = AsyncQuiv()
+    with anyio.CancelScope() as host:
+
+        async def cancel_later() -> None:
+            for _ in range(checkpoints):
+                await anyio.lowlevel.checkpoint()
+            host.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_later)
+            async with s:
+                await anyio.sleep_forever()
+    return s
+
+
 async def test_host_cancelled_while_starting_leaves_nothing(private_tempdir: Path) -> None:
     threads = set(threading.enumerate())
     for checkpoints in range(6):  # cancel at successive points of the start
-        s = AsyncQuiv()
-        with anyio.CancelScope() as host:
-
-            async def cancel_later(n: int = checkpoints) -> None:
-                for _ in range(n):
-                    await anyio.lowlevel.checkpoint()
-                host.cancel()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(cancel_later)
-                async with s:
-                    await anyio.sleep_forever()
+        s = await _start_cancelled_after(checkpoints)
         assert not s.is_running
         with pytest.raises(SchedulerStoppedError):
             await s.get_all_tasks()
@@ -339,16 +345,5 @@ async def test_a_start_cancelled_at_any_point_leaves_no_database_open() -> None:
     the open connection unclosed (Python 3.13 warns about it when collected)."""
     before = _open_sqlite_connections()
     for checkpoints in range(12):
-        s = AsyncQuiv()
-        with anyio.CancelScope() as host:
-
-            async def cancel_later(n: int = checkpoints) -> None:
-                for _ in range(n):
-                    await anyio.lowlevel.checkpoint()
-                host.cancel()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(cancel_later)
-                async with s:
-                    await anyio.sleep_forever()
+        await _start_cancelled_after(checkpoints)
     assert _open_sqlite_connections() - before == set()
