@@ -27,6 +27,9 @@ class Event(str, Enum):
     TASK_PAUSED = "task_paused"
     TASK_RESUMED = "task_resumed"
     TASK_UPDATED = "task_updated"
+    #: a wall-clock run came due later than the task's ``misfire_grace`` and was
+    #: skipped (``Task.skipped_runs`` counts them)
+    TASK_RUN_SKIPPED = "task_run_skipped"
     JOB_STARTED = "job_started"
     JOB_COMPLETED = "job_completed"
     JOB_FAILED = "job_failed"

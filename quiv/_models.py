@@ -80,6 +80,17 @@ class Task:
     jitter_seconds: float
     #: ``run_task_immediately(after_current=True)`` is pending
     rerun_requested: bool
+    #: the ``repr`` of the task's wall-clock trigger (cron, calendar interval or
+    #: your own); ``None`` for an interval or a single run
+    trigger: str | None = None
+    #: the wall-clock trigger's time zone (an IANA name such as ``"Europe/Berlin"``)
+    timezone: str | None = None
+    #: the schedule in words, e.g. ``"At 02:30 on Monday through Friday (Europe/Berlin)"``
+    description: str = ""
+    #: a wall-clock run that comes due more than this late is skipped (``None``: never)
+    misfire_grace_seconds: float | None = None
+    #: runs skipped for coming due later than ``misfire_grace_seconds``
+    skipped_runs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +143,8 @@ class QuivConfig:
     pool_size: int = 10
     #: finished jobs older than this are pruned from the history
     history_retention_seconds: float = 86400
-    #: checked and kept as the scheduler's ``timezone``; not used yet (every
-    #: datetime quiv returns is UTC); wall-clock (cron) schedules will default to it
+    #: the time zone of wall-clock schedules (cron, calendar intervals) that
+    #: name none; every datetime quiv returns is UTC all the same
     timezone: str | tzinfo = "UTC"
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = None
     #: ``None``: a private temporary SQLite file removed at shutdown

@@ -26,6 +26,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._clock import WallClock
+from .._config import UNSET
 from .._context import JobContext, JobControl
 from .._errors import (
     ConfigurationError,
@@ -38,14 +39,13 @@ from .._events import Event, Listeners
 from .._mainloop.bridge import MainLoopBridge
 from .._models import Job, JobStatus, QuivStats, Task, TaskStatus
 from .._triggers.interval import clamp_delay
-from .._triggers.wall import check_fire
 from .._typing import Logger
 from .._xthread.mailbox import Future
 from .._xthread.runner import Outcome
 from .._xthread.workers import WorkerPool
 from ..abc import Clock, JobQuery, Store
 from . import queries
-from .outcomes import SHUTDOWN_REASON, FinishedOnce, classify, next_deadline
+from .outcomes import SHUTDOWN_REASON, FinishedOnce, classify, next_deadline, next_wall_fire
 from .records import JobRun, TaskState, WallTrigger, new_id, utcnow
 from .task_checks import TaskUpdate
 from .timing import Timer
@@ -107,20 +107,32 @@ class Engine:
     def add_task(self, task: TaskState, first_delay: float, requested_at: float | None) -> None:
         """Add a validated task; its first run is *first_delay* seconds from now.
 
+        A task with a wall-clock trigger runs first at the trigger's first
+        fire, and one with a ``run_at`` (held in ``wall_due`` until now) at
+        that wall-clock time, both by this scheduler's clock; the timer keeps
+        both on the wall clock.
+
         :param requested_at: ``time.monotonic()`` when another thread asked for
             it; with a real-time clock the time the request took to arrive
             counts against the delay
         """
-        if task.wall_trigger is not None:  # its first fire, by this scheduler's clock
-            first_delay = self._first_fire_delay(task, task.wall_trigger)
+        first_wall, task.wall_due = task.wall_due, None
+        if task.wall_trigger is not None:
+            first_wall = self._first_fire(task)
+            first_delay = 0.0
         elif requested_at is not None and self.clock.real_time:
             first_delay = max(0.0, first_delay - (time.monotonic() - requested_at))
+        if first_wall is not None:
+            first_delay = clamp_delay((first_wall - self.wall_now()).total_seconds())
         deadline = self.clock.now() + first_delay
         task.anchor = deadline
         task.wall = self.wall
         self.tasks[task.id] = task
         if task.status is TaskStatus.PAUSED:  # paused before the scheduler started
             task.pending_deadline = deadline  # where resume_task(delay=0) puts it
+            self._record(task, Event.TASK_ADDED, new=True)
+        elif first_wall is not None:
+            self.timer.schedule_wall(task, first_wall)
             self._record(task, Event.TASK_ADDED, new=True)
         elif first_delay > 0:
             self.timer.schedule(task, deadline)
@@ -130,34 +142,76 @@ class Engine:
             self._record(task, Event.TASK_ADDED, new=True)
             self._dispatch(task, deadline)
 
-    def _first_fire_delay(self, task: TaskState, wall: WallTrigger) -> float:
-        """Seconds to *trigger*'s first fire after now, by this scheduler's wall clock.
+    def _first_fire(self, task: TaskState) -> datetime | None:
+        """The first fire of *task*'s wall-clock trigger, by this scheduler's wall clock.
 
         (The request was checked against the system clock; a test clock may
-        tell another time.) A trigger with no fire left runs once, at once.
+        tell another time.) ``None``, for a trigger that has no fire left or
+        fails now, means the task runs once, at once.
         """
-        wall_now = self._wall_now()
         try:
-            fire = check_fire(wall.trigger, wall_now, wall.trigger.next_fire(wall_now))
+            fire, _ = next_wall_fire(task, self.wall_now())
         except Exception:
             self.logger.exception("quiv: the trigger of task %r failed", task.task_name)
+            return None
+        return fire
+
+    def _next_wall_run(self, task: TaskState, skipped: bool = False) -> None:
+        """Arm *task*'s next wall-clock run (or end the task if its trigger has none).
+
+        :param skipped: a run was skipped just before (for ``misfire_grace``): say so
+        """
+        try:
+            fire, missed = next_wall_fire(task, self.wall_now())
+            skipped = skipped or missed
+        except Exception:  # a trigger's fault: its schedule ends, and says so
+            self.logger.exception(
+                "quiv: the trigger of task %r (%s) failed; it has no next run",
+                task.task_name,
+                task.id,
+            )
             fire = None
-        wall.last_fire = fire or wall_now
-        return 0.0 if fire is None else clamp_delay((fire - wall_now).total_seconds())
+        if fire is not None:
+            self.timer.schedule_wall(task, fire)
+        if skipped:
+            self._record(task, Event.TASK_RUN_SKIPPED)
+        if fire is None:
+            self._end_schedule(task)
+
+    def _end_schedule(self, task: TaskState) -> None:
+        """Remove a task whose trigger has no more fires, outside a job's end."""
+        self.timer.unschedule(task)
+        task.removed = task.finished = True
+        self.tasks.pop(task.id, None)
+        for waiter in self._task_waiters.pop(task.id, []):
+            waiter.set_exception(TaskNotFoundError(task.id))
+        self._record(task, Event.TASK_REMOVED, deleted=True)
 
     def update_task(self, task: TaskState, update: TaskUpdate) -> None:
         """Apply a validated ``update_task`` request to *task*."""
         task.apply(update.settings)
+        if update.trigger is not UNSET:  # a new schedule: a wall-clock trigger, or none
+            task.wall_trigger = None if update.trigger is None else WallTrigger(update.trigger)
+        idle = task.run is None and task.status is not TaskStatus.PAUSED
         now = self.clock.now()
         deadline: float | None = None
-        if update.interval_changed:
+        if update.run_at is not None:
+            if idle:
+                task.anchor = now
+                self.timer.schedule_wall(task, update.run_at)
+            else:
+                delay = (update.run_at - self.wall_now()).total_seconds()
+                task.anchor = task.pending_deadline = now + clamp_delay(delay)
+        elif task.wall_trigger is not None and update.trigger is not UNSET:
+            task.pending_deadline = None
+            if idle:
+                self._next_wall_run(task)
+        elif update.interval_changed:
             assert update.settings.interval is not None
             deadline = now + update.settings.interval
-        elif update.run_at_delay is not None:
-            deadline = now + update.run_at_delay
         if deadline is not None:
             task.anchor = deadline
-            if task.run is not None or task.status is TaskStatus.PAUSED:
+            if not idle:
                 task.pending_deadline = deadline
             else:
                 self.timer.schedule(task, deadline)
@@ -195,10 +249,15 @@ class Engine:
             raise TaskRunningError(f"task {task.id!r} has a job in flight; resume it after")
         deadline = task.pending_deadline
         task.pending_deadline = None
+        task.status = TaskStatus.ACTIVE
+        if deadline is None and not seconds and task.wall_trigger is not None:
+            self._next_wall_run(task)  # fires missed while paused make one run
+            if not task.removed:
+                self._record(task, Event.TASK_RESUMED)
+            return
         if deadline is None or seconds:
             deadline = self.clock.now() + seconds
         task.anchor = deadline
-        task.status = TaskStatus.ACTIVE
         self.timer.schedule(task, deadline)
         self._record(task, Event.TASK_RESUMED)
 
@@ -309,7 +368,17 @@ class Engine:
 
     # -- dispatch --------------------------------------------------------------
 
-    def _on_due(self, task: TaskState) -> None:
+    def _on_due(self, task: TaskState, wall_due: datetime | None) -> None:
+        """The timer's call: *task* is due (for the wall-clock time *wall_due*, if armed so)."""
+        wall = task.wall_trigger
+        if wall_due is not None and wall is not None:
+            wall.last_fire = wall_due  # this fire is used up: it runs, or is skipped
+            grace = task.misfire_grace
+            if grace is not None and (self.wall_now() - wall_due).total_seconds() > grace:
+                task.skipped_runs += 1  # too late (the host slept, the clock jumped)
+                wall.last_fire = self.wall_now()
+                self._next_wall_run(task, skipped=True)
+                return
         due = task.deadline if task.deadline is not None else self.clock.now()
         self._dispatch(task, due)
 
@@ -317,9 +386,7 @@ class Engine:
         """Create a job for *task* now and queue it for a pool slot."""
         if task.removed or task.run is not None or task.status is TaskStatus.PAUSED:
             return
-        if task.entry is not None:
-            task.entry.cancel()
-            task.entry = None
+        self.timer.unschedule(task)
         control = JobControl(self.bridge)
         ctx = JobContext(
             job_id=new_id(),
@@ -441,8 +508,11 @@ class Engine:
         task.run = None
         if task.removed:
             return False
+        skipped = False
         try:
-            deadline, retrying = next_deadline(task, status, self.clock.now(), self._wall_now)
+            deadline, retrying, skipped = next_deadline(
+                task, status, self.clock.now(), self.wall_now
+            )
         except Exception:  # a trigger's fault: its schedule ends, and says so
             self.logger.exception(
                 "quiv: the trigger of task %r (%s) failed; it has no next run",
@@ -460,10 +530,16 @@ class Engine:
             task.deadline = task.pending_deadline = None
         else:
             task.status = TaskStatus.ACTIVE
-            self.timer.schedule(task, deadline)
+            if isinstance(deadline, datetime):
+                self.timer.schedule_wall(task, deadline)
+            else:
+                self.timer.schedule(task, deadline)
+        if skipped and self.listeners.wants(Event.TASK_RUN_SKIPPED):
+            self.listeners.emit(self.bridge, Event.TASK_RUN_SKIPPED, task.snapshot())
         return retrying
 
-    def _wall_now(self) -> datetime:
+    def wall_now(self) -> datetime:
+        """The wall-clock time of this scheduler's clock, aware UTC."""
         return datetime.fromtimestamp(self.clock.wall_time(), timezone.utc)
 
     def _report_end(self, run: JobRun, job: Job, outcome: Outcome | None, retrying: bool) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .._models import Job, JobStatus
 from .._triggers.interval import IntervalSchedule, next_run, retry_delay
 from .._triggers.wall import check_fire
 from .._xthread.runner import Outcome
-from .records import JobRun, TaskState, WallTrigger
+from .records import JobRun, TaskState
 
 __all__ = (
     "ABANDONED_REASON",
@@ -24,6 +24,7 @@ __all__ = (
     "classify",
     "describe_error",
     "next_deadline",
+    "next_wall_fire",
 )
 
 SHUTDOWN_REASON = "scheduler shut down"
@@ -57,12 +58,14 @@ def classify(run: JobRun, outcome: Outcome | None) -> tuple[JobStatus, str | Non
 
 def next_deadline(
     task: TaskState, status: JobStatus, now: float, wall_now: Callable[[], datetime]
-) -> tuple[float | None, bool]:
+) -> tuple[float | datetime | None, bool, bool]:
     """When *task* runs next after a job that ended with *status* at *now*.
 
     Updates the task's retry count and consumes a requested rerun or a
-    pending ``run_at``. Return ``(deadline, retrying)``; a ``None`` deadline
-    means the task is done (a run-once task, or a trigger with no more fires).
+    pending ``run_at``. Return ``(when, retrying, skipped)``: *when* is a
+    deadline on the scheduler's clock, a wall-clock time (a trigger's fire),
+    or ``None`` when the task is done (a run-once task, or a trigger with no
+    more fires); *skipped* says a run was skipped for ``misfire_grace``.
 
     :param wall_now: the wall-clock time that corresponds to *now*
     :raises ConfigurationError: if the task's trigger returns a bad fire
@@ -80,31 +83,49 @@ def next_deadline(
     elif task.pending_deadline is not None:
         deadline, task.pending_deadline = task.pending_deadline, None
     elif deadline is None and task.wall_trigger is not None:
-        deadline = _next_fire(task.wall_trigger, now, wall_now())
+        fire, skipped = next_wall_fire(task, wall_now())
+        return fire, retrying, skipped
     elif deadline is None and not task.run_once:
         assert task.interval is not None
         schedule = IntervalSchedule(task.interval, task.fixed_interval, task.anchor)
         jitter = random.uniform(0.0, task.jitter) if task.jitter else 0.0
         deadline = next_run(schedule, ended=now, jitter=jitter)
-    return deadline, retrying
+    return deadline, retrying, False
 
 
-def _next_fire(wall: WallTrigger, now: float, wall_now: datetime) -> float | None:
-    """The deadline of a wall-clock trigger's next fire after its latest one.
+def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None, bool]:
+    """The wall-clock time of the next run of *task*, which has a wall-clock trigger.
 
-    Fires missed meanwhile (the job overran them, the pool was full, the
-    process was suspended) make one run, at once, not one per missed fire;
-    the trigger then counts on from now.
+    Counted from the trigger's last used fire (from *wall_now* if none).
+    Fires missed meanwhile (the job overran them, the task was paused, the
+    process was suspended) make **one** run, at once (at *wall_now*), not
+    one per missed fire; unless the latest of them is more than the task's
+    ``misfire_grace`` late, in which case that run is skipped (counted in
+    ``skipped_runs``) and the next fire is the next one after *wall_now*.
+
+    Return ``(when, skipped)``; *when* is ``None`` when there are no more fires.
+
+    :raises ConfigurationError: if the trigger returns a bad fire
     """
+    wall = task.wall_trigger
+    assert wall is not None
+    trigger = wall.trigger
     after = wall.last_fire or wall_now
-    fire = check_fire(wall.trigger, after, wall.trigger.next_fire(after))
-    if fire is None:
-        return None
-    if fire <= wall_now:  # missed: one run now
-        wall.last_fire = wall_now
-        return now
-    wall.last_fire = fire
-    return now + (fire - wall_now).total_seconds()
+    fire = check_fire(trigger, after, trigger.next_fire(after))
+    if fire is None or fire > wall_now:
+        return fire, False
+    grace = task.misfire_grace
+    if grace is None:
+        return wall_now, False
+    start = wall_now - timedelta(seconds=grace)
+    recent: datetime | None = fire
+    if start > after:  # the latest missed fire: the first one after the grace began
+        recent = check_fire(trigger, start, trigger.next_fire(start))
+    if recent is not None and recent <= wall_now:
+        return wall_now, False
+    task.skipped_runs += 1
+    wall.last_fire = wall_now
+    return recent, True
 
 
 class FinishedOnce:

@@ -11,12 +11,13 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from .._clock import WallClock
 from .._context import JobContext, JobControl
 from .._models import Job, JobStatus, Task, TaskStatus
+from .._triggers.wall import zone_name
 from .._xthread.mailbox import Future
 from ..abc import Trigger
 from .handlers import HandlerSpec
@@ -91,19 +92,44 @@ class TaskSettings:
     retry_backoff: float
     jitter: float
     progress_callback: Callable[..., Any] | None
+    #: skip a wall-clock run that comes due more than this many seconds late
+    misfire_grace: float | None
 
 
 SETTINGS_FIELDS = tuple(field.name for field in fields(TaskSettings))
 
 
 class WallTrigger:
-    """A task's wall-clock trigger, and the wall-clock time it last fired."""
+    """A task's wall-clock trigger, and the fire its next fire is counted from.
+
+    :attr:`last_fire` moves only when a fire is used up: it ran, it was
+    skipped, or fires missed together were folded into one run. A run the
+    user asked for (``run_task_immediately``) uses no fire, so the one that
+    was armed still comes.
+    """
 
     __slots__ = ("last_fire", "trigger")
 
-    def __init__(self, trigger: Trigger, last_fire: datetime | None) -> None:
+    def __init__(self, trigger: Trigger, last_fire: datetime | None = None) -> None:
         self.trigger = trigger
         self.last_fire = last_fire
+
+    def describe(self) -> str:
+        """The trigger's own description (its ``describe()``), else its ``repr``."""
+        describe = getattr(self.trigger, "describe", None)
+        if callable(describe):
+            try:
+                text = describe()
+            except Exception:  # a user's trigger: the description is best effort
+                text = None
+            if isinstance(text, str):
+                return text
+        return repr(self.trigger)
+
+    def zone(self) -> str | None:
+        """The name of the trigger's time zone, if it has one."""
+        tz = getattr(self.trigger, "timezone", None)
+        return zone_name(tz) if isinstance(tz, tzinfo) else None
 
 
 @dataclass(eq=False, slots=True)
@@ -139,6 +165,12 @@ class TaskState(TaskSettings):
     #: a wall-clock trigger and its latest fire (``None``: the interval or the
     #: single run of the settings); one slot, as most tasks have none
     wall_trigger: WallTrigger | None = None
+    #: the wall-clock time :attr:`deadline` stands for, while the timer keeps
+    #: the deadline on the wall clock (a trigger's fire, a ``run_at``); before
+    #: the task is added, the ``run_at`` it asked for
+    wall_due: datetime | None = None
+    #: runs skipped because they came due later than ``misfire_grace``
+    skipped_runs: int = 0
 
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""
@@ -172,6 +204,7 @@ class TaskState(TaskSettings):
         return self.anchor, self.deadline
 
     def snapshot(self) -> Task:
+        wall_trigger = self.wall_trigger
         return Task(
             id=self.id,
             task_name=self.task_name,
@@ -188,10 +221,25 @@ class TaskState(TaskSettings):
             retry_attempt=self.retry_attempt,
             jitter_seconds=self.jitter,
             rerun_requested=self.rerun_requested,
+            trigger=None if wall_trigger is None else repr(wall_trigger.trigger),
+            timezone=None if wall_trigger is None else wall_trigger.zone(),
+            description=self.describe(),
+            misfire_grace_seconds=self.misfire_grace,
+            skipped_runs=self.skipped_runs,
         )
+
+    def describe(self) -> str:
+        """How the task is scheduled, in words: ``"Every 60 s"``, ``"Once"``, a cron's."""
+        if self.wall_trigger is not None:
+            return self.wall_trigger.describe()
+        if self.interval is None:
+            return "Once"
+        return f"Every {self.interval:g} s" + ("" if self.fixed_interval else " after each run")
 
     @property
     def next_run_at(self) -> datetime | None:
+        if self.wall_due is not None and self.deadline is not None:
+            return self.wall_due  # exactly the planned wall time
         deadline, wall = self.deadline, self.wall
         if deadline is None or wall is None:
             return None

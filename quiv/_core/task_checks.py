@@ -21,14 +21,14 @@ from .._checks import (
     check_name,
     check_number,
 )
-from .._config import UNSET
+from .._config import UNSET, Unset
 from .._errors import ConfigurationError, HandlerRegistrationError
 from .._triggers.interval import MAX_DELAY, clamp_delay
 from ..abc import Trigger
 from .handlers import check_positional, inspect_handler
 from .records import TaskSettings, TaskState, WallTrigger, new_id, utcnow
 
-__all__ = ("TaskUpdate", "new_task", "validate_update")
+__all__ = ("TaskUpdate", "first_fire_delay", "new_task", "validate_update")
 
 _MAX_RETRIES = 1_000_000
 
@@ -47,9 +47,12 @@ def _callback(value: object) -> Any:
     return value
 
 
-def _delay_until(run_at: object) -> float:
-    when = check_datetime(run_at, "run_at")
+def _delay_until(when: datetime) -> float:
     return clamp_delay((when - utcnow()).total_seconds())
+
+
+def _grace(value: object) -> float | None:
+    return None if value is None else check_number(value, "misfire_grace", exclusive=True)
 
 
 def new_task(
@@ -70,6 +73,7 @@ def new_task(
     jitter: object,
     trigger: object = None,
     cron: object = None,
+    misfire_grace: object = None,
     timezone: tzinfo | None = None,
 ) -> tuple[TaskState, float]:
     """Check an ``add_task`` request; return the new task and its first run's delay.
@@ -81,17 +85,16 @@ def new_task(
     :param timezone: the scheduler's, for wall-clock triggers without their own
     """
     wall_trigger: Trigger | None = None
+    param = "trigger"
     if cron is not None:
         if trigger is not None:
             raise ConfigurationError(
                 f"pass cron or trigger, not both (got cron={cron!r}, trigger={trigger!r})"
             )
-        from .._triggers.cron import cron_trigger  # only when asked: import quiv stays lean
-
-        trigger = cron_trigger(cron, timezone, param="cron")
+        trigger, param = _cron(cron, timezone), "cron"
     if trigger is not None:
         interval, delay, run_once, fixed_interval, run_at, wall_trigger = _with_trigger(
-            trigger, interval, delay, run_once, fixed_interval, run_at, timezone
+            trigger, interval, delay, run_once, fixed_interval, run_at, timezone, param
         )
     name = check_name(task_name, "task_name")
     once = check_bool(run_once, "run_once")
@@ -108,13 +111,15 @@ def new_task(
             f"pass delay or run_at, not both (got delay={delay!r}, run_at={run_at!r})"
         )
     first = 0.0
+    wall_due: datetime | None = None
     if delay is not None:
         first = clamp_delay(check_number(delay, "delay"))
     elif run_at is not None:
-        first = _delay_until(run_at)
-    fire: datetime | None = None
+        wall_due = check_datetime(run_at, "run_at")
+        first = _delay_until(wall_due)
     if wall_trigger is not None:
-        first, fire = _first_fire(wall_trigger)
+        first = first_fire_delay(wall_trigger)
+    grace = _grace(misfire_grace)
     checked_kwargs = check_kwargs(kwargs)
     checked_args = check_args(args)
     handler = inspect_handler(func, checked_kwargs)
@@ -134,10 +139,18 @@ def new_task(
         retry_backoff=min(check_number(retry_backoff, "retry_backoff", exclusive=True), MAX_DELAY),
         jitter=min(check_number(jitter, "jitter"), MAX_DELAY),
         progress_callback=_callback(progress_callback),
+        misfire_grace=grace,
     )
+    task.wall_due = wall_due  # the engine arms it on the wall clock
     if wall_trigger is not None:
-        task.wall_trigger = WallTrigger(wall_trigger, fire)
+        task.wall_trigger = WallTrigger(wall_trigger)
     return task, first
+
+
+def _cron(cron: object, timezone: tzinfo | None) -> Trigger:
+    from .._triggers.cron import cron_trigger  # only when asked: import quiv stays lean
+
+    return cron_trigger(cron, timezone, param="cron")
 
 
 def _with_trigger(
@@ -148,10 +161,13 @@ def _with_trigger(
     fixed_interval: object,
     run_at: object,
     timezone: tzinfo | None,
+    param: str = "trigger",
 ) -> tuple[object, object, object, object, object, Trigger | None]:
     """Translate ``trigger=``: the elapsed-time triggers into the parameters
     they stand for, any other into a wall-clock trigger (the last item).
 
+    :param param: what the user passed: ``"trigger"``, or ``"cron"`` for a
+        trigger made from ``cron=``
     :raises ConfigurationError: if *trigger* is not a trigger, or comes with
         ``interval``, ``run_once``, ``run_at`` or ``fixed_interval``
     """
@@ -163,8 +179,9 @@ def _with_trigger(
     }
     clash = [name for name, given in others.items() if given]
     if clash:
+        shown = getattr(trigger, "expression", trigger) if param == "cron" else trigger
         raise ConfigurationError(
-            f"pass trigger or {clash[0]}, not both (got trigger={trigger!r}, "
+            f"pass {param} or {clash[0]}, not both (got {param}={shown!r}, "
             f"{clash[0]}={locals()[clash[0]]!r})"
         )
     from .._triggers.builtin import DateTrigger, IntervalTrigger, OnceTrigger
@@ -181,8 +198,8 @@ def _with_trigger(
         return None, delay, True, True, None, None
     if delay is not None:
         raise ConfigurationError(
-            f"pass delay or trigger={trigger!r}, not both: the trigger says when "
-            f"it fires first (got delay={delay!r})"
+            f"pass delay or {param}={getattr(trigger, 'expression', trigger)!r}, not both: "
+            f"the {param} says when it fires first (got delay={delay!r})"
         )
     if isinstance(trigger, DateTrigger):
         return None, None, True, True, trigger.run_at, None
@@ -195,8 +212,8 @@ def _with_trigger(
     return None, None, False, True, None, trigger  # type: ignore[return-value]
 
 
-def _first_fire(trigger: Trigger) -> tuple[float, datetime]:
-    """The delay to *trigger*'s first fire from now, and that fire.
+def first_fire_delay(trigger: Trigger) -> float:
+    """The delay to *trigger*'s first fire from now.
 
     :raises ConfigurationError: if it has none, or returns something that is
         not an aware datetime later than now
@@ -213,7 +230,7 @@ def _first_fire(trigger: Trigger) -> tuple[float, datetime]:
     fire = check_fire(trigger, now, proposed)
     if fire is None:
         raise ConfigurationError(f"trigger {trigger!r} has no fire after now ({now})")
-    return clamp_delay((fire - now).total_seconds()), fire
+    return clamp_delay((fire - now).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +239,11 @@ class TaskUpdate:
 
     settings: TaskSettings
     interval_changed: bool
-    #: seconds from now to the requested ``run_at``, if one was given
-    run_at_delay: float | None
+    #: the requested ``run_at`` (aware UTC), if one was given
+    run_at: datetime | None
+    #: the task's new wall-clock trigger; ``None`` to leave the wall clock for
+    #: an interval; :data:`UNSET` to keep the schedule it has
+    trigger: Trigger | None | Unset = UNSET
 
 
 def validate_update(
@@ -241,9 +261,23 @@ def validate_update(
     jitter: object,
     progress_callback: object,
     run_at: object,
+    cron: object = UNSET,
+    trigger: object = UNSET,
+    misfire_grace: object = UNSET,
+    timezone: tzinfo | None = None,
 ) -> TaskUpdate:
-    """Check an ``update_task`` request against the task's current settings."""
+    """Check an ``update_task`` request against the task's current settings.
+
+    ``cron=`` or ``trigger=`` give a recurring task a new schedule: a
+    wall-clock trigger, or an :class:`~quiv.triggers.IntervalTrigger` (which
+    is ``interval=`` and ``fixed_interval=``). ``interval=`` on a task with
+    a wall-clock trigger puts it back on an interval.
+    """
     changes: dict[str, Any] = {}
+    new_trigger: Trigger | None | Unset = UNSET
+    schedule = _new_schedule(current, cron, trigger, interval, fixed_interval, run_at, timezone)
+    if schedule is not None:
+        new_trigger, interval, fixed_interval = schedule
     if interval is not UNSET and run_at is not UNSET:
         raise ConfigurationError(
             f"pass interval or run_at, not both (got interval={interval!r}, run_at={run_at!r})"
@@ -256,6 +290,8 @@ def validate_update(
                 f"interval cannot be set on a run-once task, got interval={interval!r}"
             )
         changes["interval"] = _interval(interval)
+        if new_trigger is UNSET:
+            new_trigger = None  # an interval replaces a wall-clock trigger
     if fixed_interval is not UNSET:
         changes["fixed_interval"] = check_bool(fixed_interval, "fixed_interval")
     if args is not UNSET:
@@ -278,9 +314,65 @@ def validate_update(
         changes["jitter"] = min(check_number(jitter, "jitter"), MAX_DELAY)
     if progress_callback is not UNSET:
         changes["progress_callback"] = _callback(progress_callback)
-    run_at_delay = None if run_at is UNSET else _delay_until(run_at)
+    if misfire_grace is not UNSET:
+        changes["misfire_grace"] = _grace(misfire_grace)
+    when = None if run_at is UNSET else check_datetime(run_at, "run_at")
+    if new_trigger is not UNSET and new_trigger is not None:
+        changes["interval"] = None
     return TaskUpdate(
         settings=dataclasses.replace(current, **changes),
-        interval_changed="interval" in changes,
-        run_at_delay=run_at_delay,
+        interval_changed="interval" in changes and changes["interval"] is not None,
+        run_at=when,
+        trigger=new_trigger,
     )
+
+
+def _new_schedule(
+    current: TaskSettings,
+    cron: object,
+    trigger: object,
+    interval: object,
+    fixed_interval: object,
+    run_at: object,
+    timezone: tzinfo | None,
+) -> tuple[Trigger | None | Unset, object, object] | None:
+    """The schedule ``cron=`` or ``trigger=`` asks for: ``(wall trigger, interval,
+    fixed_interval)``; ``None`` if neither was passed.
+    """
+    if cron is UNSET and trigger is UNSET:
+        return None
+    param = "cron" if cron is not UNSET else "trigger"
+    value = cron if cron is not UNSET else trigger
+    if cron is not UNSET and trigger is not UNSET:
+        raise ConfigurationError(
+            f"pass cron or trigger, not both (got cron={cron!r}, trigger={trigger!r})"
+        )
+    for name, other in (("interval", interval), ("run_at", run_at)):
+        if other is not UNSET:
+            raise ConfigurationError(
+                f"pass {param} or {name}, not both (got {param}={value!r}, {name}={other!r})"
+            )
+    if current.run_once:
+        raise ConfigurationError(f"{param} cannot be set on a run-once task, got {param}={value!r}")
+    made = _cron(value, timezone) if param == "cron" else value
+    from .._triggers.builtin import IntervalTrigger
+
+    if isinstance(made, IntervalTrigger):
+        if fixed_interval is not UNSET:
+            raise ConfigurationError(
+                f"pass trigger or fixed_interval, not both (got trigger={made!r}, "
+                f"fixed_interval={fixed_interval!r})"
+            )
+        return None, made.seconds, made.fixed
+    *_, wall = _with_trigger(made, None, None, False, True, None, timezone, param)
+    if wall is None:  # a run-once trigger
+        raise ConfigurationError.bad_value(
+            param, value, "a recurring trigger (a task cannot become run-once)"
+        )
+    if fixed_interval is not UNSET:
+        raise ConfigurationError(
+            f"pass {param} or fixed_interval, not both (got {param}={value!r}, "
+            f"fixed_interval={fixed_interval!r})"
+        )
+    first_fire_delay(wall)
+    return wall, UNSET, UNSET

@@ -28,7 +28,8 @@ from anyio.from_thread import BlockingPortal
 from .._checks import check_number, resolve_timezone
 from .._config import UNSET, Unset, build_config
 from .._core import queries as _queries
-from .._core.records import TaskState
+from .._core.preview import as_trigger, check_preview, preview_task, preview_trigger
+from .._core.records import TaskState, utcnow
 from .._core.task_checks import new_task, validate_update
 from .._errors import SchedulerStoppedError, sole_error
 from .._events import Event, Listeners
@@ -338,6 +339,7 @@ class AsyncQuiv:
         jitter: float = 0.0,
         trigger: Trigger | None = None,
         cron: str | None = None,
+        misfire_grace: float | None = None,
     ) -> str:
         """Add a task and return its id (a UUID string).
 
@@ -361,6 +363,9 @@ class AsyncQuiv:
         :param cron: a cron expression, e.g. ``"30 2 * * 1-5"``, in the scheduler's
             *timezone* (needs the ``quiv[cron]`` extra); short for
             ``trigger=CronTrigger(cron)``
+        :param misfire_grace: skip a wall-clock run (cron, calendar interval, your
+            own trigger) that comes due more than this many seconds late, e.g.
+            after the host slept; ``None`` (the default) runs it late, once
         :raises ConfigurationError: for an invalid or conflicting parameter
         :raises HandlerRegistrationError: if *func* or *progress_callback* is not callable
         """
@@ -382,6 +387,7 @@ class AsyncQuiv:
             jitter=jitter,
             trigger=trigger,
             cron=cron,
+            misfire_grace=misfire_grace,
             timezone=self.timezone,
         )
         declared = self._declared()
@@ -416,13 +422,20 @@ class AsyncQuiv:
         jitter: float | Unset = UNSET,
         progress_callback: Callable[..., Any] | None | Unset = UNSET,
         run_at: datetime | Unset = UNSET,
+        cron: str | Unset = UNSET,
+        trigger: Trigger | Unset = UNSET,
+        misfire_grace: float | None | Unset = UNSET,
     ) -> Task:
         """Change some settings of a task in place (its id is kept); return the task.
 
         Only the settings passed change. ``interval`` also reschedules the next
         run one interval from now; ``run_at`` moves the next run (exclusive with
-        ``interval``). ``timeout=None`` and ``progress_callback=None`` clear those.
-        On a task with a job in flight, changes apply from the next run.
+        ``interval``). ``cron`` or ``trigger`` give a recurring task a new
+        schedule, from now (exclusive with ``interval`` and ``run_at``; a
+        wall-clock task given ``interval`` goes back to an interval).
+        ``timeout=None``, ``progress_callback=None`` and ``misfire_grace=None``
+        clear those. On a task with a job in flight, changes apply from the
+        next run.
 
         :raises TaskNotFoundError: for an unknown task
         :raises ConfigurationError: for an invalid value (nothing is changed)
@@ -440,13 +453,17 @@ class AsyncQuiv:
             "jitter": jitter,
             "progress_callback": progress_callback,
             "run_at": run_at,
+            "cron": cron,
+            "trigger": trigger,
+            "misfire_grace": misfire_grace,
         }
         declared = self._declared()
         if declared is not None:
-            return declared.update(task_id, changes)
+            return declared.update(task_id, changes, self.timezone)
         engine = self._check_running()
         task = engine.find_task(task_id)
-        engine.update_task(task, validate_update(task.settings(), task.func, **changes))
+        update = validate_update(task.settings(), task.func, **changes, timezone=self.timezone)
+        engine.update_task(task, update)
         return task.snapshot()
 
     async def remove_task(self, task_id: str) -> None:
@@ -507,6 +524,38 @@ class AsyncQuiv:
             declared.run_now(task_id, after_current)
         else:
             self._check_running().run_now(task_id, after_current)
+
+    async def preview(
+        self, task_id_or_trigger: str | Trigger, n: int = 5, *, after: datetime | None = None
+    ) -> list[datetime]:
+        """The next *n* fire times of a task or a trigger, aware UTC; no side effects.
+
+        For a task id: its runs as its schedule stands (for an interval task,
+        its next run and one every interval after it, jitter left out). For a
+        trigger (a :class:`~quiv.triggers.CronTrigger` not yet added, say):
+        its fires, in the scheduler's *timezone* unless it names its own.
+        Fewer than *n* when the schedule ends.
+
+        :param n: how many (0 to 10,000)
+        :param after: count from this time (naive means UTC); ``None`` means now
+        :raises TaskNotFoundError: for an unknown task id
+        :raises ConfigurationError: for a bad *n* or *after*, an object that
+            is not a trigger, or a trigger that returns a bad time
+        """
+        await self._checkpoint()
+        count, start = check_preview(n, after)
+        if isinstance(task_id_or_trigger, str):
+            declared = self._declared()
+            if declared is not None:
+                return declared.preview(task_id_or_trigger, count, start)
+            engine = self._check_running()
+            task = engine.find_task(task_id_or_trigger)
+            return preview_task(task, count, start or engine.wall_now())
+        if start is None:
+            running = self._engine if self._state is RUNNING else None
+            start = utcnow() if running is None else running.wall_now()
+        trigger = as_trigger(task_id_or_trigger, self.timezone, start)
+        return preview_trigger(trigger, count, start)
 
     async def get_task(self, task_id: str) -> Task:
         """Return a task.

@@ -19,13 +19,15 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
 from .._checks import check_bool, check_number
+from .._config import UNSET
+from .._core.preview import preview_task
 from .._core.queries import check_task_id, select_tasks
-from .._core.records import TaskState, utcnow
-from .._core.task_checks import validate_update
+from .._core.records import TaskState, WallTrigger, utcnow
+from .._core.task_checks import first_fire_delay, validate_update
 from .._errors import TaskNotActiveError, TaskNotFoundError
 from .._models import Task, TaskStatus
 from .._triggers.interval import clamp_delay
@@ -79,18 +81,30 @@ class Declarations:
 
         self._locked(add)
 
-    def update(self, task_id: str, changes: dict[str, Any]) -> Task:
-        """``update_task`` before start: *changes* are its keyword arguments."""
+    def update(self, task_id: str, changes: dict[str, Any], timezone: tzinfo) -> Task:
+        """``update_task`` before start: *changes* are its keyword arguments.
+
+        :param timezone: the scheduler's, for a new wall-clock trigger without its own
+        """
 
         def update() -> Task:
             task = self._find(task_id)
-            request = validate_update(task.settings(), task.func, **changes)
+            request = validate_update(task.settings(), task.func, **changes, timezone=timezone)
             task.apply(request.settings)
             if request.interval_changed:
                 assert request.settings.interval is not None
                 self._set_due(task, request.settings.interval)
-            elif request.run_at_delay is not None:
-                self._set_due(task, request.run_at_delay)
+            elif request.run_at is not None:
+                self._set_due(task, clamp_delay((request.run_at - utcnow()).total_seconds()))
+                task.wall_due = request.run_at
+            if request.trigger is not UNSET:
+                task.wall_due = None
+                task.wall_trigger = None
+                if request.trigger is not None:
+                    task.wall_trigger = WallTrigger(request.trigger)
+                    self._set_due(task, first_fire_delay(request.trigger))
+            elif request.interval_changed:
+                task.wall_due = task.wall_trigger = None
             return self._snapshot(task)
 
         return self._locked(update)
@@ -129,6 +143,10 @@ class Declarations:
             self._set_due(task, 0.0)
 
         self._locked(run_now)
+
+    def preview(self, task_id: str, n: int, after: datetime | None) -> list[datetime]:
+        """``preview`` of a declared task (its runs as they stand, from *after* or now)."""
+        return self._locked(lambda: preview_task(self._find(task_id), n, after or utcnow()))
 
     def get(self, task_id: str) -> Task:
         return self._locked(lambda: self._snapshot(self._find(task_id)))

@@ -24,6 +24,8 @@ from anyio.from_thread import BlockingPortal
 
 from .._checks import check_number
 from .._config import UNSET, Unset
+from .._core.preview import as_trigger, check_preview, preview_trigger
+from .._core.records import utcnow
 from .._core.task_checks import new_task
 from .._errors import ConfigurationError, SchedulerStoppedError
 from .._events import Event
@@ -261,6 +263,7 @@ class Quiv:
         jitter: float = 0.0,
         trigger: Trigger | None = None,
         cron: str | None = None,
+        misfire_grace: float | None = None,
     ) -> str:
         """Add a task and return its id; see :meth:`AsyncQuiv.add_task <quiv.AsyncQuiv.add_task>`.
 
@@ -289,6 +292,7 @@ class Quiv:
             jitter=jitter,
             trigger=trigger,
             cron=cron,
+            misfire_grace=misfire_grace,
             timezone=self.timezone,
         )
         if self._before_start(lambda declared: declared.add(task, first_delay)) is _STARTED:
@@ -325,6 +329,9 @@ class Quiv:
         jitter: float | Unset = UNSET,
         progress_callback: Callable[..., Any] | None | Unset = UNSET,
         run_at: datetime | Unset = UNSET,
+        cron: str | Unset = UNSET,
+        trigger: Trigger | Unset = UNSET,
+        misfire_grace: float | None | Unset = UNSET,
     ) -> Task:
         """Change a task in place; see :meth:`AsyncQuiv.update_task <quiv.AsyncQuiv.update_task>`."""
         changes: dict[str, Any] = {
@@ -339,8 +346,13 @@ class Quiv:
             "jitter": jitter,
             "progress_callback": progress_callback,
             "run_at": run_at,
+            "cron": cron,
+            "trigger": trigger,
+            "misfire_grace": misfire_grace,
         }
-        declared = self._before_start(lambda declared: declared.update(task_id, changes))
+        declared = self._before_start(
+            lambda declared: declared.update(task_id, changes, self.timezone)
+        )
         if declared is not _STARTED:
             return declared
         return self._runtime.call(self._async.update_task, task_id, **changes)
@@ -367,6 +379,24 @@ class Quiv:
             self._runtime.call(
                 self._async.run_task_immediately, task_id, after_current=after_current
             )
+
+    def preview(
+        self, task_id_or_trigger: str | Trigger, n: int = 5, *, after: datetime | None = None
+    ) -> list[datetime]:
+        """The next *n* fire times of a task or a trigger; see :meth:`AsyncQuiv.preview <quiv.AsyncQuiv.preview>`."""
+        if not isinstance(task_id_or_trigger, str) and not self._async.is_running:
+            count, start = check_preview(n, after)  # a trigger alone needs no loop
+            start = start or utcnow()
+            trigger = as_trigger(task_id_or_trigger, self.timezone, start)
+            return preview_trigger(trigger, count, start)
+        if isinstance(task_id_or_trigger, str):
+            count, start = check_preview(n, after)
+            declared = self._before_start(
+                lambda declared: declared.preview(task_id_or_trigger, count, start)
+            )
+            if declared is not _STARTED:
+                return declared
+        return self._runtime.call(self._async.preview, task_id_or_trigger, n, after=after)
 
     def get_task(self, task_id: str) -> Task:
         """Return a task; see :meth:`AsyncQuiv.get_task <quiv.AsyncQuiv.get_task>`."""
