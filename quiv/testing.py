@@ -12,6 +12,7 @@ to, so a test can run an hour of schedules without waiting::
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import anyio
 
@@ -56,6 +57,21 @@ class FakeClock:
         """Wait until :meth:`advance` has moved the fake time to *deadline*."""
         while self._now < deadline:
             await self._moved.wait()
+
+    def jump_wall(self, delta: timedelta | float) -> None:
+        """Step the wall clock by *delta* (seconds or a timedelta), as NTP or a host's suspend would.
+
+        The fake monotonic time does not move, and nothing is woken: like a
+        real clock step, the scheduler notices it the next time it looks at
+        the wall clock (at the latest a minute later, while a wall-clock run
+        is armed). Negative steps go back in time.
+        """
+        seconds = delta.total_seconds() if isinstance(delta, timedelta) else delta
+        if not isinstance(seconds, (int, float)) or seconds != seconds:
+            raise ValueError(f"delta must be a number of seconds or a timedelta, got {delta!r}")
+        self.wall_time()  # fix the offset first
+        assert self._wall_offset is not None
+        self._wall_offset += seconds
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by *seconds* and let sleepers run."""
