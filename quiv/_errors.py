@@ -62,8 +62,8 @@ class HandlerRegistrationError(QuivError, TypeError):
 class TaskNotFoundError(QuivError, LookupError):
     """No task has this id (it was never added, was removed, or was a finished run-once task)."""
 
-    def __init__(self, task_id: object) -> None:
-        super().__init__(f"no task with task_id={task_id!r}")
+    def __init__(self, task_id: object, param: str = "task_id") -> None:
+        super().__init__(f"no task with {param}={task_id!r}")
         self.task_id = task_id
 
 

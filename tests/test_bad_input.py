@@ -47,6 +47,7 @@ from quiv import (
     run_subprocess,
 )
 from quiv.testing import FakeClock
+from quiv.triggers import CronTrigger, IntervalTrigger, OnceTrigger
 
 NAN = float("nan")
 INF = float("inf")
@@ -91,6 +92,7 @@ BASE: dict[str, dict[str, Any]] = {
     "add_listener": {"event": Event.JOB_COMPLETED, "callback": noop},
     "remove_listener": {"event": Event.JOB_COMPLETED, "callback": noop},
     "shutdown": {"timeout": WAIT},
+    "preview": {"task_id_or_trigger": TASK, "n": 5},
 }
 
 
@@ -170,6 +172,24 @@ TABLE: list[Bad] = [
     Bad("update_task", "interval", 5, extra=(("task_id", ONCE),)),
     # interval and run_at exclude each other
     Bad("update_task", "run_at", datetime(2030, 1, 1), extra=(("interval", 5),)),
+    *_rows(("update_task",), "cron", ["", "61 * * * *", "not cron", "@every", 5, None]),
+    *_rows(("update_task",), "trigger", [5, "0 * * * *", object(), OnceTrigger(), IntervalTrigger]),
+    *_rows(("update_task",), "misfire_grace", [0, -1, NAN, INF, "1", True]),
+    # a run-once task takes no new schedule; a schedule excludes interval and run_at
+    Bad("update_task", "cron", "0 * * * *", extra=(("task_id", ONCE),)),
+    Bad("update_task", "cron", "0 * * * *", extra=(("interval", 5),)),
+    Bad(
+        "update_task",
+        "trigger",
+        CronTrigger("0 * * * *"),
+        extra=(("run_at", datetime(2030, 1, 1)),),
+    ),
+    Bad("update_task", "cron", "0 * * * *", extra=(("trigger", CronTrigger("0 * * * *")),)),
+    # -- preview ----------------------------------------------------------------------
+    *_rows(("preview",), "task_id_or_trigger", [5, None, b"id", object(), CronTrigger]),
+    *_rows(("preview",), "task_id_or_trigger", UNKNOWN_TASK_IDS, TaskNotFoundError),
+    *_rows(("preview",), "n", [-1, 1.5, "5", True, None, 10**6]),
+    *_rows(("preview",), "after", [*BAD_DATETIMES, TOO_LATE]),
     # -- resume_task, run_task_immediately ------------------------------------------
     *_rows(("resume_task",), "delay", [*BAD_SECONDS, INF, None]),
     *_rows(("run_task_immediately",), "after_current", BAD_BOOLS),

@@ -31,7 +31,7 @@ from .._core import queries as _queries
 from .._core.preview import as_trigger, check_preview, preview_task, preview_trigger
 from .._core.records import TaskState, utcnow
 from .._core.task_checks import new_task, validate_update
-from .._errors import SchedulerStoppedError, sole_error
+from .._errors import SchedulerStoppedError, TaskNotFoundError, sole_error
 from .._events import Event, Listeners
 from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
@@ -546,10 +546,13 @@ class AsyncQuiv:
         count, start = check_preview(n, after)
         if isinstance(task_id_or_trigger, str):
             declared = self._declared()
-            if declared is not None:
-                return declared.preview(task_id_or_trigger, count, start)
-            engine = self._check_running()
-            task = engine.find_task(task_id_or_trigger)
+            try:
+                if declared is not None:
+                    return declared.preview(task_id_or_trigger, count, start)
+                engine = self._check_running()
+                task = engine.find_task(task_id_or_trigger)
+            except TaskNotFoundError as exc:
+                raise TaskNotFoundError(exc.task_id, "task_id_or_trigger") from None
             return preview_task(task, count, start or engine.wall_now())
         if start is None:
             running = self._engine if self._state is RUNNING else None

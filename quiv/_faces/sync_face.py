@@ -27,7 +27,7 @@ from .._config import UNSET, Unset
 from .._core.preview import as_trigger, check_preview, preview_trigger
 from .._core.records import utcnow
 from .._core.task_checks import new_task
-from .._errors import ConfigurationError, SchedulerStoppedError
+from .._errors import ConfigurationError, SchedulerStoppedError, TaskNotFoundError
 from .._events import Event
 from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from .._states import RUNNING
@@ -391,9 +391,12 @@ class Quiv:
             return preview_trigger(trigger, count, start)
         if isinstance(task_id_or_trigger, str):
             count, start = check_preview(n, after)
-            declared = self._before_start(
-                lambda declared: declared.preview(task_id_or_trigger, count, start)
-            )
+            try:
+                declared = self._before_start(
+                    lambda declared: declared.preview(task_id_or_trigger, count, start)
+                )
+            except TaskNotFoundError as exc:
+                raise TaskNotFoundError(exc.task_id, "task_id_or_trigger") from None
             if declared is not _STARTED:
                 return declared
         return self._runtime.call(self._async.preview, task_id_or_trigger, n, after=after)
