@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quiv import ConfigurationError, InvalidTimezoneError
-from quiv._triggers.cron import ALIASES, CronTrigger, cron_trigger
+from quiv._triggers.cron import ALIASES, CronTrigger, _explain, cron_trigger
 from quiv._triggers.wall import check_fire, resolve_wall_time
 
 UTC = timezone.utc
@@ -531,7 +531,48 @@ def test_describe_falls_back_when_explain_fails(monkeypatch: pytest.MonkeyPatch)
         raise ValueError("cannot explain")
 
     monkeypatch.setattr(CronSim, "explain", broken)
-    assert CronTrigger("30 2 * * *", BERLIN).describe() == "Cron '30 2 * * *' (Europe/Berlin)"
+    _explain.cache_clear()  # the words are remembered by expression
+    try:
+        assert CronTrigger("30 2 * * *", BERLIN).describe() == "Cron '30 2 * * *' (Europe/Berlin)"
+    finally:
+        _explain.cache_clear()
+
+
+# -- what is remembered ------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.data(),
+    zone=st.sampled_from(ZONES),
+    expression=expressions(),
+    offsets=st.lists(st.integers(-3 * 86400, 3 * 86400), min_size=1, max_size=30),
+)
+def test_remembered_answers_are_the_answers(
+    data: st.DataObject, zone: str, expression: str, offsets: list[int]
+) -> None:
+    """``next_fire`` gives what a fresh trigger gives, whatever order it is asked in."""
+    trigger = CronTrigger(expression, zone)
+    base = data.draw(starts(zone))
+    for seconds in offsets:
+        after = base + timedelta(seconds=seconds, microseconds=data.draw(st.integers(0, 999_999)))
+        fresh = CronTrigger(expression, zone)
+        assert trigger.next_fire(after) == fresh.next_fire(after)
+        # the answer itself asked again, and a moment before it
+        fire = fresh.next_fire(after)
+        assert fire is not None
+        assert trigger.next_fire(fire) == fresh.next_fire(fire)
+        assert trigger.next_fire(fire - timedelta(microseconds=1)) == fire
+
+
+def test_cron_parameter_triggers_are_shared() -> None:
+    """``cron=`` makes one trigger per expression and zone: its answers serve every task."""
+    berlin = ZoneInfo(BERLIN)
+    first = cron_trigger("30 2 * * *", berlin)
+    assert cron_trigger("30 2 * * *", berlin) is first
+    assert cron_trigger("30 2 * * *", ZoneInfo("America/New_York")) is not first
+    assert cron_trigger("0 3 * * *", berlin) is not first
+    assert cron_trigger("30 2 * * *", berlin) == CronTrigger("30 2 * * *", BERLIN)
 
 
 # -- bad input -----------------------------------------------------------------

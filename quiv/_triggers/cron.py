@@ -5,10 +5,19 @@ adds the ``@daily``-style aliases, resolves wall times to instants under one
 written-down DST policy (for 5- and 6-field expressions alike) and keeps the
 trigger object small: it holds the expression and the zone, nothing parsed,
 so 10,000 cron tasks cost next to nothing in memory.
+
+cronsim takes tens of microseconds to parse an expression and as many again
+to step to a fire, so the expensive parts are remembered: which expressions
+are valid and how they read (:func:`_check`, :func:`_explain`, by
+expression), the triggers ``cron=`` makes (one per expression and zone,
+:func:`cron_trigger`), and each trigger's latest answer (``next_fire`` of
+any time between that question and its answer is the same answer). Adding
+10,000 tasks with a few distinct expressions then parses each one once.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING
@@ -129,6 +138,8 @@ class CronTrigger:
     timezone: tzinfo | None
     _fields: str = field(compare=False)
     _fixed: bool = field(compare=False)
+    #: the latest ``(after, fire)`` answered: any time in ``[after, fire)`` has that fire
+    _memo: tuple[datetime, datetime] | None = field(compare=False)
 
     def __init__(self, expression: str, timezone: str | tzinfo | None = None) -> None:
         _setup(self, expression, timezone, "expression")
@@ -140,9 +151,18 @@ class CronTrigger:
         :returns: the fire time, or ``None`` when the expression matches no
             time in the next 50 years (or before the end of the calendar)
         """
+        after_utc = aware_utc(after)
+        memo = self._memo
+        if memo is not None and memo[0] <= after_utc < memo[1]:
+            return memo[1]
+        fire = self._next_fire(after_utc)
+        if fire is not None:
+            object.__setattr__(self, "_memo", (after_utc, fire))
+        return fire
+
+    def _next_fire(self, after_utc: datetime) -> datetime | None:
         cronsim = _cronsim()
         tz = self.timezone if self.timezone is not None else UTC
-        after_utc = aware_utc(after)
         try:
             local = after_utc.astimezone(tz)
             if self._fixed:
@@ -178,6 +198,7 @@ class CronTrigger:
         object.__setattr__(copy, "timezone", resolve_timezone(default))
         object.__setattr__(copy, "_fields", self._fields)
         object.__setattr__(copy, "_fixed", self._fixed)
+        object.__setattr__(copy, "_memo", None)
         return copy
 
     def describe(self) -> str:
@@ -186,10 +207,7 @@ class CronTrigger:
         The words come from cronsim's ``explain()``; for an expression it
         cannot explain, the expression itself is shown.
         """
-        try:
-            text = _cronsim()(self._fields, _PROBE).explain()
-        except Exception:  # explain() is best effort; the trigger is valid
-            text = f"Cron {self.expression!r}"
+        text = _explain(self._fields) or f"Cron {self.expression!r}"
         return f"{text} ({zone_name(self.timezone)})"
 
     def __repr__(self) -> str:
@@ -197,15 +215,30 @@ class CronTrigger:
         return f"CronTrigger({self.expression!r}, timezone={zone!r})"
 
 
+@functools.lru_cache(maxsize=1024)
+def _explain(fields: str) -> str:
+    """cronsim's words for *fields*; ``""`` for an expression it cannot explain."""
+    try:
+        return _cronsim()(fields, _PROBE).explain()
+    except Exception:  # explain() is best effort; the trigger is valid
+        return ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _check(fields: str) -> None:
+    """Parse *fields* once; raise cronsim's error (an exception is not remembered)."""
+    _cronsim()(fields, _PROBE)
+
+
 def _setup(trigger: CronTrigger, expression: object, timezone: object, param: str) -> None:
     if not isinstance(expression, str):
         raise ConfigurationError.bad_value(param, expression, "a cron expression string")
     fields = _expand(expression, param)
-    cronsim = _cronsim()
+    _cronsim()
     from cronsim import CronSimError
 
     try:
-        cronsim(fields, _PROBE)
+        _check(fields)
     except CronSimError as exc:
         raise ConfigurationError(
             f"{param} must be a valid cron expression ({exc}), got {expression!r}"
@@ -220,12 +253,29 @@ def _setup(trigger: CronTrigger, expression: object, timezone: object, param: st
     object.__setattr__(trigger, "timezone", zone)
     object.__setattr__(trigger, "_fields", fields)
     object.__setattr__(trigger, "_fixed", _is_fixed_time(fields))
+    object.__setattr__(trigger, "_memo", None)
+
+
+#: the triggers ``cron=`` made, by (expression, zone): tasks with one schedule share one
+_made: dict[tuple[str, object], CronTrigger] = {}
+_MADE_LIMIT = 4096
 
 
 def cron_trigger(
     expression: object, timezone: str | tzinfo | None = None, *, param: str = "cron"
 ) -> CronTrigger:
-    """Build a :class:`CronTrigger` whose errors name *param* (``add_task(cron=...)``)."""
+    """A :class:`CronTrigger` whose errors name *param* (``add_task(cron=...)``).
+
+    Tasks with the same expression and zone share one trigger (they are
+    immutable), so its remembered answers serve all of them.
+    """
+    key = (expression, timezone) if isinstance(expression, str) else None
+    if key is not None and (made := _made.get(key)) is not None:
+        return made
     trigger = object.__new__(CronTrigger)
     _setup(trigger, expression, timezone, param)
+    if key is not None:
+        if len(_made) >= _MADE_LIMIT:
+            _made.clear()
+        _made[key] = trigger
     return trigger
