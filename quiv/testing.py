@@ -11,6 +11,7 @@ to, so a test can run an hour of schedules without waiting::
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import timedelta
 
@@ -25,8 +26,9 @@ class FakeClock:
     ``await clock.advance(seconds)`` moves time forward and wakes every sleeper
     whose deadline has passed. It must be used from the scheduler's own loop.
 
-    Its wall time starts at the real wall-clock time when it is first asked
-    for it (when the scheduler starts) and moves only with the fake time, so
+    Its wall time starts at the real wall-clock time, to the whole second,
+    when it is first asked for it (when the scheduler starts) and moves only
+    with the fake time (and :meth:`jump_wall`), so
     a task due 3,600 fake seconds after the start shows a ``next_run_at`` one
     hour after the start, however long the test really took.
 
@@ -49,8 +51,8 @@ class FakeClock:
 
     def wall_time(self) -> float:
         """Return the wall-clock time of the first call plus the fake time passed since."""
-        if self._wall_offset is None:
-            self._wall_offset = time.time() - self._now
+        if self._wall_offset is None:  # a whole second: wall times stay exact
+            self._wall_offset = math.floor(time.time()) - self._now
         return self._now + self._wall_offset
 
     async def sleep_until(self, deadline: float) -> None:

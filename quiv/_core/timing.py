@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 
 import anyio
 from anyio.abc import TaskStatus
@@ -76,6 +76,10 @@ class Timer:
         self.wall_armed = 0
         #: ``wall_time() - now()`` when the wall-clock runs were last armed
         self._wall_offset = 0.0
+        #: a moment of that offset: ``(now(), wall-clock datetime)``; deadlines are
+        #: counted from it in :class:`~datetime.timedelta` terms, so a wall time
+        #: given to the microsecond gets its deadline without float rounding
+        self._wall_base: tuple[float, datetime] = (0.0, datetime.min)
         #: when to look at the wall clock next, while :attr:`wall_armed`
         self._next_wall_check = math.inf
 
@@ -88,13 +92,12 @@ class Timer:
         """(Re)arm *task*'s next run for the wall-clock time *when* (aware)."""
         self._disarm(task)
         if not self.wall_armed:
-            self._wall_offset = self._measure_offset()
-            self._next_wall_check = self.clock.now() + WALL_CHECK
+            self._set_base()
         else:
             self.check_wall()
         self.wall_armed += 1
         task.wall_due = when
-        self._arm(task, when.timestamp() - self._wall_offset)
+        self._arm(task, self._deadline_of(when))
 
     def unschedule(self, task: TaskState) -> None:
         """Disarm *task*'s next run, if it has one."""
@@ -118,18 +121,30 @@ class Timer:
         clock = self.clock
         return clock.wall_time() - clock.now()
 
+    def _set_base(self) -> None:
+        clock = self.clock
+        now = clock.now()
+        wall = clock.wall_time()
+        self._wall_offset = wall - now
+        self._wall_base = (now, datetime.fromtimestamp(wall, timezone.utc))
+        self._next_wall_check = now + WALL_CHECK
+
+    def _deadline_of(self, when: datetime) -> float:
+        base_now, base_wall = self._wall_base
+        return base_now + (when - base_wall).total_seconds()
+
     def check_wall(self) -> None:
         """Follow the wall clock if it moved: re-arm every wall-clock run at its wall time."""
         offset = self._measure_offset()
         self._next_wall_check = self.clock.now() + WALL_CHECK
         if abs(offset - self._wall_offset) <= WALL_TOLERANCE:
             return
-        self._wall_offset = offset
+        self._set_base()
         moved = [e.payload for e in self.deadlines.entries() if e.payload.wall_due is not None]
         for task in moved:
             assert task.wall_due is not None and task.entry is not None
             task.entry.cancel()
-            self._arm(task, task.wall_due.timestamp() - offset)
+            self._arm(task, self._deadline_of(task.wall_due))
 
     def arm_timeout(self, run: JobRun, seconds: float) -> None:
         """Time *run* out *seconds* from now."""
