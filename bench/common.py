@@ -459,20 +459,27 @@ async def until_wall(sleep: Callable[[float], Awaitable[Any]], wall: float) -> N
         await sleep(left)
 
 
+#: how early a W11 fire may start and still be matched to its own second (s)
+EARLY = 0.01
+
+
 def fire_lateness(
     result: Result, phase: str, prefix: str, start: float, params: Mapping[str, Any]
 ) -> Result:
     """W11 lateness of one phase: handler start − the whole second it was due.
 
     Every task of the phase fires each whole wall second; a start at wall
-    time *t* was due at ``floor(t)`` (lateness stays far below a second).
-    Only fires due in ``[start, start + fire_for)`` count; ideally each of
-    the ``firing`` tasks fires ``fire_for`` times in it.
+    time *t* was due at ``floor(t + EARLY)`` (lateness stays far below a
+    second), so a fire up to ``EARLY`` before its second shows as negative
+    lateness and is counted in ``<phase>_early`` (a scheduler should never
+    fire early). Only fires due in ``[start, start + fire_for)`` count;
+    ideally each of the ``firing`` tasks fires ``fire_for`` times in it.
     """
     end = start + params["fire_for"]
-    late = [t - int(t) for p, _, t in FIRES if p == phase and start <= int(t) < end]
+    due = [(t, float(int(t + EARLY))) for p, _, t in FIRES if p == phase]
+    late = [t - d for t, d in due if start <= d < end]
     keys = [f"{prefix}_p50_ms", f"{prefix}_p99_ms", f"{prefix}_max_ms"]
-    result.set(**{f"{phase}_fires": len(late)})
+    result.set(**{f"{phase}_fires": len(late), f"{phase}_early": sum(x < 0 for x in late)})
     if not late:
         return result.na("nothing fired", *keys)
     summary = ms_summary(late, prefix)
