@@ -406,3 +406,128 @@ def rss_baseline() -> float:
     """RSS before W5 adds anything (after a ``gc.collect()``)."""
     gc.collect()
     return rss_mb()
+
+
+# -- W11: cron tasks -------------------------------------------------------------
+
+
+def cron_mix(n: int, hour_now: int) -> list[str]:
+    """W11's *n* cron expressions (5 fields, read in UTC), the same for every system.
+
+    A realistic mix, by ``i % 10``: 7 in 10 daily at a fixed time
+    (``"m h * * *"``), 1 on weekdays (``"m h * * MON-FRI"``, by name, as
+    APScheduler's ``from_crontab`` reads day numbers its own way), 1 every
+    15 minutes within one hour (``"*/15 h * * *"``, not fixed-time) and 1
+    monthly (``"m h 1 * *"``). Minutes cycle 0-59; hours cycle over the 22
+    hours that are neither *hour_now* (UTC) nor the next, so nothing is due
+    while the workload runs. Expressions repeat (1,210 distinct ones in
+    10,000; 917 in 1,000), as they do in real apps.
+    """
+    out: list[str] = []
+    for i in range(n):
+        minute = i % 60
+        hour = (hour_now + 2 + (i // 60) % 22) % 24
+        kind = i % 10
+        if kind == 7:
+            out.append(f"{minute} {hour} * * MON-FRI")
+        elif kind == 8:
+            out.append(f"*/15 {hour} * * *")
+        elif kind == 9:
+            out.append(f"{minute} {hour} 1 * *")
+        else:
+            out.append(f"{minute} {hour} * * *")
+    return out
+
+
+#: W11 firing phase: (phase, task index, wall time the handler started)
+FIRES: list[tuple[str, int, float]] = []
+
+
+def fire(phase: str, i: int) -> None:
+    """W11's firing handler (sync: runs in each system's thread pool)."""
+    FIRES.append((phase, i, time.time()))
+
+
+def fire_window(lead: float = 2.0) -> float:
+    """The first whole wall second at least *lead* seconds from now (W11's window start)."""
+    return float(int(time.time() + lead) + 1)
+
+
+async def until_wall(sleep: Callable[[float], Awaitable[Any]], wall: float) -> None:
+    """Sleep until the wall clock reads *wall*."""
+    while (left := wall - time.time()) > 0:
+        await sleep(left)
+
+
+#: how early a W11 fire may start and still be matched to its own second (s)
+EARLY = 0.01
+
+
+def fire_lateness(
+    result: Result, phase: str, prefix: str, start: float, params: Mapping[str, Any]
+) -> Result:
+    """W11 lateness of one phase: handler start − the whole second it was due.
+
+    Every task of the phase fires each whole wall second; a start at wall
+    time *t* was due at ``floor(t + EARLY)`` (lateness stays far below a
+    second), so a fire up to ``EARLY`` before its second shows as negative
+    lateness and is counted in ``<phase>_early`` (a scheduler should never
+    fire early). Only fires due in ``[start, start + fire_for)`` count;
+    ideally each of the ``firing`` tasks fires ``fire_for`` times in it.
+    """
+    end = start + params["fire_for"]
+    due = [(t, float(int(t + EARLY))) for p, _, t in FIRES if p == phase]
+    late = [t - d for t, d in due if start <= d < end]
+    keys = [f"{prefix}_p50_ms", f"{prefix}_p99_ms", f"{prefix}_max_ms"]
+    result.set(**{f"{phase}_fires": len(late), f"{phase}_early": sum(x < 0 for x in late)})
+    if not late:
+        return result.na("nothing fired", *keys)
+    summary = ms_summary(late, prefix)
+    return result.set(**{key: summary[key] for key in keys})
+
+
+async def cron_workload(
+    params: Mapping[str, Any],
+    sleep: Callable[[float], Awaitable[Any]],
+    add_cron: Callable[[str], Awaitable[Any]],
+    add_tick: Callable[[int, float], Awaitable[Any]],
+    add_every_second: Callable[[int], Awaitable[Any]],
+    remove: Callable[[Any], Awaitable[Any]],
+) -> Result:
+    """W11, the same steps for every system; the callables are its API.
+
+    *add_cron(expr)* adds an idle cron task (handler ``noop``);
+    *add_tick(i, first)* adds an interval task every 1 s whose first run is at
+    wall time *first*, and *add_every_second(i)* a cron task firing every
+    second, both with handler ``fire(phase, i)``; each returns what
+    *remove* takes.
+
+    1. Add ``tasks`` cron tasks (:func:`cron_mix`): add rate. Then W5's idle
+       tail: CPU over an idle window, RSS growth per 10,000 tasks.
+    2. With those still there, ``firing`` interval tasks every 1 s on the
+       whole wall seconds (the control), for ``fire_for`` seconds; removed.
+    3. Then ``firing`` cron tasks every second (``"* * * * * *"``), for
+       ``fire_for`` seconds. Lateness of both: handler start − due second.
+    """
+    n, firing, fire_for = params["tasks"], params["firing"], params["fire_for"]
+    expressions = cron_mix(n, time.gmtime().tm_hour)
+    rss0 = rss_baseline()
+    t0 = now()
+    for expr in expressions:
+        await add_cron(expr)
+    result = Result().set(add_per_s=n / (now() - t0), expressions=len(set(expressions)))
+    await idle_tail(sleep, params, result, rss0)
+
+    start = fire_window()
+    ticks = [await add_tick(i, start) for i in range(firing)]
+    await until_wall(sleep, start + fire_for + 0.5)
+    for handle in ticks:
+        await remove(handle)
+    fire_lateness(result, "interval", "interval_late", start, params)
+
+    start = fire_window()
+    for i in range(firing):
+        await add_every_second(i)
+    await until_wall(sleep, start + fire_for + 0.5)
+    fire_lateness(result, "cron", "late", start, params)
+    return result.set(ideal_fires=firing * fire_for)

@@ -271,7 +271,7 @@ def targets_section(
             row.append("—" if verdict is None else ("✅ " if verdict[0] else "❌ ") + verdict[1])
         rows.append(row)
     return [
-        "## Targets from issue 7 (medians of this run)",
+        "## Targets from issues 7, 12 and 14 (medians of this run)",
         "",
         *_table(["target", *ours], rows),
         "",

@@ -19,12 +19,16 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from bench.common import (
     Countdown,
     Result,
     cadence,
+    cron_workload,
+    fire,
     idle_tail,
     lateness,
     noop,
@@ -142,6 +146,32 @@ def w5(params: dict[str, Any]) -> Result:
     return _run(body)()
 
 
+def w11(params: dict[str, Any]) -> Result:
+    async def body(scheduler: AsyncIOScheduler) -> Result:
+        async def add_cron(expr: str) -> Job:
+            return scheduler.add_job(noop, CronTrigger.from_crontab(expr, timezone=timezone.utc))
+
+        async def add_tick(i: int, first: float) -> Job:
+            start = datetime.fromtimestamp(first, timezone.utc)
+            return scheduler.add_job(
+                fire, "interval", seconds=1, start_date=start, args=("interval", i)
+            )
+
+        async def add_every_second(i: int) -> Job:
+            # from_crontab has no seconds field: the keyword form
+            trigger = CronTrigger(second="*", timezone=timezone.utc)
+            return scheduler.add_job(fire, trigger, args=("cron", i))
+
+        async def remove(job: Job) -> None:
+            job.remove()
+
+        return await cron_workload(
+            params, asyncio.sleep, add_cron, add_tick, add_every_second, remove
+        )
+
+    return _run(body)()
+
+
 if __name__ == "__main__":
     run_cli(
         {
@@ -154,5 +184,6 @@ if __name__ == "__main__":
             "w7": unsupported("APScheduler 3 has no progress hook"),
             "w8": unsupported("APScheduler 3 has no call_on_main"),
             "w10": unsupported("W10 measures quiv's own shutdown bound and job store"),
+            "w11": w11,
         }
     )

@@ -19,6 +19,7 @@ from typing import Any
 from apscheduler import AsyncScheduler, JobOutcome, JobReleased
 from apscheduler.executors.async_ import AsyncJobExecutor
 from apscheduler.executors.thread import ThreadPoolJobExecutor
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -26,6 +27,8 @@ from bench.common import (
     Countdown,
     Result,
     cadence,
+    cron_workload,
+    fire,
     idle_tail,
     lateness,
     noop,
@@ -150,6 +153,42 @@ def w5(params: dict[str, Any]) -> Result:
     return _run(body)()
 
 
+def w11(params: dict[str, Any]) -> Result:
+    async def body(scheduler: AsyncScheduler) -> Result:
+        await scheduler.configure_task("cron", func=noop, job_executor="threadpool")
+        # one task for all firing schedules: no limit, or they would queue behind each other
+        await scheduler.configure_task(
+            "fire", func=fire, job_executor="threadpool", max_running_jobs=None
+        )
+
+        async def add_cron(expr: str) -> str:
+            trigger = CronTrigger.from_crontab(expr, timezone=timezone.utc)
+            return await scheduler.add_schedule("cron", trigger)
+
+        async def add_tick(i: int, first: float) -> str:
+            start = datetime.fromtimestamp(first, timezone.utc)
+            trigger = IntervalTrigger(seconds=1, start_time=start)
+            return await scheduler.add_schedule("fire", trigger, args=("interval", i))
+
+        async def add_every_second(i: int) -> str:
+            # from_crontab has no seconds field: the keyword form
+            trigger = CronTrigger(second="*", timezone=timezone.utc)
+            return await scheduler.add_schedule("fire", trigger, args=("cron", i))
+
+        result = await cron_workload(
+            params, asyncio.sleep, add_cron, add_tick, add_every_second, scheduler.remove_schedule
+        )
+        if CronTrigger(second="*", timezone=timezone.utc).next().microsecond:
+            result.note(
+                "its CronTrigger keeps the microseconds of start_time (default: now) in "
+                "every fire, so second='*' fires at now + k s, not on whole seconds; "
+                "that offset shows as cron lateness"
+            )
+        return result
+
+    return _run(body)()
+
+
 if __name__ == "__main__":
     run_cli(
         {
@@ -164,5 +203,6 @@ if __name__ == "__main__":
                 "APScheduler 4 has no call_on_main (its async jobs already run on the loop)"
             ),
             "w10": unsupported("W10 measures quiv's own shutdown bound and job store"),
+            "w11": w11,
         }
     )

@@ -38,6 +38,8 @@ from bench.common import (
     cadence,
     cancel_latency,
     cancel_phase,
+    cron_workload,
+    fire,
     idle_tail,
     lateness,
     noop,
@@ -338,6 +340,42 @@ def w8(params: dict[str, Any]) -> Result:
     return _run(params, body)
 
 
+def w11(params: dict[str, Any]) -> Result:
+    from datetime import datetime, timezone
+
+    async def body(face: Face, ends: Ends) -> Result:
+        async def add_cron(expr: str) -> str:
+            return str(await face.call("add_task", task_name="cron", func=noop, cron=expr))
+
+        async def add_tick(i: int, first: float) -> str:
+            return str(
+                await face.call(
+                    "add_task",
+                    task_name="tick",
+                    func=fire,
+                    interval=1.0,
+                    run_at=datetime.fromtimestamp(first, timezone.utc),
+                    args=("interval", i),
+                )
+            )
+
+        async def add_every_second(i: int) -> str:
+            return str(
+                await face.call(
+                    "add_task", task_name="fire", func=fire, cron="* * * * * *", args=("cron", i)
+                )
+            )
+
+        async def remove(task_id: str) -> None:
+            await face.call("remove_task", task_id)
+
+        return await cron_workload(
+            params, anyio.sleep, add_cron, add_tick, add_every_second, remove
+        )
+
+    return _run(params, body)
+
+
 # -- W10: shutdown bounds and the store's write rate (quiv only) ---------------------
 
 
@@ -465,5 +503,6 @@ if __name__ == "__main__":
             "w7": w7,
             "w8": w8,
             "w10": w10,
+            "w11": w11,
         }
     )

@@ -276,5 +276,6 @@ if __name__ == "__main__":
             "w7": w7,
             "w8": w8,
             "w10": unsupported("W10 measures this quiv's shutdown bound and job store"),
+            "w11": unsupported("quiv 1.4 has no cron schedules"),
         }
     )

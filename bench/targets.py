@@ -1,4 +1,4 @@
-"""The targets of issues 7 and 12, checked against the medians of one run.
+"""The targets of issues 7, 12 and 14, checked against the medians of one run.
 
 A check gets ``get(system, workload, metric) -> median | None`` and returns
 ``(passed, shown)`` or ``None`` when a number it needs is missing.
@@ -65,10 +65,27 @@ def _w7_clean(get: Lookup, system: str) -> tuple[bool, str] | None:
     )
 
 
-def _idle_zero(get: Lookup, system: str) -> tuple[bool, str] | None:
-    value = get(system, "w5", "idle_cpu_ms")
-    # "indistinguishable from zero": at most 1 ms of CPU over the whole window
-    return None if value is None else (value <= 1.0, f"{value:.2f} ms")
+def _vs_own(workload: str, key: str, reference: str, factor: float) -> Target:
+    """*key* at most *factor* times *reference*, both of the same system and run."""
+    label = f"{workload.upper()} {key} ≤ {factor:g}× {reference} (same system)"
+
+    def check(get: Lookup, system: str) -> tuple[bool, str] | None:
+        mine, theirs = get(system, workload, key), get(system, workload, reference)
+        if mine is None or theirs is None or theirs == 0:
+            return None
+        ratio = mine / theirs
+        return ratio <= factor, f"{ratio:.2f}× ({mine:.3g} vs {theirs:.3g} ms)"
+
+    return Target(label, check)
+
+
+def _idle_zero(workload: str) -> Target:
+    def check(get: Lookup, system: str) -> tuple[bool, str] | None:
+        value = get(system, workload, "idle_cpu_ms")
+        # "indistinguishable from zero": at most 1 ms of CPU over the whole window
+        return None if value is None else (value <= 1.0, f"{value:.2f} ms")
+
+    return Target(f"{workload.upper()} idle CPU indistinguishable from zero (≤ 1 ms)", check)
 
 
 def _store_rate(get: Lookup, system: str) -> tuple[bool, str] | None:
@@ -86,7 +103,7 @@ TARGETS: tuple[Target, ...] = (
     _vs_peer("w4", "drift_ms", "aps3", 1.0, higher=False),
     _vs_peer("w5", "add_per_s", "aps3", 1.0, higher=True),
     _at_most("w5", "rss_mb_per_10k", 5.0, "MB"),
-    Target("W5 idle CPU indistinguishable from zero (≤ 1 ms)", _idle_zero),
+    _idle_zero("w5"),
     _at_most("w6", "sync_stop_p99_ms", 2.0, "ms"),
     _at_most("w6", "async_stop_max_ms", 5.0, "ms"),
     _vs_peer("w7", "delivered_per_s", "quiv14", 1.0, higher=True),
@@ -96,4 +113,8 @@ TARGETS: tuple[Target, ...] = (
     _at_most("w10", "stuck_overshoot_ms", 100.0, "ms"),
     _at_most("w10", "queued_shutdown_ms", 1000.0, "ms"),
     Target("W10 store ≥ 50,000 job rows/s", _store_rate),
+    _vs_peer("w11", "add_per_s", "aps3", 1.0, higher=True),
+    _at_most("w11", "rss_mb_per_10k", 5.0, "MB"),
+    _idle_zero("w11"),
+    _vs_own("w11", "late_p99_ms", "interval_late_p99_ms", 1.0),
 )

@@ -61,7 +61,7 @@ ENVS: dict[str, Env] = {
             label="quiv (this repo)",
             requirements=(),
             import_stmt="import quiv",
-            dists=("quiv", "anyio", "sniffio", "aiosqlite", "trio", "psutil"),
+            dists=("quiv", "anyio", "sniffio", "aiosqlite", "trio", "cronsim", "psutil"),
         ),
         Env(
             name="quiv14",

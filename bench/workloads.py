@@ -168,6 +168,36 @@ WORKLOADS: dict[str, Workload] = {
                 Metric("store_burst_ms", "store: burst queued → committed (ms)", "lower"),
             ),
         ),
+        Workload(
+            key="w11",
+            title="W11: cron tasks: add rate, memory, idle CPU; fire lateness against interval tasks",
+            full={
+                "tasks": 10000,
+                "settle": 0.5,
+                "idle": 5.0,
+                "firing": 200,
+                "fire_for": 5,
+            },
+            quick={"tasks": 1000, "settle": 0.5, "idle": 1.0, "firing": 50, "fire_for": 2},
+            timeout_s=150.0,
+            metrics=(
+                Metric("add_per_s", "cron tasks added/s", "higher"),
+                Metric("expressions", "distinct expressions"),
+                Metric("rss_mb_per_10k", "RSS growth per 10k cron tasks (MB)", "lower"),
+                Metric("idle_cpu_ms", "CPU while idle (ms, whole window)", "lower"),
+                Metric("late_p50_ms", "cron every second: lateness p50 (ms)", "lower"),
+                Metric("late_p99_ms", "cron every second: lateness p99 (ms)", "lower"),
+                Metric("late_max_ms", "cron every second: lateness max (ms)", "lower"),
+                Metric("cron_fires", "cron fires in the window"),
+                Metric("cron_early", "… of which early (before their second)"),
+                Metric("interval_late_p50_ms", "interval 1 s: lateness p50 (ms)", "lower"),
+                Metric("interval_late_p99_ms", "interval 1 s: lateness p99 (ms)", "lower"),
+                Metric("interval_late_max_ms", "interval 1 s: lateness max (ms)", "lower"),
+                Metric("interval_fires", "interval fires in the window"),
+                Metric("interval_early", "… of which early (before their second)"),
+                Metric("ideal_fires", "ideal fires per phase"),
+            ),
+        ),
     )
 }
 
