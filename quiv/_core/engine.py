@@ -125,7 +125,8 @@ class Engine:
         if first_wall is not None:
             first_delay = clamp_delay((first_wall - self.wall_now()).total_seconds())
         deadline = self.clock.now() + first_delay
-        task.anchor = deadline
+        # the origin of an interval's grid (0.0 for the others: one float less per task)
+        task.anchor = deadline if task.interval is not None else 0.0
         task.wall = self.wall
         self.tasks[task.id] = task
         if task.status is TaskStatus.PAUSED:  # paused before the scheduler started
@@ -372,11 +373,13 @@ class Engine:
         """The timer's call: *task* is due (for the wall-clock time *wall_due*, if armed so)."""
         wall = task.wall_trigger
         if wall_due is not None and wall is not None:
-            wall.last_fire = wall_due  # this fire is used up: it runs, or is skipped
+            wall_now = self.wall_now()
+            # This run uses up its fire, and any missed since (a late run is the
+            # one catch-up run for all of them), whether it runs or is skipped.
+            wall.last_fire = max(wall_due, wall_now)
             grace = task.misfire_grace
-            if grace is not None and (self.wall_now() - wall_due).total_seconds() > grace:
-                task.skipped_runs += 1  # too late (the host slept, the clock jumped)
-                wall.last_fire = self.wall_now()
+            if grace is not None and (wall_now - wall_due).total_seconds() > grace:
+                wall.skipped += 1  # too late (the host slept, the clock jumped)
                 self._next_wall_run(task, skipped=True)
                 return
         due = task.deadline if task.deadline is not None else self.clock.now()

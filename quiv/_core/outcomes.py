@@ -96,7 +96,8 @@ def next_deadline(
 def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None, bool]:
     """The wall-clock time of the next run of *task*, which has a wall-clock trigger.
 
-    Counted from the trigger's last used fire (from *wall_now* if none).
+    Counted from the trigger's last used fire (from the first time it is
+    asked, when the task was added or given the trigger, if none).
     Fires missed meanwhile (the job overran them, the task was paused, the
     process was suspended) make **one** run, at once (at *wall_now*), not
     one per missed fire; unless the latest of them is more than the task's
@@ -110,7 +111,9 @@ def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None
     wall = task.wall_trigger
     assert wall is not None
     trigger = wall.trigger
-    after = wall.last_fire or wall_now
+    if wall.last_fire is None:  # first asked: fires are counted from now on
+        wall.last_fire = wall_now
+    after = wall.last_fire
     fire = check_fire(trigger, after, trigger.next_fire(after))
     if fire is None or fire > wall_now:
         return fire, False
@@ -123,7 +126,7 @@ def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None
         recent = check_fire(trigger, start, trigger.next_fire(start))
     if recent is not None and recent <= wall_now:
         return wall_now, False
-    task.skipped_runs += 1
+    wall.skipped += 1
     wall.last_fire = wall_now
     return recent, True
 

@@ -60,7 +60,9 @@ def preview_trigger(trigger: Trigger, n: int, after: datetime) -> list[datetime]
     return fires
 
 
-def preview_task(task: TaskState, n: int, after: datetime) -> list[datetime]:
+def preview_task(
+    task: TaskState, n: int, after: datetime, *, next_run: datetime | None = None
+) -> list[datetime]:
     """The next *n* runs of *task* strictly after *after*, as its schedule stands.
 
     A wall-clock trigger is asked for its fires (a run already due, for
@@ -69,17 +71,20 @@ def preview_task(task: TaskState, n: int, after: datetime) -> list[datetime]:
     and for ``fixed_interval=False`` what happens if each run ends at once;
     jitter is left out. A paused task's interval runs are counted from
     *after*. A run-once task has its one run, if it is still ahead.
+
+    :param next_run: the task's next run, if not its ``next_run_at`` (a task
+        declared before the start keeps it elsewhere)
     """
     if n == 0:
         return []
     if task.wall_trigger is not None:
         fires = []
-        due = task.next_run_at
+        due = next_run or task.next_run_at
         if due is not None and due > after and task.wall_due is not None:
             fires.append(due)  # the armed run (a fire, or a run_at the user set)
         start = fires[-1] if fires else after
         return fires + preview_trigger(task.wall_trigger.trigger, n - len(fires), start)
-    first = task.next_run_at
+    first = next_run or task.next_run_at
     if task.interval is None:
         return [first] if first is not None and first > after else []
     step = timedelta(seconds=task.interval)

@@ -108,11 +108,13 @@ class WallTrigger:
     was armed still comes.
     """
 
-    __slots__ = ("last_fire", "trigger")
+    __slots__ = ("last_fire", "skipped", "trigger")
 
     def __init__(self, trigger: Trigger, last_fire: datetime | None = None) -> None:
         self.trigger = trigger
         self.last_fire = last_fire
+        #: runs skipped for coming due later than the task's ``misfire_grace``
+        self.skipped = 0
 
     def describe(self) -> str:
         """The trigger's own description (its ``describe()``), else its ``repr``."""
@@ -169,8 +171,6 @@ class TaskState(TaskSettings):
     #: the deadline on the wall clock (a trigger's fire, a ``run_at``); before
     #: the task is added, the ``run_at`` it asked for
     wall_due: datetime | None = None
-    #: runs skipped because they came due later than ``misfire_grace``
-    skipped_runs: int = 0
 
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""
@@ -225,7 +225,7 @@ class TaskState(TaskSettings):
             timezone=None if wall_trigger is None else wall_trigger.zone(),
             description=self.describe(),
             misfire_grace_seconds=self.misfire_grace,
-            skipped_runs=self.skipped_runs,
+            skipped_runs=0 if wall_trigger is None else wall_trigger.skipped,
         )
 
     def describe(self) -> str:

@@ -28,7 +28,7 @@ from ..abc import Trigger
 from .handlers import check_positional, inspect_handler
 from .records import TaskSettings, TaskState, WallTrigger, new_id, utcnow
 
-__all__ = ("TaskUpdate", "first_fire_delay", "new_task", "validate_update")
+__all__ = ("TaskUpdate", "first_fire", "new_task", "validate_update")
 
 _MAX_RETRIES = 1_000_000
 
@@ -118,7 +118,7 @@ def new_task(
         wall_due = check_datetime(run_at, "run_at")
         first = _delay_until(wall_due)
     if wall_trigger is not None:
-        first = first_fire_delay(wall_trigger)
+        first, wall_due = first_fire(wall_trigger)
     grace = _grace(misfire_grace)
     checked_kwargs = check_kwargs(kwargs)
     checked_args = check_args(args)
@@ -141,7 +141,9 @@ def new_task(
         progress_callback=_callback(progress_callback),
         misfire_grace=grace,
     )
-    task.wall_due = wall_due  # the engine arms it on the wall clock
+    # the engine arms it on the wall clock (a trigger's fire it computes again,
+    # by the scheduler's clock); until then it is the task's next_run_at
+    task.wall_due = wall_due
     if wall_trigger is not None:
         task.wall_trigger = WallTrigger(wall_trigger)
     return task, first
@@ -212,8 +214,8 @@ def _with_trigger(
     return None, None, False, True, None, trigger  # type: ignore[return-value]
 
 
-def first_fire_delay(trigger: Trigger) -> float:
-    """The delay to *trigger*'s first fire from now.
+def first_fire(trigger: Trigger) -> tuple[float, datetime]:
+    """The delay to *trigger*'s first fire from now, and that fire.
 
     :raises ConfigurationError: if it has none, or returns something that is
         not an aware datetime later than now
@@ -230,7 +232,7 @@ def first_fire_delay(trigger: Trigger) -> float:
     fire = check_fire(trigger, now, proposed)
     if fire is None:
         raise ConfigurationError(f"trigger {trigger!r} has no fire after now ({now})")
-    return clamp_delay((fire - now).total_seconds())
+    return clamp_delay((fire - now).total_seconds()), fire
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,5 +376,5 @@ def _new_schedule(
             f"pass {param} or fixed_interval, not both (got {param}={value!r}, "
             f"fixed_interval={fixed_interval!r})"
         )
-    first_fire_delay(wall)
+    first_fire(wall)
     return wall, UNSET, UNSET

@@ -27,7 +27,7 @@ from .._config import UNSET
 from .._core.preview import preview_task
 from .._core.queries import check_task_id, select_tasks
 from .._core.records import TaskState, WallTrigger, utcnow
-from .._core.task_checks import first_fire_delay, validate_update
+from .._core.task_checks import first_fire, validate_update
 from .._errors import TaskNotActiveError, TaskNotFoundError
 from .._models import Task, TaskStatus
 from .._triggers.interval import clamp_delay
@@ -65,9 +65,11 @@ class Declarations:
             raise TaskNotFoundError(task_id)
         return task
 
-    def _set_due(self, task: TaskState, delay: float) -> None:
+    def _set_due(self, task: TaskState, delay: float, wall: datetime | None = None) -> None:
+        """The task runs *delay* seconds from now; at exactly *wall*, if it is a wall time."""
         task.deadline = time.monotonic() + delay
-        self._due_wall[task.id] = utcnow() + timedelta(seconds=delay)
+        task.wall_due = wall
+        self._due_wall[task.id] = wall or utcnow() + timedelta(seconds=delay)
 
     def _snapshot(self, task: TaskState) -> Task:
         return dataclasses.replace(task.snapshot(), next_run_at=self._due_wall[task.id])
@@ -77,7 +79,7 @@ class Declarations:
     def add(self, task: TaskState, first_delay: float) -> None:
         def add() -> None:
             self._tasks[task.id] = task
-            self._set_due(task, first_delay)
+            self._set_due(task, first_delay, task.wall_due)
 
         self._locked(add)
 
@@ -91,20 +93,18 @@ class Declarations:
             task = self._find(task_id)
             request = validate_update(task.settings(), task.func, **changes, timezone=timezone)
             task.apply(request.settings)
-            if request.interval_changed:
-                assert request.settings.interval is not None
-                self._set_due(task, request.settings.interval)
-            elif request.run_at is not None:
-                self._set_due(task, clamp_delay((request.run_at - utcnow()).total_seconds()))
-                task.wall_due = request.run_at
             if request.trigger is not UNSET:
-                task.wall_due = None
                 task.wall_trigger = None
                 if request.trigger is not None:
                     task.wall_trigger = WallTrigger(request.trigger)
-                    self._set_due(task, first_fire_delay(request.trigger))
+            if request.run_at is not None:
+                delay = clamp_delay((request.run_at - utcnow()).total_seconds())
+                self._set_due(task, delay, request.run_at)
+            elif task.wall_trigger is not None and request.trigger is not UNSET:
+                self._set_due(task, *first_fire(task.wall_trigger.trigger))
             elif request.interval_changed:
-                task.wall_due = task.wall_trigger = None
+                assert request.settings.interval is not None
+                self._set_due(task, request.settings.interval)
             return self._snapshot(task)
 
         return self._locked(update)
@@ -146,7 +146,12 @@ class Declarations:
 
     def preview(self, task_id: str, n: int, after: datetime | None) -> list[datetime]:
         """``preview`` of a declared task (its runs as they stand, from *after* or now)."""
-        return self._locked(lambda: preview_task(self._find(task_id), n, after or utcnow()))
+
+        def preview() -> list[datetime]:
+            task = self._find(task_id)
+            return preview_task(task, n, after or utcnow(), next_run=self._due_wall[task.id])
+
+        return self._locked(preview)
 
     def get(self, task_id: str) -> Task:
         return self._locked(lambda: self._snapshot(self._find(task_id)))

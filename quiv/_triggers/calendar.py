@@ -216,7 +216,10 @@ class CalendarIntervalTrigger:
         at = self.at.strftime("%H:%M:%S" if self.at.second or self.at.microsecond else "%H:%M")
         text = f"Every {every} at {at}"
         if self.start is not None:
-            text += f", from {self.start.isoformat()}"
+            start = self.start
+            if isinstance(start, datetime):  # only its date in the zone counts
+                start = start.astimezone(self.timezone or timezone.utc).date()
+            text += f", from {start.isoformat()}"
             if (self.years or self.months) and self.start.day > 28:
                 text += " (or the last day of a shorter month)"
         return f"{text} ({zone_name(self.timezone)})"

@@ -140,6 +140,8 @@ class CronTrigger:
     _fixed: bool = field(compare=False)
     #: the latest ``(after, fire)`` answered: any time in ``[after, fire)`` has that fire
     _memo: tuple[datetime, datetime] | None = field(compare=False)
+    #: :meth:`describe`'s text, made on first use
+    _text: str | None = field(compare=False)
 
     def __init__(self, expression: str, timezone: str | tzinfo | None = None) -> None:
         _setup(self, expression, timezone, "expression")
@@ -199,6 +201,7 @@ class CronTrigger:
         object.__setattr__(copy, "_fields", self._fields)
         object.__setattr__(copy, "_fixed", self._fixed)
         object.__setattr__(copy, "_memo", None)
+        object.__setattr__(copy, "_text", None)
         return copy
 
     def describe(self) -> str:
@@ -207,8 +210,12 @@ class CronTrigger:
         The words come from cronsim's ``explain()``; for an expression it
         cannot explain, the expression itself is shown.
         """
-        text = _explain(self._fields) or f"Cron {self.expression!r}"
-        return f"{text} ({zone_name(self.timezone)})"
+        text = self._text
+        if text is None:
+            words = _explain(self._fields) or f"Cron {self.expression!r}"
+            text = f"{words} ({zone_name(self.timezone)})"
+            object.__setattr__(self, "_text", text)
+        return text
 
     def __repr__(self) -> str:
         zone = None if self.timezone is None else zone_name(self.timezone)
@@ -254,6 +261,7 @@ def _setup(trigger: CronTrigger, expression: object, timezone: object, param: st
     object.__setattr__(trigger, "_fields", fields)
     object.__setattr__(trigger, "_fixed", _is_fixed_time(fields))
     object.__setattr__(trigger, "_memo", None)
+    object.__setattr__(trigger, "_text", None)
 
 
 #: the triggers ``cron=`` made, by (expression, zone): tasks with one schedule share one
