@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -87,6 +88,28 @@ async def test_page_and_job_list(server_kind: str) -> None:
         assert page.status_code == 200
         assert "<title>quiv example</title>" in page.text
         assert (await client.get("/jobs")).json() == []
+
+
+async def test_nightly_report_is_listed_with_its_schedule(server_kind: str) -> None:
+    async with site(server_kind) as (client, _, _):
+        before = datetime.now(timezone.utc)
+        (nightly,) = (await client.get("/tasks")).json()
+        assert nightly["task_name"] == "nightly report"
+        assert nightly["description"] == "At 02:30 every day (UTC)"
+        assert (nightly["timezone"], nightly["status"], nightly["run_once"]) == (
+            "UTC",
+            "active",
+            False,
+        )
+        runs = [datetime.fromisoformat(run) for run in nightly["next_runs"]]
+        assert nightly["next_run_at"] == nightly["next_runs"][0]
+        assert len(runs) == 3
+        assert all(
+            (run.hour, run.minute, run.second, run.microsecond) == (2, 30, 0, 0) for run in runs
+        )
+        assert all(run.utcoffset() == timedelta(0) for run in runs)
+        assert before < runs[0] <= before + timedelta(days=1)
+        assert [runs[1] - runs[0], runs[2] - runs[1]] == [timedelta(days=1)] * 2
 
 
 class Collect(logging.Handler):
@@ -167,10 +190,10 @@ async def test_heartbeat_interval_task_and_async_report(server_kind: str) -> Non
         for task_id in (heartbeat, report):
             job = next(m["job"] for m in messages if job_event(task_id, "job_completed")(m))
             assert progress_of(messages, job["id"]) == [1, 2, 3]
-        tasks = {t["id"]: t["status"] for t in (await client.get("/tasks")).json()}
-        assert tasks == {heartbeat: "active"}  # the run-once report is gone
+        tasks = {t["task_name"]: t["status"] for t in (await client.get("/tasks")).json()}
+        assert tasks == {"heartbeat": "active", "nightly report": "active"}  # the report is gone
         assert (await client.delete(f"/tasks/{heartbeat}")).status_code == 204
-        assert (await client.get("/tasks")).json() == []
+        assert [t["task_name"] for t in (await client.get("/tasks")).json()] == ["nightly report"]
         assert (await client.delete(f"/tasks/{heartbeat}")).status_code == 404
         statuses = sorted(j["status"] for j in (await client.get("/jobs")).json())
         assert statuses == ["completed", "completed"]

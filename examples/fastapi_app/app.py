@@ -21,6 +21,9 @@ from quiv import Quiv, TaskNotFoundError
 from .page import PAGE
 from .work import (
     JOB_EVENTS,
+    NIGHTLY_REPORT_CRON,
+    NIGHTLY_REPORT_GRACE,
+    PREVIEW_RUNS,
     DownloadRequest,
     HeartbeatRequest,
     ReportRequest,
@@ -31,18 +34,31 @@ from .work import (
     job_json,
     on_job_event,
     on_progress,
+    task_json,
 )
 
 
-def create_app() -> FastAPI:
-    """Build the app and its scheduler (a ``Quiv`` runs once, so one per app)."""
-    scheduler = Quiv(timezone="UTC")
+def create_app(timezone: str = "UTC") -> FastAPI:
+    """Build the app and its scheduler (a ``Quiv`` runs once, so one per app).
+
+    :param timezone: the scheduler's time zone, which the nightly report's
+        cron expression is read in
+    """
+    scheduler = Quiv(timezone=timezone)
     for event in JOB_EVENTS:
         scheduler.add_listener(event, on_job_event)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler.start()  # the server's loop becomes the main loop for callbacks
+        scheduler.add_task(
+            task_name="nightly report",
+            func=build_report,
+            cron=NIGHTLY_REPORT_CRON,  # 02:30 every day, in the scheduler's time zone
+            args=(10, 0.2),
+            progress_callback=on_progress,
+            misfire_grace=NIGHTLY_REPORT_GRACE,
+        )
         yield
         scheduler.shutdown(timeout=5)  # running jobs get 5 s to see their stop event
 
@@ -96,10 +112,14 @@ def create_app() -> FastAPI:
 
     @app.get("/tasks")
     def list_tasks() -> list[dict[str, Any]]:
-        return [
-            {"id": t.id, "task_name": t.task_name, "status": t.status.value}
-            for t in scheduler.get_all_tasks(include_run_once=True)
-        ]
+        listed = []
+        for task in scheduler.get_all_tasks(include_run_once=True):
+            try:
+                next_runs = scheduler.preview(task.id, PREVIEW_RUNS)
+            except TaskNotFoundError:  # a run-once task that finished meanwhile
+                continue
+            listed.append(task_json(task, next_runs))
+        return listed
 
     @app.delete("/tasks/{task_id}", status_code=204)
     def remove_task(task_id: str) -> None:

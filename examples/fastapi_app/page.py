@@ -20,6 +20,8 @@ PAGE = """\
   .cancelled { color: #996c00; } .failed { color: #dc3545; } .scheduled { color: #666; }
   #notes { font-size: .9rem; color: #555; min-height: 1.2rem; }
   #socket { font-size: .8rem; color: #888; }
+  h2 { font-size: 1.1rem; margin: 1.5rem 0 0; }
+  td.runs { white-space: pre-line; font-size: .9rem; }
 </style>
 </head>
 <body>
@@ -33,6 +35,12 @@ PAGE = """\
   <button id="report">Build a report (async handler)</button>
 </div>
 <p id="notes"></p>
+<h2>Schedules</h2>
+<table>
+  <thead><tr><th>task</th><th>schedule</th><th>status</th><th>next runs (UTC)</th></tr></thead>
+  <tbody id="tasks"></tbody>
+</table>
+<h2>Jobs</h2>
 <table>
   <thead><tr><th>job</th><th>task</th><th>status</th><th>progress</th><th></th></tr></thead>
   <tbody id="jobs"></tbody>
@@ -90,6 +98,26 @@ function showProgress(message) {
   bar.title = `${message.done} / ${message.total}`;
 }
 
+function utc(iso) {  // "2025-06-01T02:30:00+00:00" -> "2025-06-01 02:30:00"
+  return iso.slice(0, 19).replace("T", " ");
+}
+
+async function loadTasks() {
+  const tasks = await (await fetch("/tasks")).json();
+  const body = document.getElementById("tasks");
+  body.replaceChildren();
+  for (const task of tasks.filter((t) => !t.run_once)) {  // the recurring ones
+    const tr = document.createElement("tr");
+    const runs = task.next_runs.map(utc).join("\\n");
+    for (const text of [task.task_name, task.description, task.status, runs]) {
+      tr.appendChild(document.createElement("td")).textContent = text;
+    }
+    tr.cells[3].className = "runs";
+    tr.cells[3].title = task.next_runs.map((run) => new Date(run).toLocaleString()).join("\\n");
+    body.appendChild(tr);
+  }
+}
+
 async function loadJobs() {
   const jobs = await (await fetch("/jobs")).json();
   jobs.reverse().forEach(showJob);
@@ -98,12 +126,12 @@ async function loadJobs() {
 function connect() {
   const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
   const state = document.getElementById("socket");
-  socket.onopen = () => { state.textContent = "live"; loadJobs(); };
+  socket.onopen = () => { state.textContent = "live"; loadJobs(); loadTasks(); };
   socket.onclose = () => { state.textContent = "disconnected, retrying"; setTimeout(connect, 1000); };
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "progress") showProgress(message);
-    else if (message.type === "job") showJob(message.job);
+    else if (message.type === "job") { showJob(message.job); loadTasks(); }
     else if (message.type === "note") document.getElementById("notes").textContent = message.text;
   };
 }
@@ -112,11 +140,13 @@ document.getElementById("heartbeat-start").onclick = async () => {
   heartbeatTask = (await post("/heartbeat", {interval: 5})).task_id;
   document.getElementById("heartbeat-start").disabled = true;
   document.getElementById("heartbeat-stop").disabled = false;
+  loadTasks();
 };
 document.getElementById("heartbeat-stop").onclick = async () => {
   await fetch(`/tasks/${heartbeatTask}`, {method: "DELETE"});
   document.getElementById("heartbeat-start").disabled = false;
   document.getElementById("heartbeat-stop").disabled = true;
+  loadTasks();
 };
 document.getElementById("download").onclick = () =>
   post("/downloads", {media_id: Math.floor(Math.random() * 1000)});

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -32,6 +33,14 @@ logger = logging.getLogger("examples.work")
 
 #: the events the page shows as status changes
 JOB_EVENTS = (Event.JOB_STARTED, Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED)
+
+#: the nightly report's schedule: 02:30 every day, in the scheduler's time zone
+#: (the apps' ``--timezone``); cron schedules need the ``quiv[cron]`` extra
+NIGHTLY_REPORT_CRON = "30 2 * * *"
+#: a nightly report that comes due more than an hour late (the host slept) is skipped
+NIGHTLY_REPORT_GRACE = 3600.0
+#: how many upcoming runs the page shows for each schedule
+PREVIEW_RUNS = 3
 
 
 class ProgressHub:
@@ -86,6 +95,21 @@ async def on_job_event(event: Event, task: Task, job: Job) -> None:
 def job_json(job: Job) -> dict[str, Any]:
     data: dict[str, Any] = jsonable_encoder(job)
     return data
+
+
+def task_json(task: Task, next_runs: list[datetime]) -> dict[str, Any]:
+    """What the page shows of a task: its schedule in words and its next runs (aware UTC)."""
+    return {
+        "id": task.id,
+        "task_name": task.task_name,
+        "status": task.status.value,
+        "run_once": task.run_once,
+        "description": task.description,
+        "timezone": task.timezone,
+        "next_run_at": None if task.next_run_at is None else task.next_run_at.isoformat(),
+        "next_runs": [run.isoformat() for run in next_runs],
+        "skipped_runs": task.skipped_runs,
+    }
 
 
 # -- handlers: they run in worker threads (or a worker thread's own loop) ------------------

@@ -1,8 +1,9 @@
 """The example app with ``AsyncQuiv``, served under trio by hypercorn.
 
-Run it with ``uv run --extra fastapi --extra hypercorn python -m examples.trio_app``,
+Run it with
+``uv run --extra fastapi --extra hypercorn --extra cron python -m examples.trio_app``,
 or with hypercorn's own command:
-``uv run --extra fastapi --extra hypercorn hypercorn --worker-class trio examples.trio_app:app``.
+``uv run --extra fastapi --extra hypercorn --extra cron hypercorn --worker-class trio examples.trio_app:app``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m examples.trio_app [--host HOST] [--port PORT]``: serve the app on trio.
+"""``python -m examples.trio_app [--host HOST] [--port PORT] [--timezone ZONE]``: serve the app on trio.
 
 The same as ``hypercorn --worker-class trio --bind HOST:PORT examples.trio_app:app``,
 plus a line on stdout with the address once the server listens (``--port 0``
@@ -13,14 +13,17 @@ import signal
 from functools import partial
 
 import trio
+from fastapi import FastAPI
 from hypercorn.config import Config
 from hypercorn.trio import serve
+
+from quiv import InvalidTimezoneError
 
 from ..fastapi_app.work import configure_logging
 from .app import create_app
 
 
-async def run(host: str, port: int) -> None:
+async def run(app: FastAPI, host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     # hypercorn's loggers, through the root logger: job ids on its lines too
@@ -34,7 +37,7 @@ async def run(host: str, port: int) -> None:
 
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(
-                partial(serve, create_app(), config, shutdown_trigger=shutdown_trigger)
+                partial(serve, app, config, shutdown_trigger=shutdown_trigger)
             )
             print(f"quiv trio example: {binds[0]}", flush=True)
 
@@ -46,9 +49,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    parser.add_argument(
+        "--timezone",
+        default="UTC",
+        help="the zone of the nightly report's 02:30, e.g. Europe/Berlin (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    try:
+        app = create_app(timezone=args.timezone)
+    except InvalidTimezoneError as exc:
+        parser.error(str(exc))
     configure_logging()
-    trio.run(run, args.host, args.port)
+    trio.run(run, app, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ for as long as the app runs (:func:`quiv.integrations.starlette.lifespan`).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, WebSocket
@@ -19,6 +21,9 @@ from quiv.integrations.starlette import lifespan
 from ..fastapi_app.page import PAGE
 from ..fastapi_app.work import (
     JOB_EVENTS,
+    NIGHTLY_REPORT_CRON,
+    NIGHTLY_REPORT_GRACE,
+    PREVIEW_RUNS,
     DownloadRequest,
     HeartbeatRequest,
     ReportRequest,
@@ -29,15 +34,35 @@ from ..fastapi_app.work import (
     job_json,
     on_job_event,
     on_progress,
+    task_json,
 )
 
 
-def create_app() -> FastAPI:
-    """Build the app and its scheduler (an ``AsyncQuiv`` runs once, so one per app)."""
-    scheduler = AsyncQuiv(timezone="UTC")
+def create_app(timezone: str = "UTC") -> FastAPI:
+    """Build the app and its scheduler (an ``AsyncQuiv`` runs once, so one per app).
+
+    :param timezone: the scheduler's time zone, which the nightly report's
+        cron expression is read in
+    """
+    scheduler = AsyncQuiv(timezone=timezone)
     for event in JOB_EVENTS:
         scheduler.add_listener(event, on_job_event)
-    app = FastAPI(title="quiv example (trio)", lifespan=lifespan(scheduler, shutdown_timeout=5))
+    run_scheduler = lifespan(scheduler, shutdown_timeout=5)
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with run_scheduler(app):  # the scheduler runs while the app does
+            await scheduler.add_task(
+                task_name="nightly report",
+                func=build_report,
+                cron=NIGHTLY_REPORT_CRON,  # 02:30 every day, in the scheduler's time zone
+                args=(10, 0.2),
+                progress_callback=on_progress,
+                misfire_grace=NIGHTLY_REPORT_GRACE,
+            )
+            yield
+
+    app = FastAPI(title="quiv example (trio)", lifespan=app_lifespan)
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
@@ -86,10 +111,14 @@ def create_app() -> FastAPI:
 
     @app.get("/tasks")
     async def list_tasks() -> list[dict[str, Any]]:
-        return [
-            {"id": t.id, "task_name": t.task_name, "status": t.status.value}
-            for t in await scheduler.get_all_tasks(include_run_once=True)
-        ]
+        listed = []
+        for task in await scheduler.get_all_tasks(include_run_once=True):
+            try:
+                next_runs = await scheduler.preview(task.id, PREVIEW_RUNS)
+            except TaskNotFoundError:  # a run-once task that finished meanwhile
+                continue
+            listed.append(task_json(task, next_runs))
+        return listed
 
     @app.delete("/tasks/{task_id}", status_code=204)
     async def remove_task(task_id: str) -> None:
