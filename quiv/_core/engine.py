@@ -372,7 +372,7 @@ class Engine:
         """The timer's call: *task* is due (for the wall-clock time *wall_due*, if armed so)."""
         wall = task.wall_trigger
         if wall_due is not None and wall is not None:
-            wall.last_fire = wall_due  # this fire is used up: it runs, or is skipped
+            wall.last_fire = max(wall_due, self.wall_now())  # used up, with any passed since
             grace = task.misfire_grace
             if grace is not None and (self.wall_now() - wall_due).total_seconds() > grace:
                 task.skipped_runs += 1  # too late (the host slept, the clock jumped)
