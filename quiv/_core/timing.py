@@ -90,6 +90,7 @@ class Timer:
         if not self.wall_armed:
             self._wall_offset = self._measure_offset()
             self._next_wall_check = self.clock.now() + WALL_CHECK
+            self._wake_before(self._next_wall_check)  # it may sleep for longer
         else:
             self.check_wall()
         self.wall_armed += 1
