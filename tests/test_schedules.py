@@ -573,6 +573,7 @@ async def test_run_task_immediately_does_not_use_up_the_armed_fire(
     await scheduler.run_task_immediately(task_id)
     job = await scheduler.wait_for_task(task_id, timeout=WAIT)
     assert job.status is JobStatus.COMPLETED
+    await recorder.wait_count(Event.JOB_COMPLETED, 1)  # (run_next counts the events)
     assert await next_run(scheduler, task_id) == utc(2025, 6, 2, 2, 30)
     assert await run_next(scheduler, clock, recorder, task_id) == utc(2025, 6, 2, 2, 30)
     assert handler.at == [utc(2025, 6, 2, 1), utc(2025, 6, 2, 2, 30)]
