@@ -47,6 +47,7 @@ from quiv import (
     run_subprocess,
 )
 from quiv.testing import FakeClock
+from quiv.triggers import CronTrigger
 
 NAN = float("nan")
 INF = float("inf")
@@ -74,6 +75,19 @@ def noop(*args: Any) -> None:
     pass
 
 
+class NaiveTrigger:
+    """A faulty trigger: its fires have no time zone."""
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        return datetime(2999, 1, 1)
+
+    def __repr__(self) -> str:
+        return "NaiveTrigger()"
+
+
+CRON = CronTrigger("* * * * *")
+
+
 #: valid arguments of every method; each row replaces one of them
 BASE: dict[str, dict[str, Any]] = {
     "update_task": {"task_id": TASK},
@@ -91,6 +105,7 @@ BASE: dict[str, dict[str, Any]] = {
     "add_listener": {"event": Event.JOB_COMPLETED, "callback": noop},
     "remove_listener": {"event": Event.JOB_COMPLETED, "callback": noop},
     "shutdown": {"timeout": WAIT},
+    "preview": {"task_id_or_trigger": TASK, "n": 5},
 }
 
 
@@ -170,6 +185,17 @@ TABLE: list[Bad] = [
     Bad("update_task", "interval", 5, extra=(("task_id", ONCE),)),
     # interval and run_at exclude each other
     Bad("update_task", "run_at", datetime(2030, 1, 1), extra=(("interval", 5),)),
+    # -- update_task: wall-clock schedules --------------------------------------------
+    *_rows(("update_task",), "cron", ["61 * * * *", "* * * *", "", "@reboot", 5, None, b"@daily"]),
+    *_rows(("update_task",), "trigger", [object(), 5, "* * * * *", None, NaiveTrigger()]),
+    *_rows(("update_task",), "misfire_grace", [-1, 0, NAN, -INF, "1", True]),
+    # a run-once task has no schedule to change
+    Bad("update_task", "cron", "* * * * *", extra=(("task_id", ONCE),)),
+    Bad("update_task", "trigger", CRON, extra=(("task_id", ONCE),)),
+    # -- preview ------------------------------------------------------------------------
+    *_rows(("preview",), "task_id_or_trigger", [object(), 5, None, b"id", NaiveTrigger]),
+    *_rows(("preview",), "n", [-1, 10_001, 1.5, True, "5", None, NAN]),
+    *_rows(("preview",), "after", [*BAD_DATETIMES, TOO_LATE]),
     # -- resume_task, run_task_immediately ------------------------------------------
     *_rows(("resume_task",), "delay", [*BAD_SECONDS, INF, None]),
     *_rows(("run_task_immediately",), "after_current", BAD_BOOLS),
