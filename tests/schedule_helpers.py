@@ -22,9 +22,11 @@ BEFORE = 1e-3
 PAST = 1e-4
 
 
-def utc(*fields: int) -> datetime:
-    """``datetime(*fields)`` in UTC."""
-    return datetime(*fields, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    """A UTC datetime."""
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def set_wall(clock: FakeClock, when: datetime) -> None:

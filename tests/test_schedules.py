@@ -130,7 +130,7 @@ async def test_fires_increase_and_exist_in_their_zone(
         fires = [await run_next(s, clock, recorder, task_id) for _ in range(n)]
     assert fires == planned
     assert handler.at == fires
-    assert all(a < b for a, b in zip([start, *fires], fires))
+    assert all(a < b for a, b in zip([start, *fires], fires, strict=False))
     minute_field = expression.split()[0]
     for fire in fires:
         assert fire.tzinfo is UTC
@@ -480,7 +480,9 @@ async def test_task_shows_the_planned_wall_times_exactly(
     scheduler: AsyncQuiv, clock: FakeClock
 ) -> None:
     await clock.advance(0.123456)  # not on a whole second
-    at_id = await scheduler.add_task("at", lambda: None, run_once=True, run_at=utc(2025, 6, 2, 1, 30))
+    at_id = await scheduler.add_task(
+        "at", lambda: None, run_once=True, run_at=utc(2025, 6, 2, 1, 30)
+    )
     cron_id = await scheduler.add_task("cron", lambda: None, cron="*/7 * * * *")
     recurring_at = await scheduler.add_task(
         "every", lambda: None, interval=60, run_at=utc(2025, 6, 2, 3)
@@ -506,7 +508,11 @@ async def test_preview_has_no_side_effects(
     handler = Fires(clock)
     task_id = await scheduler.add_task("p", handler, cron="30 2 * * *")
     await settle()
-    before = (await scheduler.get_all_tasks(), await scheduler.get_all_jobs(), len(recorder.records))
+    before = (
+        await scheduler.get_all_tasks(),
+        await scheduler.get_all_jobs(),
+        len(recorder.records),
+    )
     expected = [utc(2025, 6, d, 2, 30) for d in range(2, 12)]
     assert await scheduler.preview(task_id, 10) == expected
     assert len(await scheduler.preview(task_id, 10_000)) == 10_000
@@ -558,7 +564,6 @@ def test_both_faces_show_and_preview_the_same() -> None:
 
     async def async_views() -> tuple[Any, ...]:
         async with AsyncQuiv(clock=clock(), timezone="Europe/Berlin", shutdown_timeout=WAIT) as s:
-
             cron_id = await s.add_task("c", lambda: None, cron="15 3 * * 1-5", misfire_grace=30)
             interval_id = await s.add_task("i", lambda: None, interval=600, delay=600)
             trigger = CronTrigger("0 9 1 * *", "America/New_York")
@@ -726,7 +731,11 @@ async def test_update_task_refuses_and_changes_nothing(
     ids=repr,
 )
 async def test_preview_of_a_bad_trigger_is_refused(
-    scheduler: AsyncQuiv, recorder: Recorder, two_tasks: dict[str, str], target: Any, words: list[str]
+    scheduler: AsyncQuiv,
+    recorder: Recorder,
+    two_tasks: dict[str, str],
+    target: Any,
+    words: list[str],
 ) -> None:
     before = await scheduler.get_all_tasks(include_run_once=True)
     with pytest.raises(ConfigurationError) as info:

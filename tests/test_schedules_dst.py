@@ -29,9 +29,13 @@ from scheduler_helpers import WAIT, Recorder
 from quiv import AsyncQuiv, Event
 from quiv.testing import FakeClock
 
-BERLIN = "Europe/Berlin"  # 2025-03-30 02:00 -> 03:00 (01:00Z); 2025-10-26 03:00 -> 02:00 (01:00Z)
-NEW_YORK = "America/New_York"  # 2025-03-09 02:00 -> 03:00 (07:00Z); 2025-11-02 02:00 -> 01:00 (06:00Z)
-LORD_HOWE = "Australia/Lord_Howe"  # 2025-10-05 02:00 -> 02:30 (10-04 15:30Z); 04-06 02:00 -> 01:30 (04-05 15:00Z)
+# The changes of 2025:
+#   Berlin     03-30 02:00 -> 03:00 (01:00Z)        10-26 03:00 -> 02:00 (01:00Z)
+#   New York   03-09 02:00 -> 03:00 (07:00Z)        11-02 02:00 -> 01:00 (06:00Z)
+#   Lord Howe  10-05 02:00 -> 02:30 (10-04 15:30Z)  04-06 02:00 -> 01:30 (04-05 15:00Z)
+BERLIN = "Europe/Berlin"
+NEW_YORK = "America/New_York"
+LORD_HOWE = "Australia/Lord_Howe"  # a half-hour shift
 
 
 @dataclass(frozen=True)
@@ -51,17 +55,42 @@ class Case:
     on_dst_day: int
 
 
-def daily(zone: str, expression: str, start: datetime, dst_day: date, **kw: object) -> Case:
-    return Case(zone, expression, start, 30, 30, dst_day=dst_day, on_dst_day=1, **kw)  # type: ignore[arg-type]
+def daily(
+    zone: str,
+    expression: str,
+    start: datetime,
+    dst_day: date,
+    around: list[datetime],
+    local: list[str],
+) -> Case:
+    """30 days: 30 runs, one on the DST day."""
+    return Case(zone, expression, start, 30, 30, around, local, dst_day, 1)
 
 
-def weekly(zone: str, expression: str, start: datetime, dst_day: date, **kw: object) -> Case:
-    return Case(zone, expression, start, 30, 5, dst_day=dst_day, on_dst_day=1, **kw)  # type: ignore[arg-type]
+def weekly(
+    zone: str,
+    expression: str,
+    start: datetime,
+    dst_day: date,
+    around: list[datetime],
+    local: list[str],
+) -> Case:
+    """30 days: 5 Sundays, one of them the DST day."""
+    return Case(zone, expression, start, 30, 5, around, local, dst_day, 1)
 
 
-def half_hourly(zone: str, change: datetime, days: int, dst_day: date, on_dst_day: int, **kw: object) -> Case:
+def half_hourly(
+    zone: str,
+    change: datetime,
+    days: int,
+    dst_day: date,
+    on_dst_day: int,
+    around: list[datetime],
+    local: list[str],
+) -> Case:
+    """*days* days centred on the change: 48 runs a day in UTC, fewer or more on the DST day."""
     start = change - timedelta(days=days / 2)
-    return Case(zone, "*/30 * * * *", start, days, days * 48, dst_day=dst_day, on_dst_day=on_dst_day, **kw)  # type: ignore[arg-type]
+    return Case(zone, "*/30 * * * *", start, days, days * 48, around, local, dst_day, on_dst_day)
 
 
 def half_hourly_cases(days: int) -> list[Case]:
@@ -170,7 +199,9 @@ CASES: list[Case] = [
 
 def case_id(case: Case) -> str:
     zone = case.zone.split("/")[-1].lower()
-    kind = {"*/30 * * * *": "30min"}.get(case.expression, "weekly" if case.expression.endswith("0") else "daily")
+    kind = "weekly" if case.expression.endswith(" 0") else "daily"
+    if case.expression.startswith("*/30"):
+        kind = "30min"
     if case.zone == LORD_HOWE:  # the southern hemisphere
         season = "spring" if case.dst_day.month == 10 else "autumn"
     else:
@@ -216,7 +247,7 @@ async def run_case(case: Case) -> None:
     assert len(set(days)) == len(days), "a fixed-time expression ran twice on a local day"
     step_days = 7 if case.expression.endswith(" 0") else 1
     assert days == [days[0] + timedelta(days=step_days * k) for k in range(len(days))]
-    for fire, local in zip(fires, locals_):
+    for fire, local in zip(fires, locals_, strict=True):
         if local.date() == case.dst_day and (local.hour, local.minute) != (hour, minute):
             # the spring gap: the first instant after it, where the offset changes
             before = (fire - timedelta(seconds=1)).astimezone(zone)
