@@ -616,7 +616,9 @@ async def test_a_trigger_object_runs_like_the_cron_parameter(
     assert await drive(scheduler, clock, recorder, by_cron, until) == [
         START + timedelta(minutes=20 * k) for k in range(1, 7)
     ]
-    assert recorder.count(Event.JOB_COMPLETED, task_id=by_trigger) == 6
+    await recorder.wait_count(Event.JOB_COMPLETED, 6, task_id=by_trigger)
+    await settle()
+    assert recorder.count(Event.JOB_STARTED, task_id=by_trigger) == 6
 
 
 # -- bad input: nothing registered ---------------------------------------------------------------
