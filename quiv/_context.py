@@ -8,8 +8,10 @@ helpers such as :func:`~quiv.run_on_main`, :func:`~quiv.run_subprocess` and
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar, Token
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,16 @@ from ._xthread.loops import call_soon
 if TYPE_CHECKING:
     from ._mainloop.bridge import MainLoopBridge
 
-__all__ = ("JobContext", "JobControl", "control_of", "current_job", "reset_current", "set_current")
+__all__ = (
+    "JobContext",
+    "JobControl",
+    "control_of",
+    "current_job",
+    "deliver_progress",
+    "reset_current",
+    "set_current",
+    "wants_job_id",
+)
 
 _current: ContextVar[JobContext | None] = ContextVar("quiv_current_job", default=None)
 
@@ -43,16 +54,31 @@ class JobControl:
         "callbacks",
         "cancel_reason",
         "cancelled",
+        "notify",
+        "progress",
+        "progress_pending",
         "started",
         "started_at",
         "stop_event",
         "worker",
     )
 
-    def __init__(self, bridge: MainLoopBridge | None) -> None:
+    def __init__(
+        self,
+        bridge: MainLoopBridge | None,
+        notify: Callable[[str], object] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         #: the main loop of the job's scheduler
         self.bridge: MainLoopBridge | None = bridge
+        #: any thread: tell the scheduler's loop that the job's progress changed
+        #: (called with the job id, once until the loop has recorded it)
+        self.notify = notify
+        #: the last progress payload (written by whichever thread reports; one
+        #: assignment, so a reader sees an old payload or the new one)
+        self.progress: dict[str, Any] | None = None
+        #: a notice of new progress is on its way to the loop (see ``JobContext.progress``)
+        self.progress_pending = False
         self.cancelled: bool = False
         self.cancel_reason: str | None = None
         #: set on cancel; created on first use (most jobs never need one)
@@ -148,7 +174,7 @@ class JobContext:
 
     __slots__ = (
         "_control",
-        "_progress_callback",
+        "_deliver",
         "attempt",
         "job_id",
         "task_id",
@@ -174,7 +200,12 @@ class JobContext:
         #: 1 for the first try, 2 for the first retry, ...
         self.attempt: int = attempt
         self._control = control
-        self._progress_callback = progress_callback
+        #: the progress callback, called with this job current (see :func:`deliver_progress`)
+        self._deliver: Callable[..., Any] | None = None
+        if progress_callback is not None:
+            deliver = functools.partial(deliver_progress, self, progress_callback)
+            deliver.quiv_callback = progress_callback  # type: ignore[attr-defined]  # for logs
+            self._deliver = deliver
 
     def __repr__(self) -> str:
         return f"JobContext(job_id={self.job_id!r}, task_name={self.task_name!r})"
@@ -201,15 +232,78 @@ class JobContext:
             raise JobCancelledError(control.cancel_reason or "job cancelled")
 
     def progress(self, **payload: Any) -> None:
-        """Send *payload* to the task's ``progress_callback`` on the main loop.
+        """Keep *payload* as the job's :attr:`~quiv.Job.progress`, and send it to
+        the task's ``progress_callback`` on the main loop.
 
-        Never blocks; calls are delivered in order. Without a progress callback
-        it does nothing.
+        Never blocks; calls are delivered in order, and inside the callback
+        :func:`current_job` is this job. Readers of the job (``get_job``)
+        see the last payload within the store's batching delay, with or
+        without a callback.
         """
-        callback = self._progress_callback
-        bridge = self._control.bridge
-        if callback is not None and bridge is not None:
-            bridge.submit(callback, (), payload, what="progress callback")
+        control = self._control
+        control.progress = payload
+        # The loop clears the flag before it reads the payload, so a payload
+        # written after that read finds the flag clear and sends a new notice.
+        if not control.progress_pending:
+            control.progress_pending = True
+            notify = control.notify
+            if notify is not None:
+                notify(self.job_id)
+        deliver = self._deliver
+        bridge = control.bridge
+        if deliver is not None and bridge is not None:
+            bridge.submit(deliver, (), payload, what="progress callback")
+
+
+def deliver_progress(job: JobContext, callback: Callable[..., Any], **payload: Any) -> Any:
+    """Main loop: call a progress *callback* with *payload*, *job* being the current job.
+
+    A callback that declares ``_job_id`` gets the job's id too. An async
+    callback's coroutine runs with *job* current as well.
+    """
+    if wants_job_id(callback):
+        payload = {**payload, "_job_id": job.job_id}
+    token = _current.set(job)
+    try:
+        result = callback(**payload)
+    finally:
+        _current.reset(token)
+    if inspect.isawaitable(result):
+        return _await_as(job, result)
+    return result
+
+
+async def _await_as(job: JobContext, awaitable: Awaitable[Any]) -> Any:
+    token = _current.set(job)
+    try:
+        return await awaitable
+    finally:
+        _current.reset(token)
+
+
+_wants_job_id: dict[int, tuple[Callable[..., Any], bool]] = {}
+
+
+def wants_job_id(callback: Callable[..., Any]) -> bool:
+    """Whether *callback* declares a ``_job_id`` parameter (remembered per callback)."""
+    key = id(callback)
+    known = _wants_job_id.get(key)
+    if known is not None and known[0] is callback:
+        return known[1]
+    try:
+        parameters = inspect.signature(callback).parameters
+    except (TypeError, ValueError):  # no signature to read: pass the payload only
+        wants = False
+    else:
+        param = parameters.get("_job_id")
+        wants = param is not None and param.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        )
+    if len(_wants_job_id) >= 256:
+        _wants_job_id.clear()
+    _wants_job_id[key] = (callback, wants)
+    return wants
 
 
 def control_of(job: JobContext) -> JobControl:

@@ -282,7 +282,7 @@ async def test_a_version_1_file_is_upgraded_and_loses_its_argument_strings(
     assert ran.status is JobStatus.CANCELLED
     assert ran.error_message == "the process ended while the job was running"
     assert (done.status, done.error_message) == (JobStatus.COMPLETED, None)
-    assert _rows(db, "PRAGMA user_version") == [(2,)]
+    assert _rows(db, "PRAGMA user_version") == [(3,)]
     columns = {row[1] for row in _rows(db, "PRAGMA table_info(tasks)")}
     assert not columns & {"args", "kwargs"}
     assert secret.encode() not in _files(db)

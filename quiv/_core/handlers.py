@@ -61,7 +61,8 @@ class HandlerSpec:
 def callable_name(func: object) -> str:
     """A readable name for *func* (for logs and reprs)."""
     while isinstance(func, functools.partial):
-        func = func.func
+        # quiv's own wrapper of a progress callback names the callback
+        func = getattr(func, "quiv_callback", None) or func.func
     name = getattr(func, "__qualname__", None) or getattr(type(func), "__qualname__", None)
     module = getattr(func, "__module__", None)
     return f"{module}.{name}" if module and name else repr(func)

@@ -81,6 +81,9 @@ class AsyncQuiv:
     :param clock: the monotonic clock for deadlines (tests inject a fake one)
     :param shutdown_timeout: how long leaving the block waits for running jobs
         before abandoning them (default: no limit)
+    :param max_result_bytes: the largest result kept on a job, measured as
+        JSON (default 65536); a larger one is dropped, marked on the job
+        (``result_state="too_large"``) and logged
     :raises ConfigurationError: for an invalid or conflicting setting
     """
 
@@ -96,6 +99,7 @@ class AsyncQuiv:
         worker_backend: str | None | Unset = UNSET,
         clock: Clock | None | Unset = UNSET,
         shutdown_timeout: float | None | Unset = UNSET,
+        max_result_bytes: int | Unset = UNSET,
     ) -> None:
         self._config = build_config(
             config,
@@ -108,6 +112,7 @@ class AsyncQuiv:
                 "worker_backend": worker_backend,
                 "clock": clock,
                 "shutdown_timeout": shutdown_timeout,
+                "max_result_bytes": max_result_bytes,
             },
         )
         self._timezone = resolve_timezone(self._config.timezone)
