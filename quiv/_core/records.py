@@ -16,7 +16,7 @@ from typing import Any
 
 from .._clock import WallClock
 from .._context import JobContext, JobControl
-from .._models import Job, JobStatus, Task, TaskStatus
+from .._models import CancelReason, Job, JobStatus, ResultState, Task, TaskStatus
 from .._triggers.wall import zone_name
 from .._xthread.mailbox import Future
 from ..abc import Trigger
@@ -171,6 +171,10 @@ class TaskState(TaskSettings):
     #: the deadline on the wall clock (a trigger's fire, a ``run_at``); before
     #: the task is added, the ``run_at`` it asked for
     wall_due: datetime | None = None
+    #: the id its next job will have (drawn for a run-once task when it is made)
+    next_job_id: str | None = None
+    #: the id of its latest job
+    last_job_id: str | None = None
 
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""
@@ -226,6 +230,9 @@ class TaskState(TaskSettings):
             description=self.describe(),
             misfire_grace_seconds=self.misfire_grace,
             skipped_runs=0 if wall_trigger is None else wall_trigger.skipped,
+            running_job_id=None if self.run is None else self.run.id,
+            last_job_id=self.last_job_id,
+            next_job_id=self.next_job_id,
         )
 
     def describe(self) -> str:
@@ -251,15 +258,19 @@ class JobRun:
 
     __slots__ = (
         "attempt",
+        "cancel_reason",
         "ctx",
         "done",
         "due",
         "duration",
         "ended_at",
         "error_message",
+        "error_type",
         "final",
         "handler",
         "id",
+        "result",
+        "result_state",
         "scheduled_at",
         "control",
         "seq",
@@ -269,6 +280,7 @@ class JobRun:
         "task",
         "timeout",
         "timeout_entry",
+        "traceback",
         "waiters",
     )
 
@@ -293,6 +305,11 @@ class JobRun:
         self.ended_at: datetime | None = None
         self.duration: float | None = None
         self.error_message: str | None = None
+        self.result: Any = None
+        self.result_state: ResultState | None = None
+        self.error_type: str | None = None
+        self.traceback: str | None = None
+        self.cancel_reason: CancelReason | None = None
         self.timeout = 0.0
         self.timeout_entry: TimerEntry[JobRun] | None = None
         self.waiters: list[Future[Job]] = []
@@ -317,4 +334,10 @@ class JobRun:
             error_message=self.error_message,
             attempt=self.attempt,
             scheduled_at=self.scheduled_at,
+            result=self.result,
+            result_state=self.result_state,
+            progress=self.control.progress,
+            error_type=self.error_type,
+            traceback=self.traceback,
+            cancel_reason=self.cancel_reason,
         )

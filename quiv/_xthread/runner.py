@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -30,7 +31,7 @@ from .._context import JobContext, reset_current, set_current
 from .._core.records import JobRun
 from .pool import ReadyQueue
 
-__all__ = ("Outcome", "work")
+__all__ = ("PROGRESS", "TRACEBACK_CHARS", "Outcome", "encode_result", "error_type_name", "work")
 
 Report = Callable[[tuple[JobRun, "Outcome | None"]], None]
 
@@ -87,9 +88,17 @@ def error_type_name(error: BaseException) -> str:
     return name if module in (None, "builtins") else f"{module}.{name}"
 
 
+def _is_ours(tb: TracebackType) -> bool:
+    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith("quiv._xthread")
+
+
 def _failed(error: BaseException, duration: float) -> Outcome:
+    tb = error.__traceback__
+    # start at the handler: leave out quiv's own frames that called it
+    while tb is not None and tb.tb_next is not None and _is_ours(tb):
+        tb = tb.tb_next
     try:
-        text = "".join(traceback.format_exception(error))
+        text = "".join(traceback.format_exception(type(error), error, tb))
     except Exception:  # a user's exception whose formatting fails: the type still says
         text = f"{error_type_name(error)}: <traceback unavailable>\n"
     if len(text) > TRACEBACK_CHARS:
@@ -100,6 +109,8 @@ def _failed(error: BaseException, duration: float) -> Outcome:
 
 
 _NOT_STARTED = Outcome(started=False)
+#: the notice that a job's progress changed (compared by identity; never an end)
+PROGRESS = Outcome(started=True)
 
 
 def work(queue: ReadyQueue, report: Report, backend: str) -> None:
