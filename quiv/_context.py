@@ -73,12 +73,12 @@ class JobControl:
         self.bridge: MainLoopBridge | None = bridge
         #: any thread: tell the scheduler's loop that the job's progress changed
         #: (called with the job id, once until the loop has recorded it)
-        self.notify = notify
+        self.notify: Callable[[str], object] | None = notify
         #: the last progress payload (written by whichever thread reports; one
         #: assignment, so a reader sees an old payload or the new one)
         self.progress: dict[str, Any] | None = None
         #: a notice of new progress is on its way to the loop (see ``JobContext.progress``)
-        self.progress_pending = False
+        self.progress_pending: bool = False
         self.cancelled: bool = False
         self.cancel_reason: str | None = None
         #: set on cancel; created on first use (most jobs never need one)
