@@ -143,8 +143,10 @@ class Task:
     running_job_id: str | None = None
     #: the id of the task's latest job, in flight or ended (``None`` before the first)
     last_job_id: str | None = None
-    #: the id the task's next job will have: known for a run-once task as soon
-    #: as ``add_task`` returns (so a ``202`` response can carry it), else ``None``
+    #: a run-once task's job id, known as soon as ``add_task`` returns (so a
+    #: ``202`` response can carry it) and kept while that job runs; a retry
+    #: shows the retry's. ``None`` for recurring tasks. A task that already
+    #: ended is gone: then ``wait_for_task(task_id)`` returns its job
     next_job_id: str | None = None
 
 

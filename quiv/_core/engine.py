@@ -399,8 +399,8 @@ class Engine:
             return
         self.timer.unschedule(task)
         control = JobControl(self.bridge, self._notify_progress)
+        # a run-once task keeps the id it showed since add_task while its job runs
         job_id = task.next_job_id or new_id()
-        task.next_job_id = None
         task.last_job_id = job_id
         ctx = JobContext(
             job_id=job_id,
@@ -594,6 +594,8 @@ class Engine:
             task.deadline = None
             self.tasks.pop(task.id, None)
             return False
+        if task.run_once:  # a retry, or a rerun: a new job, with its id known from now on
+            task.next_job_id = new_id()
         if task.status is TaskStatus.PAUSED:
             task.deadline = task.pending_deadline = None
         else:

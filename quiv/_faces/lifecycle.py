@@ -10,7 +10,6 @@ stays with :class:`~quiv.AsyncQuiv`.
 from __future__ import annotations
 
 import os
-
 import threading
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING

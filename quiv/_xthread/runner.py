@@ -223,9 +223,7 @@ def _execute_sync(run: JobRun, report: Report, backend: str) -> Outcome:
         result = run.task.func(*run.task.args, **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
             awaitable = result
-            cancelled, result = anyio.run(
-                _await_in_scope, run, lambda: awaitable, backend=backend
-            )
+            cancelled, result = anyio.run(_await_in_scope, run, lambda: awaitable, backend=backend)
             return _returned(result, time.perf_counter() - begin, cancelled)
         return _returned(result, time.perf_counter() - begin)
     except BaseException as exc:  # recorded, never propagated into the scheduler
