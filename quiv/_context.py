@@ -8,10 +8,9 @@ helpers such as :func:`~quiv.run_on_main`, :func:`~quiv.run_subprocess` and
 
 from __future__ import annotations
 
-import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,10 @@ __all__ = (
     "set_current",
     "wants_job_id",
 )
+
+#: the keyword arguments of a progress delivery (the payload travels as one argument)
+#: (a plain dict, which ``**`` unpacks fastest; nothing ever writes to it)
+_NO_KWARGS: Mapping[str, Any] = {}
 
 _current: ContextVar[JobContext | None] = ContextVar("quiv_current_job", default=None)
 
@@ -203,9 +206,7 @@ class JobContext:
         #: the progress callback, called with this job current (see :func:`deliver_progress`)
         self._deliver: Callable[..., Any] | None = None
         if progress_callback is not None:
-            deliver = functools.partial(deliver_progress, self, progress_callback)
-            deliver.quiv_callback = progress_callback  # type: ignore[attr-defined]  # for logs
-            self._deliver = deliver
+            self._deliver = deliver_progress(self, progress_callback)
 
     def __repr__(self) -> str:
         return f"JobContext(job_id={self.job_id!r}, task_name={self.task_name!r})"
@@ -252,58 +253,86 @@ class JobContext:
         deliver = self._deliver
         bridge = control.bridge
         if deliver is not None and bridge is not None:
-            bridge.submit(deliver, (), payload, what="progress callback")
+            bridge.submit(deliver, (payload,), _NO_KWARGS, what="progress callback")
 
 
-def deliver_progress(job: JobContext, callback: Callable[..., Any], **payload: Any) -> Any:
-    """Main loop: call a progress *callback* with *payload*, *job* being the current job.
+def deliver_progress(job: JobContext, callback: Callable[..., Any]) -> Callable[..., Any]:
+    """The function the main loop calls with a progress payload of *job* for *callback*.
 
-    A callback that declares ``_job_id`` gets the job's id too. An async
-    callback's coroutine runs with *job* current as well.
+    It calls *callback* with the payload, *job* being :func:`current_job`
+    meanwhile (also across the awaits of an ``async def`` callback), plus
+    ``_job_id=`` if the callback declares it. Made once per job: the main
+    loop pays one context variable switch per payload, nothing more.
     """
-    if wants_job_id(callback):
-        payload = {**payload, "_job_id": job.job_id}
-    token = _current.set(job)
-    try:
-        result = callback(**payload)
-    finally:
-        _current.reset(token)
-    if inspect.isawaitable(result):
-        return _await_as(job, result)
-    return result
+    wants, is_async = _inspect_callback(callback)
+    job_id = job.job_id
+    current = _current
+    deliver: Callable[..., Any]
+    if is_async:
+
+        async def deliver_async(payload: dict[str, Any]) -> Any:
+            token = current.set(job)
+            try:
+                if wants:
+                    return await callback(**payload, _job_id=job_id)
+                return await callback(**payload)
+            finally:
+                current.reset(token)
+
+        deliver = deliver_async
+    else:
+        # A sync callback runs start to end on the main loop's thread, inside
+        # the bridge's drain: a plain slot (read by current_job() on that
+        # thread only) costs far less per payload than a context variable.
+        # Nested deliveries (a callback that drains the bridge) restore it.
+        main_thread = threading.get_ident
+
+        def deliver_sync(payload: dict[str, Any]) -> Any:
+            previous = _delivering[1]  # (a nested delivery is on the same thread)
+            _delivering[0] = main_thread()
+            _delivering[1] = job
+            try:
+                if wants:
+                    return callback(**payload, _job_id=job_id)
+                return callback(**payload)
+            finally:
+                _delivering[1] = previous
+
+        deliver = deliver_sync
+    deliver.__dict__["quiv_callback"] = callback  # logs name the callback, not this
+    return deliver
 
 
-async def _await_as(job: JobContext, awaitable: Awaitable[Any]) -> Any:
-    token = _current.set(job)
-    try:
-        return await awaitable
-    finally:
-        _current.reset(token)
+_inspected: dict[int, tuple[Callable[..., Any], bool, bool]] = {}
 
 
-_wants_job_id: dict[int, tuple[Callable[..., Any], bool]] = {}
+def _inspect_callback(callback: Callable[..., Any]) -> tuple[bool, bool]:
+    """``(declares _job_id, is async)`` for *callback*, remembered per callback."""
+    key = id(callback)
+    known = _inspected.get(key)
+    if known is not None and known[0] is callback:
+        return known[1], known[2]
+    from ._core.handlers import is_async_callable
+
+    wants = wants_job_id(callback)
+    is_async = is_async_callable(callback)
+    if len(_inspected) >= 256:
+        _inspected.clear()
+    _inspected[key] = (callback, wants, is_async)
+    return wants, is_async
 
 
 def wants_job_id(callback: Callable[..., Any]) -> bool:
-    """Whether *callback* declares a ``_job_id`` parameter (remembered per callback)."""
-    key = id(callback)
-    known = _wants_job_id.get(key)
-    if known is not None and known[0] is callback:
-        return known[1]
+    """Whether *callback* declares a ``_job_id`` parameter."""
     try:
         parameters = inspect.signature(callback).parameters
     except (TypeError, ValueError):  # no signature to read: pass the payload only
-        wants = False
-    else:
-        param = parameters.get("_job_id")
-        wants = param is not None and param.kind in (
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            inspect.Parameter.KEYWORD_ONLY,
-        )
-    if len(_wants_job_id) >= 256:
-        _wants_job_id.clear()
-    _wants_job_id[key] = (callback, wants)
-    return wants
+        return False
+    param = parameters.get("_job_id")
+    return param is not None and param.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
 
 
 def control_of(job: JobContext) -> JobControl:
@@ -320,11 +349,19 @@ def reset_current(token: Token[JobContext | None]) -> None:
     _current.reset(token)
 
 
+#: ``[thread id, job]`` while a sync progress callback of *job* runs on that thread
+_delivering: list[Any] = [None, None]
+
+
 def current_job() -> JobContext | None:
     """Return the context of the job running this code, or ``None`` outside a job.
 
     Works at any call depth inside sync and async handlers, and in threads
     started with the job's :mod:`contextvars` context
-    (``contextvars.copy_context().run``).
+    (``contextvars.copy_context().run``), and in a task's
+    ``progress_callback`` (the job that sent the payload).
     """
-    return _current.get()
+    job = _current.get()
+    if job is None and _delivering[1] is not None and _delivering[0] == threading.get_ident():
+        return _delivering[1]  # type: ignore[no-any-return]
+    return job

@@ -468,9 +468,7 @@ class Engine:
         run = self.jobs.get(job_id)
         if run is None or run.done:
             return
-        # cleared before the record reads the payload: see JobContext.progress
-        run.control.progress_pending = False
-        try:
+        try:  # (the record clears the job's pending notice when it reads the payload)
             self.store.put_job(run)
         except Exception:  # a lost progress record must not lose the other notices
             self.logger.exception("quiv: recording the progress of job %s failed", run.id)

@@ -323,6 +323,11 @@ class JobRun:
         return (self.due, self.seq) < (other.due, other.seq)
 
     def snapshot(self) -> Job:
+        control = self.control
+        # Cleared before the payload is read (see JobContext.progress): the next
+        # payload sends a new notice, so the store is asked to write again only
+        # once it has taken this one (one notice per store write, not per call).
+        control.progress_pending = False
         return Job(
             id=self.id,
             task_id=self.task.id,
@@ -336,7 +341,7 @@ class JobRun:
             scheduled_at=self.scheduled_at,
             result=self.result,
             result_state=self.result_state,
-            progress=self.control.progress,
+            progress=control.progress,
             error_type=self.error_type,
             traceback=self.traceback,
             cancel_reason=self.cancel_reason,
