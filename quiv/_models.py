@@ -179,8 +179,8 @@ class Job:
     #: the last payload the job sent with ``_progress_hook(**payload)`` or
     #: ``current_job().progress(**payload)``, or ``None``
     progress: dict[str, Any] | None = None
-    #: a failed job's exception type, qualified (``"builtins.ValueError"``,
-    #: ``"myapp.errors.Timeout"``)
+    #: a failed job's exception type: its qualified name, with its module
+    #: unless a builtin (``"ValueError"``, ``"myapp.errors.Timeout"``)
     error_type: str | None = None
     #: a failed job's formatted traceback (its last 8 KiB)
     traceback: str | None = None

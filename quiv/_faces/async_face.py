@@ -348,6 +348,12 @@ class AsyncQuiv:
     ) -> str:
         """Add a task and return its id (a UUID string).
 
+        A run-once task's job id is known at once: it is the task's
+        :attr:`~quiv.Task.next_job_id` (from :meth:`get_task`), for a ``202``
+        response that clients then poll with :meth:`get_job`. The job's
+        record exists once the task comes due; if the task already ended,
+        :meth:`wait_for_task` returns its job.
+
         :param task_name: a label (names need not be unique)
         :param func: the handler, sync or async; it receives *args*, *kwargs* and
             any of ``_job_id``, ``_stop_event``, ``_progress_hook`` it declares
@@ -357,7 +363,10 @@ class AsyncQuiv:
         :param fixed_interval: keep a fixed grid from the first run (missed slots
             are skipped); ``False`` waits *interval* after each run ends
         :param progress_callback: called on the main loop with each
-            ``_progress_hook(**payload)``
+            ``_progress_hook(**payload)``; inside it :func:`~quiv.current_job`
+            is the job that sent the payload, and a callback that declares
+            ``_job_id`` receives its id. The last payload is also kept as the
+            job's :attr:`~quiv.Job.progress`, with or without a callback
         :param run_at: when to run first (naive means UTC; a past time runs at once)
         :param timeout: cancel a job that runs longer than this many seconds
         :param max_retries: retries of a failed (never a cancelled) job
@@ -653,7 +662,7 @@ class AsyncQuiv:
         return await engine.get_jobs(query)
 
     async def wait_for_job(self, job_id: str, timeout: float | None = None) -> Job:
-        """Wait until a job ends; return its final record.
+        """Wait until a job ends; return its final record (with its ``result``).
 
         Returns at once for a job that already ended. When it returns, the
         task's own record already reflects the end of the job.
