@@ -309,16 +309,26 @@ async def test_cancelled_jobs_say_why() -> None:
         assert completed.cancel_reason is None
 
 
-async def test_a_job_queued_at_shutdown_is_cancelled_for_shutdown(tmp_path: Path) -> None:
+async def test_jobs_cancelled_by_the_shutdown_say_so(tmp_path: Path) -> None:
     path = str(tmp_path / "quiv.db")
+    started = threading.Event()
+
+    def busy(_stop_event: threading.Event) -> None:
+        started.set()
+        assert _stop_event.wait(WAIT)
+
+    async with running(db_path=path, pool_size=1) as s:
+        running_task = await s.add_task("busy", busy, run_once=True)
+        queued_task = await s.add_task("queued", lambda: None, run_once=True)
+        running_id = (await s.get_task(running_task)).next_job_id
+        queued_id = (await s.get_task(queued_task)).next_job_id
+        assert await anyio.to_thread.run_sync(started.wait, WAIT)
     async with running(db_path=path) as s:
-        task_id = await s.add_task("later", lambda: None, run_once=True, delay=3600)
-        await s.run_task_immediately(task_id)
-        job_id = (await s.get_task(task_id)).last_job_id
-    async with running(db_path=path) as s:
-        assert job_id is not None
-        job = await s.get_job(job_id)
-        assert job.status is JobStatus.CANCELLED
+        assert running_id is not None and queued_id is not None
+        for job_id in (running_id, queued_id):
+            job = await s.get_job(job_id)
+            assert job.status is JobStatus.CANCELLED
+            assert job.cancel_reason is CancelReason.SHUTDOWN
 
 
 # -- from a task to its jobs -------------------------------------------------------------
@@ -438,3 +448,24 @@ async def test_a_version_2_file_gains_the_new_columns(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchall() == [(3,)]
         rows = conn.execute("SELECT result, result_state FROM jobs WHERE id = ?", (new.id,))
         assert rows.fetchall() == [('{"n":1}', "stored")]
+
+
+async def test_a_retry_of_a_run_once_task_shows_its_own_id() -> None:
+    attempts: list[str] = []
+
+    def flaky(_job_id: str) -> str:
+        attempts.append(_job_id)
+        if len(attempts) == 1:
+            raise ValueError("first try fails")
+        return "second try"
+
+    async with running() as s:
+        task_id = await s.add_task("flaky", flaky, run_once=True, max_retries=1, retry_backoff=0.01)
+        first_id = (await s.get_task(task_id)).next_job_id
+        assert first_id is not None
+        failed = await s.wait_for_job(first_id, timeout=WAIT)
+        assert failed.id == first_id and failed.status is JobStatus.FAILED
+        assert failed.error_type == "ValueError"
+        retry = await s.wait_for_task(task_id, timeout=WAIT)
+        assert retry.result == "second try" and retry.attempt == 2
+        assert attempts == [first_id, retry.id] and retry.id != first_id
