@@ -29,6 +29,7 @@ __all__ = (
     "TaskSettings",
     "TaskState",
     "WallTrigger",
+    "fork_generation",
     "new_id",
     "utcnow",
 )
@@ -51,9 +52,19 @@ def _reset_after_fork() -> None:
     otherwise hand every worker the same job ids. The lock is replaced too: a
     thread of the parent may have held it at the fork, and it would stay held.
     """
-    global _random_lock
+    global _random_lock, _forks
     _random_lock = threading.Lock()
     _random_pool.clear()
+    _forks += 1
+
+
+#: how many forks separate this process from the one that imported quiv
+_forks = 0
+
+
+def fork_generation() -> int:
+    """A number that changes in a forked child (ids drawn before are the parent's too)."""
+    return _forks
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
