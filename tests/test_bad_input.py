@@ -75,6 +75,19 @@ def noop(*args: Any) -> None:
     pass
 
 
+class NaiveTrigger:
+    """A faulty trigger: its fires have no time zone."""
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        return datetime(2999, 1, 1)
+
+    def __repr__(self) -> str:
+        return "NaiveTrigger()"
+
+
+CRON = CronTrigger("* * * * *")
+
+
 #: valid arguments of every method; each row replaces one of them
 BASE: dict[str, dict[str, Any]] = {
     "update_task": {"task_id": TASK},
@@ -189,6 +202,12 @@ TABLE: list[Bad] = [
     *_rows(("preview",), "task_id_or_trigger", [5, None, b"id", object(), CronTrigger]),
     *_rows(("preview",), "task_id_or_trigger", UNKNOWN_TASK_IDS, TaskNotFoundError),
     *_rows(("preview",), "n", [-1, 1.5, "5", True, None, 10**6]),
+    # (more rows from the scheduler-level tests)
+    *_rows(("update_task",), "cron", [b"@daily", "@reboot", "* * * *"]),
+    *_rows(("update_task",), "trigger", [None, NaiveTrigger()]),
+    Bad("update_task", "trigger", CRON, extra=(("task_id", ONCE),)),
+    *_rows(("preview",), "task_id_or_trigger", [NaiveTrigger]),
+    *_rows(("preview",), "n", [10_001, NAN]),
     *_rows(("preview",), "after", [*BAD_DATETIMES, TOO_LATE]),
     # -- resume_task, run_task_immediately ------------------------------------------
     *_rows(("resume_task",), "delay", [*BAD_SECONDS, INF, None]),

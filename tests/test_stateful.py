@@ -252,7 +252,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         before = time.time()
         self.stack.enter_context(self.portal.wrap_async_context_manager(self.scheduler))
         #: bounds of the wall-clock time at which the fake clock read 0
-        self.started = (before, time.time())
+        # (a FakeClock's wall time starts on the whole second before the start)
+        self.started = (math.floor(before), time.time())
         s = self.scheduler
         self.portal.call(s.add_listener, Event.JOB_STARTED, CONTROL.on_started)
         for event in (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED):

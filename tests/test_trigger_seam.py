@@ -91,7 +91,7 @@ async def test_interval_and_once_triggers_mean_their_parameters(clock: FakeClock
 
 
 async def test_a_users_trigger_drives_the_schedule(clock: FakeClock) -> None:
-    start = datetime.fromtimestamp(clock.wall_time(), UTC)
+    start = datetime.fromtimestamp(int(clock.wall_time()), UTC)  # not after the wall time
     trigger = Every(start, 30)
     async with AsyncQuiv(clock=clock) as s:
         rec = Recorder(s, [Event.JOB_COMPLETED])
@@ -106,7 +106,7 @@ async def test_a_users_trigger_drives_the_schedule(clock: FakeClock) -> None:
 
 
 async def test_a_trigger_with_no_more_fires_ends_its_task(clock: FakeClock) -> None:
-    start = datetime.fromtimestamp(clock.wall_time(), UTC)
+    start = datetime.fromtimestamp(int(clock.wall_time()), UTC)  # not after the wall time
     fires = (start + timedelta(seconds=10), start + timedelta(seconds=20))
     async with AsyncQuiv(clock=clock) as s:
         rec = Recorder(s, [Event.JOB_COMPLETED])
@@ -121,7 +121,7 @@ async def test_a_trigger_with_no_more_fires_ends_its_task(clock: FakeClock) -> N
 
 async def test_missed_fires_make_one_run(clock: FakeClock, gates: Gates) -> None:
     """A job that overran several fires is followed by one catch-up run, not one per fire."""
-    start = datetime.fromtimestamp(clock.wall_time(), UTC)
+    start = datetime.fromtimestamp(int(clock.wall_time()), UTC)  # not after the wall time
     gate = gates.new()
 
     def slow() -> None:
@@ -200,7 +200,7 @@ class FailsLater:
 async def test_a_trigger_that_fails_later_ends_its_schedule_and_says_so(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    start = datetime.fromtimestamp(clock.wall_time(), UTC)
+    start = datetime.fromtimestamp(int(clock.wall_time()), UTC)  # not after the wall time
     async with AsyncQuiv(clock=clock) as s:
         rec = Recorder(s, [Event.JOB_COMPLETED])
         task_id = await s.add_task(

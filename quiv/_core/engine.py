@@ -9,7 +9,7 @@ scheduler's loop and never blocks. The data flows one way:
     WorkerPool's notices -> Engine -> outcomes (status, next run)
                                    -> Store (records) and Listeners (events)
 
-This module is longer than most (about 640 lines, a third of them
+This module is longer than most (about 650 lines, a third of them
 docstrings) because the operations and the end of a job must see the same
 state under the same invariants:
 a task is in exactly one of "waiting in the timer", "has a job in flight",
@@ -39,6 +39,7 @@ from .._events import Event, Listeners
 from .._mainloop.bridge import MainLoopBridge
 from .._models import CancelReason, Job, JobStatus, QuivStats, ResultState, Task, TaskStatus
 from .._triggers.interval import clamp_delay
+from .._triggers.wall import check_fire
 from .._typing import Logger
 from .._xthread.mailbox import Future
 from .._xthread.runner import Outcome
@@ -186,6 +187,20 @@ class Engine:
             self._record(task, Event.TASK_RUN_SKIPPED)
         if fire is None:
             self._end_schedule(task)
+
+    def _used_up(self, wall: WallTrigger, due: datetime, wall_now: datetime) -> datetime:
+        """The fire to count on from after a run for *due* starts at *wall_now*.
+
+        *due* itself, unless fires passed since (the run is late, and stands
+        for them too): then *wall_now*.
+        """
+        if wall_now <= due:
+            return due
+        try:
+            later = check_fire(wall.trigger, due, wall.trigger.next_fire(due))
+        except Exception:  # a trigger's fault: the next computation reports it
+            return wall_now
+        return due if later is None or later > wall_now else wall_now
 
     def _end_schedule(self, task: TaskState) -> None:
         """Remove a task whose trigger has no more fires, outside a job's end."""
@@ -384,7 +399,7 @@ class Engine:
             wall_now = self.wall_now()
             # This run uses up its fire, and any missed since (a late run is the
             # one catch-up run for all of them), whether it runs or is skipped.
-            wall.last_fire = max(wall_due, wall_now)
+            wall.last_fire = self._used_up(wall, wall_due, wall_now)
             grace = task.misfire_grace
             if grace is not None and (wall_now - wall_due).total_seconds() > grace:
                 wall.skipped += 1  # too late (the host slept, the clock jumped)

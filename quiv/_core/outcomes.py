@@ -96,8 +96,8 @@ def next_deadline(
 def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None, bool]:
     """The wall-clock time of the next run of *task*, which has a wall-clock trigger.
 
-    Counted from the trigger's last used fire (from the first time it is
-    asked, when the task was added or given the trigger, if none).
+    Counted from the trigger's last used fire; before any, from its first
+    fire, asked for once, when the task was added or given the trigger.
     Fires missed meanwhile (the job overran them, the task was paused, the
     process was suspended) make **one** run, at once (at *wall_now*), not
     one per missed fire; unless the latest of them is more than the task's
@@ -111,20 +111,22 @@ def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None
     wall = task.wall_trigger
     assert wall is not None
     trigger = wall.trigger
-    if wall.last_fire is None:  # first asked: fires are counted from now on
-        wall.last_fire = wall_now
-    after = wall.last_fire
-    fire = check_fire(trigger, after, trigger.next_fire(after))
+    if wall.last_fire is not None:
+        fire = check_fire(trigger, wall.last_fire, trigger.next_fire(wall.last_fire))
+    else:  # no fire used yet: the first one, asked once, when the task got the trigger
+        if wall.first is None:
+            wall.first = check_fire(trigger, wall_now, trigger.next_fire(wall_now))
+        fire = wall.first
     if fire is None or fire > wall_now:
         return fire, False
     grace = task.misfire_grace
     if grace is None:
         return wall_now, False
     start = wall_now - timedelta(seconds=grace)
-    recent: datetime | None = fire
-    if start > after:  # the latest missed fire: the first one after the grace began
-        recent = check_fire(trigger, start, trigger.next_fire(start))
-    if recent is not None and recent <= wall_now:
+    if fire >= start:  # the first missed fire is within the grace
+        return wall_now, False
+    recent = check_fire(trigger, start, trigger.next_fire(start))
+    if recent is not None and recent <= wall_now:  # a later one is
         return wall_now, False
     wall.skipped += 1
     wall.last_fire = wall_now

@@ -114,16 +114,20 @@ class WallTrigger:
     """A task's wall-clock trigger, and the fire its next fire is counted from.
 
     :attr:`last_fire` moves only when a fire is used up: it ran, it was
-    skipped, or fires missed together were folded into one run. A run the
+    skipped, or fires missed together were folded into one run. It is the
+    fire itself when it can be (the trigger's own datetime, which tasks on
+    one schedule share), so a task on a wall clock keeps no datetime of its own. A run the
     user asked for (``run_task_immediately``) uses no fire, so the one that
     was armed still comes.
     """
 
-    __slots__ = ("last_fire", "skipped", "trigger")
+    __slots__ = ("first", "last_fire", "skipped", "trigger")
 
     def __init__(self, trigger: Trigger, last_fire: datetime | None = None) -> None:
         self.trigger = trigger
         self.last_fire = last_fire
+        #: the first fire, once asked for (fires are counted from it until one is used)
+        self.first: datetime | None = None
         #: runs skipped for coming due later than the task's ``misfire_grace``
         self.skipped = 0
 

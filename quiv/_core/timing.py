@@ -27,6 +27,9 @@ __all__ = ("WALL_CHECK", "WALL_TOLERANCE", "Timer")
 WALL_CHECK = 60.0
 #: how far the wall clock may move against the monotonic one before armed runs follow it
 WALL_TOLERANCE = 0.05
+#: a wall-clock run due within this many seconds is due now: wall times are told to
+#: the microsecond, so "now" as a datetime may lie a fraction of one ahead of the clock
+_AT_ONCE = 1e-6
 
 
 class Timer:
@@ -93,11 +96,16 @@ class Timer:
         self._disarm(task)
         if not self.wall_armed:
             self._set_base()
+            self._wake_before(self._next_wall_check)  # it may sleep for longer
         else:
             self.check_wall()
         self.wall_armed += 1
         task.wall_due = when
-        self._arm(task, self._deadline_of(when))
+        deadline = self._deadline_of(when)
+        now = self.clock.now()
+        if deadline - now < _AT_ONCE:  # "now" in wall time, to the microsecond it is told in
+            deadline = min(deadline, now)
+        self._arm(task, deadline)
 
     def unschedule(self, task: TaskState) -> None:
         """Disarm *task*'s next run, if it has one."""

@@ -7,17 +7,15 @@ trigger object small: it holds the expression and the zone, nothing parsed,
 so 10,000 cron tasks cost next to nothing in memory.
 
 cronsim takes tens of microseconds to parse an expression and as many again
-to step to a fire, so the expensive parts are remembered: which expressions
-are valid and how they read (:func:`_check`, :func:`_explain`, by
-expression), the triggers ``cron=`` makes (one per expression and zone,
-:func:`cron_trigger`), and each trigger's latest answer (``next_fire`` of
-any time between that question and its answer is the same answer). Adding
-10,000 tasks with a few distinct expressions then parses each one once.
+to step to a fire, so the expensive parts are remembered: the triggers
+``cron=`` makes (one per expression and zone, :func:`cron_trigger`), each
+trigger's description, and its latest answer (``next_fire`` of any time
+between that question and its answer is the same answer). Adding 10,000
+tasks with a few distinct expressions then parses each one once.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING
@@ -222,7 +220,6 @@ class CronTrigger:
         return f"CronTrigger({self.expression!r}, timezone={zone!r})"
 
 
-@functools.lru_cache(maxsize=1024)
 def _explain(fields: str) -> str:
     """cronsim's words for *fields*; ``""`` for an expression it cannot explain."""
     try:
@@ -231,9 +228,8 @@ def _explain(fields: str) -> str:
         return ""
 
 
-@functools.lru_cache(maxsize=4096)
 def _check(fields: str) -> None:
-    """Parse *fields* once; raise cronsim's error (an exception is not remembered)."""
+    """Parse *fields*; raise cronsim's error if it is not a valid expression."""
     _cronsim()(fields, _PROBE)
 
 
