@@ -469,3 +469,18 @@ async def test_a_retry_of_a_run_once_task_shows_its_own_id() -> None:
         retry = await s.wait_for_task(task_id, timeout=WAIT)
         assert retry.result == "second try" and retry.attempt == 2
         assert attempts == [first_id, retry.id] and retry.id != first_id
+
+
+async def test_get_task_right_after_add_task_finds_a_run_once_task_that_ends_at_once() -> None:
+    """The 202 pattern: ``get_task`` reads the task before it yields, so a job that
+    ends at once cannot take its task (and its ``next_job_id``) away first."""
+    async with AsyncQuiv() as s:
+        job_ids = []
+        for _ in range(64):  # more than one full yield of the checkpoint rule (every 16th call)
+            task_id = await s.add_task("quick", lambda: 42, run_once=True)
+            job_id = (await s.get_task(task_id)).next_job_id
+            assert job_id is not None
+            job_ids.append(job_id)
+        for job_id in job_ids:
+            job = await s.wait_for_job(job_id, timeout=WAIT)
+            assert job.result == 42

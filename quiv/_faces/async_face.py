@@ -577,13 +577,22 @@ class AsyncQuiv:
     async def get_task(self, task_id: str) -> Task:
         """Return a task.
 
+        Called right after ``add_task``, it finds the task even if it is a
+        run-once task whose job ends at once: the task is read before the call
+        yields to other tasks, so its ``next_job_id`` can go in a 202 response.
+
         :raises TaskNotFoundError: for an unknown (removed, finished run-once) task
         """
-        await self._checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         declared = self._declared()
         if declared is not None:
-            return declared.get(task_id)
-        return self._check_running().find_task(task_id).snapshot()
+            task = declared.get(task_id)
+        else:
+            task = self._check_running().find_task(task_id).snapshot()
+        self._calls += 1
+        if not self._calls % _YIELD_EVERY:  # the yield of the checkpoint, after the read
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        return task
 
     async def get_all_tasks(
         self,
