@@ -29,10 +29,12 @@ from ._logging import install_job_log_filter as install_job_log_filter
 from ._mainloop.calls import call_on_main as call_on_main
 from ._mainloop.calls import call_on_main_async as call_on_main_async
 from ._mainloop.calls import run_on_main as run_on_main
+from ._models import CancelReason as CancelReason
 from ._models import Job as Job
 from ._models import JobStatus as JobStatus
 from ._models import QuivConfig as QuivConfig
 from ._models import QuivStats as QuivStats
+from ._models import ResultState as ResultState
 from ._models import Task as Task
 from ._models import TaskStatus as TaskStatus
 from ._subprocess import run_subprocess as run_subprocess
@@ -41,6 +43,7 @@ from .abc import Clock as Clock
 
 __all__ = (
     "AsyncQuiv",
+    "CancelReason",
     "Clock",
     "ConfigurationError",
     "Event",
@@ -57,6 +60,7 @@ __all__ = (
     "QuivConfig",
     "QuivError",
     "QuivStats",
+    "ResultState",
     "SchedulerStoppedError",
     "StoreError",
     "Task",

@@ -26,6 +26,8 @@ class Unset(Enum):
 UNSET = Unset.UNSET
 
 _MAX_POOL = 10_000
+#: results are held in memory, and written to SQLite with ``db_path=``: 1 GiB at most
+_MAX_RESULT = 2**30
 _BACKENDS = ("asyncio", "trio")
 
 
@@ -78,3 +80,4 @@ def validate(config: QuivConfig) -> None:
         )
     if config.shutdown_timeout is not None:
         check_number(config.shutdown_timeout, "shutdown_timeout", allow_inf=True)
+    check_int(config.max_result_bytes, "max_result_bytes", minimum=0, maximum=_MAX_RESULT)

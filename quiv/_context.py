@@ -8,8 +8,9 @@ helpers such as :func:`~quiv.run_on_main`, :func:`~quiv.run_subprocess` and
 
 from __future__ import annotations
 
+import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,20 @@ from ._xthread.loops import call_soon
 if TYPE_CHECKING:
     from ._mainloop.bridge import MainLoopBridge
 
-__all__ = ("JobContext", "JobControl", "control_of", "current_job", "reset_current", "set_current")
+__all__ = (
+    "JobContext",
+    "JobControl",
+    "control_of",
+    "current_job",
+    "deliver_progress",
+    "reset_current",
+    "set_current",
+    "wants_job_id",
+)
+
+#: the keyword arguments of a progress delivery (the payload travels as one argument)
+#: (a plain dict, which ``**`` unpacks fastest; nothing ever writes to it)
+_NO_KWARGS: Mapping[str, Any] = {}
 
 _current: ContextVar[JobContext | None] = ContextVar("quiv_current_job", default=None)
 
@@ -43,16 +57,31 @@ class JobControl:
         "callbacks",
         "cancel_reason",
         "cancelled",
+        "notify",
+        "progress",
+        "progress_pending",
         "started",
         "started_at",
         "stop_event",
         "worker",
     )
 
-    def __init__(self, bridge: MainLoopBridge | None) -> None:
+    def __init__(
+        self,
+        bridge: MainLoopBridge | None,
+        notify: Callable[[str], object] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         #: the main loop of the job's scheduler
         self.bridge: MainLoopBridge | None = bridge
+        #: any thread: tell the scheduler's loop that the job's progress changed
+        #: (called with the job id, once until the loop has recorded it)
+        self.notify: Callable[[str], object] | None = notify
+        #: the last progress payload (written by whichever thread reports; one
+        #: assignment, so a reader sees an old payload or the new one)
+        self.progress: dict[str, Any] | None = None
+        #: a notice of new progress is on its way to the loop (see ``JobContext.progress``)
+        self.progress_pending: bool = False
         self.cancelled: bool = False
         self.cancel_reason: str | None = None
         #: set on cancel; created on first use (most jobs never need one)
@@ -148,7 +177,7 @@ class JobContext:
 
     __slots__ = (
         "_control",
-        "_progress_callback",
+        "_deliver",
         "attempt",
         "job_id",
         "task_id",
@@ -174,7 +203,10 @@ class JobContext:
         #: 1 for the first try, 2 for the first retry, ...
         self.attempt: int = attempt
         self._control = control
-        self._progress_callback = progress_callback
+        #: the progress callback, called with this job current (see :func:`deliver_progress`)
+        self._deliver: Callable[..., Any] | None = None
+        if progress_callback is not None:
+            self._deliver = deliver_progress(self, progress_callback)
 
     def __repr__(self) -> str:
         return f"JobContext(job_id={self.job_id!r}, task_name={self.task_name!r})"
@@ -201,15 +233,106 @@ class JobContext:
             raise JobCancelledError(control.cancel_reason or "job cancelled")
 
     def progress(self, **payload: Any) -> None:
-        """Send *payload* to the task's ``progress_callback`` on the main loop.
+        """Keep *payload* as the job's :attr:`~quiv.Job.progress`, and send it to
+        the task's ``progress_callback`` on the main loop.
 
-        Never blocks; calls are delivered in order. Without a progress callback
-        it does nothing.
+        Never blocks; calls are delivered in order, and inside the callback
+        :func:`current_job` is this job. Readers of the job (``get_job``)
+        see the last payload within the store's batching delay, with or
+        without a callback.
         """
-        callback = self._progress_callback
-        bridge = self._control.bridge
-        if callback is not None and bridge is not None:
-            bridge.submit(callback, (), payload, what="progress callback")
+        control = self._control
+        control.progress = payload
+        # The loop clears the flag before it reads the payload, so a payload
+        # written after that read finds the flag clear and sends a new notice.
+        if not control.progress_pending:
+            control.progress_pending = True
+            notify = control.notify
+            if notify is not None:
+                notify(self.job_id)
+        deliver = self._deliver
+        bridge = control.bridge
+        if deliver is not None and bridge is not None:
+            bridge.submit(deliver, (payload,), _NO_KWARGS, what="progress callback")
+
+
+def deliver_progress(job: JobContext, callback: Callable[..., Any]) -> Callable[..., Any]:
+    """The function the main loop calls with a progress payload of *job* for *callback*.
+
+    It calls *callback* with the payload, *job* being :func:`current_job`
+    meanwhile (also across the awaits of an ``async def`` callback), plus
+    ``_job_id=`` if the callback declares it. Made once per job: the main
+    loop pays one context variable switch per payload, nothing more.
+    """
+    wants, is_async = _inspect_callback(callback)
+    job_id = job.job_id
+    current = _current
+    deliver: Callable[..., Any]
+    if is_async:
+
+        async def deliver_async(payload: dict[str, Any]) -> Any:
+            token = current.set(job)
+            try:
+                if wants:
+                    return await callback(**payload, _job_id=job_id)
+                return await callback(**payload)
+            finally:
+                current.reset(token)
+
+        deliver = deliver_async
+    else:
+        # A sync callback runs start to end on the main loop's thread, inside
+        # the bridge's drain: a plain slot (read by current_job() on that
+        # thread only) costs far less per payload than a context variable.
+        # Nested deliveries (a callback that drains the bridge) restore it.
+        main_thread = threading.get_ident
+
+        def deliver_sync(payload: dict[str, Any]) -> Any:
+            previous = _delivering[1]  # (a nested delivery is on the same thread)
+            _delivering[0] = main_thread()
+            _delivering[1] = job
+            try:
+                if wants:
+                    return callback(**payload, _job_id=job_id)
+                return callback(**payload)
+            finally:
+                _delivering[1] = previous
+
+        deliver = deliver_sync
+    deliver.__dict__["quiv_callback"] = callback  # logs name the callback, not this
+    return deliver
+
+
+_inspected: dict[int, tuple[Callable[..., Any], bool, bool]] = {}
+
+
+def _inspect_callback(callback: Callable[..., Any]) -> tuple[bool, bool]:
+    """``(declares _job_id, is async)`` for *callback*, remembered per callback."""
+    key = id(callback)
+    known = _inspected.get(key)
+    if known is not None and known[0] is callback:
+        return known[1], known[2]
+    from ._core.handlers import is_async_callable
+
+    wants = wants_job_id(callback)
+    is_async = is_async_callable(callback)
+    if len(_inspected) >= 256:
+        _inspected.clear()
+    _inspected[key] = (callback, wants, is_async)
+    return wants, is_async
+
+
+def wants_job_id(callback: Callable[..., Any]) -> bool:
+    """Whether *callback* declares a ``_job_id`` parameter."""
+    try:
+        parameters = inspect.signature(callback).parameters
+    except (TypeError, ValueError):  # no signature to read: pass the payload only
+        return False
+    param = parameters.get("_job_id")
+    return param is not None and param.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
 
 
 def control_of(job: JobContext) -> JobControl:
@@ -226,11 +349,19 @@ def reset_current(token: Token[JobContext | None]) -> None:
     _current.reset(token)
 
 
+#: ``[thread id, job]`` while a sync progress callback of *job* runs on that thread
+_delivering: list[Any] = [None, None]
+
+
 def current_job() -> JobContext | None:
     """Return the context of the job running this code, or ``None`` outside a job.
 
     Works at any call depth inside sync and async handlers, and in threads
     started with the job's :mod:`contextvars` context
-    (``contextvars.copy_context().run``).
+    (``contextvars.copy_context().run``), and in a task's
+    ``progress_callback`` (the job that sent the payload).
     """
-    return _current.get()
+    job = _current.get()
+    if job is None and _delivering[1] is not None and _delivering[0] == threading.get_ident():
+        return _delivering[1]  # type: ignore[no-any-return]
+    return job

@@ -15,7 +15,16 @@ from enum import Enum
 from os import PathLike
 from typing import Any
 
-__all__ = ("Job", "JobStatus", "QuivConfig", "QuivStats", "Task", "TaskStatus")
+__all__ = (
+    "CancelReason",
+    "Job",
+    "JobStatus",
+    "QuivConfig",
+    "QuivStats",
+    "ResultState",
+    "Task",
+    "TaskStatus",
+)
 
 
 class TaskStatus(str, Enum):
@@ -55,6 +64,45 @@ class JobStatus(str, Enum):
         return self in _FINAL_JOB_STATUSES
 
 
+class ResultState(str, Enum):
+    """Where a job's :attr:`~Job.result` is kept (``Job.result_state``).
+
+    Results are kept in memory with the job history and pruned with it. Only
+    with a persistent store (``db_path=``) are they also written to disk, and
+    only as JSON: quiv never pickles.
+    """
+
+    #: in memory, and written to the ``db_path`` file as JSON (read back after a restart)
+    STORED = "stored"
+    #: in memory only: the store is the private temporary one (``db_path=None``)
+    MEMORY = "memory"
+    #: in memory only: JSON cannot represent the value (it is never written to disk)
+    NOT_JSON = "not_json"
+    #: dropped, as its JSON text is larger than ``max_result_bytes``: ``result`` is ``None``
+    TOO_LARGE = "too_large"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CancelReason(str, Enum):
+    """Why a job was cancelled (``Job.cancel_reason``); ``error_message`` says it in words."""
+
+    #: by :meth:`~quiv.AsyncQuiv.cancel_job`, or the handler cancelled itself
+    CANCELLED = "cancelled"
+    #: it ran longer than its task's ``timeout``
+    TIMED_OUT = "timed_out"
+    #: its task was removed while the job was queued or running
+    TASK_REMOVED = "task_removed"
+    #: the scheduler shut down (the job was queued, cancelled, or abandoned)
+    SHUTDOWN = "shutdown"
+    #: the process that ran it ended without shutting down (found at the next start)
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 _FINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.FAILED})
 
 
@@ -91,6 +139,15 @@ class Task:
     misfire_grace_seconds: float | None = None
     #: runs skipped for coming due later than ``misfire_grace_seconds``
     skipped_runs: int = 0
+    #: the id of the job in flight (queued or running), else ``None``
+    running_job_id: str | None = None
+    #: the id of the task's latest job, in flight or ended (``None`` before the first)
+    last_job_id: str | None = None
+    #: a run-once task's job id, known as soon as ``add_task`` returns (so a
+    #: ``202`` response can carry it) and kept while that job runs; a retry
+    #: shows the retry's. ``None`` for recurring tasks. A task that already
+    #: ended is gone: then ``wait_for_task(task_id)`` returns its job
+    next_job_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +168,24 @@ class Job:
     attempt: int
     #: when the job was created (its task came due)
     scheduled_at: datetime | None = None
+    #: what the handler returned (``None`` until it completed; see :attr:`result_state`).
+    #: Typed ``Any``: narrow it with ``isinstance`` or ``typing.cast``; read back
+    #: from a ``db_path`` file after a restart, it is what JSON made of it
+    #: (tuples are lists, dict keys strings)
+    result: Any = None
+    #: where :attr:`result` is kept; ``None`` when there is none (the handler
+    #: returned ``None``, or the job did not complete)
+    result_state: ResultState | None = None
+    #: the last payload the job sent with ``_progress_hook(**payload)`` or
+    #: ``current_job().progress(**payload)``, or ``None``
+    progress: dict[str, Any] | None = None
+    #: a failed job's exception type: its qualified name, with its module
+    #: unless a builtin (``"ValueError"``, ``"myapp.errors.Timeout"``)
+    error_type: str | None = None
+    #: a failed job's formatted traceback (its last 8 KiB)
+    traceback: str | None = None
+    #: why a cancelled job was cancelled
+    cancel_reason: CancelReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +230,6 @@ class QuivConfig:
     clock: Any = field(default=None, repr=False)
     #: how long ``shutdown`` waits for running jobs when no timeout is given
     shutdown_timeout: float | None = None
+    #: the largest result kept on a job, in bytes of its JSON text; a larger
+    #: one is dropped (``Job.result_state`` says ``"too_large"``) with a warning
+    max_result_bytes: int = 65536

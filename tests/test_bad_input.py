@@ -469,6 +469,11 @@ CONSTRUCTOR: list[tuple[str, Any, type[QuivError]]] = [
     ("shutdown_timeout", -INF, ConfigurationError),
     ("shutdown_timeout", "", ConfigurationError),
     ("shutdown_timeout", [1], ConfigurationError),
+    ("max_result_bytes", -1, ConfigurationError),
+    ("max_result_bytes", INF, ConfigurationError),
+    ("max_result_bytes", "", ConfigurationError),
+    ("max_result_bytes", [1], ConfigurationError),
+    ("max_result_bytes", False, ConfigurationError),
 ]
 SYNC_ONLY: list[tuple[str, Any, type[QuivError]]] = [
     ("backend", "curio", ConfigurationError),

@@ -187,16 +187,23 @@ async def test_heartbeat_interval_task_and_async_report(server_kind: str) -> Non
         messages = await receive_until(
             websocket, job_event(heartbeat, "job_completed"), job_event(report, "job_completed")
         )
+        ended = {}
         for task_id in (heartbeat, report):
-            job = next(m["job"] for m in messages if job_event(task_id, "job_completed")(m))
+            job = ended[task_id] = next(
+                m["job"] for m in messages if job_event(task_id, "job_completed")(m)
+            )
             assert progress_of(messages, job["id"]) == [1, 2, 3]
+        # the async report's return value is its job's result; the heartbeat returns None
+        assert ended[report]["result"] == {"pages": 3, "watchers": 1}
+        assert ended[heartbeat]["result"] is None
         tasks = {t["task_name"]: t["status"] for t in (await client.get("/tasks")).json()}
         assert tasks == {"heartbeat": "active", "nightly report": "active"}  # the report is gone
         assert (await client.delete(f"/tasks/{heartbeat}")).status_code == 204
         assert [t["task_name"] for t in (await client.get("/tasks")).json()] == ["nightly report"]
         assert (await client.delete(f"/tasks/{heartbeat}")).status_code == 404
-        statuses = sorted(j["status"] for j in (await client.get("/jobs")).json())
-        assert statuses == ["completed", "completed"]
+        jobs = (await client.get("/jobs")).json()
+        assert sorted(j["status"] for j in jobs) == ["completed", "completed"]
+        assert {j["task_id"]: j["result"] for j in jobs}[report] == {"pages": 3, "watchers": 1}
 
 
 async def test_server_shutdown_cancels_running_jobs(server_kind: str) -> None:

@@ -25,7 +25,7 @@ from anyio.abc import Process
 from scheduler_helpers import WAIT
 from store_helpers import make_job, make_task, recording_logger, running
 
-from quiv import AsyncQuiv, JobStatus
+from quiv import AsyncQuiv, CancelReason, JobStatus
 from quiv._store import SQLiteStore
 from quiv._store._owners import OwnerLock, lock_path, new_owner_id, owner_alive
 from quiv.testing import FakeClock
@@ -114,6 +114,7 @@ async def test_jobs_of_a_killed_process_are_recorded_cancelled_at_the_next_start
         assert (await s.get_all_jobs(status="running")) == []
     assert ran.status is JobStatus.CANCELLED
     assert ran.error_message == f"process {pid} ended while the job was running"
+    assert ran.cancel_reason is CancelReason.INTERRUPTED
     assert ran.ended_at is not None and ran.started_at is not None
     assert ran.ended_at >= ran.started_at
     assert queued.status is JobStatus.CANCELLED
@@ -281,8 +282,10 @@ async def test_a_version_1_file_is_upgraded_and_loses_its_argument_strings(
         done = await s.get_job("done")
     assert ran.status is JobStatus.CANCELLED
     assert ran.error_message == "the process ended while the job was running"
+    assert ran.cancel_reason is CancelReason.INTERRUPTED
     assert (done.status, done.error_message) == (JobStatus.COMPLETED, None)
-    assert _rows(db, "PRAGMA user_version") == [(2,)]
+    assert (done.result, done.result_state, done.cancel_reason) == (None, None, None)
+    assert _rows(db, "PRAGMA user_version") == [(3,)]
     columns = {row[1] for row in _rows(db, "PRAGMA table_info(tasks)")}
     assert not columns & {"args", "kwargs"}
     assert secret.encode() not in _files(db)

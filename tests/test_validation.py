@@ -209,6 +209,13 @@ BAD_INIT: list[tuple[str, Any]] = [
     ("shutdown_timeout", NAN),
     ("shutdown_timeout", "5"),
     ("shutdown_timeout", True),
+    ("max_result_bytes", -1),
+    ("max_result_bytes", 1.5),
+    ("max_result_bytes", NAN),
+    ("max_result_bytes", "65536"),
+    ("max_result_bytes", True),
+    ("max_result_bytes", None),
+    ("max_result_bytes", 2**31),
 ]
 
 

@@ -42,7 +42,7 @@ PAGE = """\
 </table>
 <h2>Jobs</h2>
 <table>
-  <thead><tr><th>job</th><th>task</th><th>status</th><th>progress</th><th></th></tr></thead>
+  <thead><tr><th>job</th><th>task</th><th>status</th><th>progress</th><th>result</th><th></th></tr></thead>
   <tbody id="jobs"></tbody>
 </table>
 <script>
@@ -64,13 +64,13 @@ function row(jobId, taskName) {
   if (!tr) {
     tr = document.createElement("tr");
     tr.innerHTML = '<td class="id"></td><td></td><td></td>' +
-      '<td><progress max="1" value="0"></progress></td><td></td>';
+      '<td><progress max="1" value="0"></progress></td><td class="result"></td><td></td>';
     tr.cells[0].textContent = jobId.slice(0, 8);
     tr.cells[0].title = jobId;
     const cancel = document.createElement("button");
     cancel.textContent = "Cancel";
     cancel.onclick = () => post(`/jobs/${jobId}/cancel`);
-    tr.cells[4].appendChild(cancel);
+    tr.cells[5].appendChild(cancel);
     document.getElementById("jobs").prepend(tr);
     rows.set(jobId, tr);
   }
@@ -83,10 +83,13 @@ function showJob(job) {
   tr.cells[2].textContent = job.status;
   tr.cells[2].className = job.status;
   if (job.error_message) tr.cells[2].title = job.error_message;
-  tr.cells[4].firstChild.hidden = !(job.status === "running" || job.status === "scheduled");
+  tr.cells[5].firstChild.hidden = !(job.status === "running" || job.status === "scheduled");
   if (job.status === "completed") {
     const bar = tr.cells[3].firstChild;
     bar.value = bar.max;
+    if (job.result !== null && job.result !== undefined) {  // what the handler returned
+      tr.cells[4].textContent = JSON.stringify(job.result);
+    }
   }
 }
 

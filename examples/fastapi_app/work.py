@@ -162,15 +162,18 @@ def announce_halfway(media_id: int) -> None:
 
 async def build_report(
     pages: int, page_seconds: float, _job_id: str, _progress_hook: Callable[..., None]
-) -> int:
-    """An async handler: it runs on a worker thread's own event loop, never the server's."""
+) -> dict[str, int]:
+    """An async handler: it runs on a worker thread's own event loop, never the server's.
+
+    What it returns is kept as the job's ``result`` (the page shows it).
+    """
     readers = await call_on_main_async(hub.client_count)  # ask the main loop, without blocking
     logger.info("report started with %d page(s) watched by %d client(s)", pages, readers)
     for page in range(1, pages + 1):
         await anyio.sleep(page_seconds)  # cancelled right here if the job is cancelled
         _progress_hook(job_id=_job_id, task="report", done=page, total=pages)
     logger.info("report finished")
-    return pages
+    return {"pages": pages, "watchers": readers}
 
 
 #: stamps ``%(job_id)s`` (the running job's id, or ``-``) on every record

@@ -37,7 +37,7 @@ from .._errors import (
 )
 from .._events import Event, Listeners
 from .._mainloop.bridge import MainLoopBridge
-from .._models import Job, JobStatus, QuivStats, Task, TaskStatus
+from .._models import CancelReason, Job, JobStatus, QuivStats, ResultState, Task, TaskStatus
 from .._triggers.interval import clamp_delay
 from .._triggers.wall import check_fire
 from .._typing import Logger
@@ -73,6 +73,8 @@ class Engine:
         logger: Logger,
         bridge: MainLoopBridge,
         history_retention: float,
+        max_result_bytes: int = 65536,
+        persistent: bool = False,
     ) -> None:
         self.clock = clock
         self.wall = WallClock(clock)
@@ -83,6 +85,12 @@ class Engine:
         self.history_retention = history_retention
         self.timer = Timer(clock, self._on_due, self._on_timeout, logger)
         self.pool = WorkerPool(pool_size)
+        #: the largest result kept (its JSON text's length)
+        self.max_result_bytes = max_result_bytes
+        #: the store writes JSON results to a file the user named (``db_path=``)
+        self.persistent = persistent
+        #: one bound method for every job's progress notices
+        self._notify_progress = self.pool.notify_progress
         self.tasks: dict[str, TaskState] = {}
         self.jobs: dict[str, JobRun] = {}
         #: callers of ``wait_for_task``, by task id (an entry only while someone waits)
@@ -242,7 +250,7 @@ class Engine:
         del self.tasks[task.id]
         try:
             if task.run is not None:
-                self.cancel_run(task.run, "task removed")
+                self.cancel_run(task.run, "task removed", CancelReason.TASK_REMOVED)
             else:
                 for waiter in self._task_waiters.pop(task.id, []):
                     waiter.set_exception(TaskNotFoundError(task.id))
@@ -405,9 +413,12 @@ class Engine:
         if task.removed or task.run is not None or task.status is TaskStatus.PAUSED:
             return
         self.timer.unschedule(task)
-        control = JobControl(self.bridge)
+        control = JobControl(self.bridge, self._notify_progress)
+        # a run-once task keeps the id it showed since add_task while its job runs
+        job_id = task.next_job_id or new_id()
+        task.last_job_id = job_id
         ctx = JobContext(
-            job_id=new_id(),
+            job_id=job_id,
             task_id=task.id,
             task_name=task.task_name,
             attempt=task.retry_attempt + 1,
@@ -433,11 +444,15 @@ class Engine:
             self.pool.submit(run)
 
     def _on_timeout(self, run: JobRun) -> None:
-        self.cancel_run(run, f"timed out after {run.timeout:g} s")
+        self.cancel_run(run, f"timed out after {run.timeout:g} s", CancelReason.TIMED_OUT)
 
-    def _on_reports(self, reports: list[tuple[JobRun, Outcome | None]]) -> None:
-        """The pool's notices, in order: ``(job, None)`` started, ``(job, outcome)`` ended."""
+    def _on_reports(self, reports: list[tuple[JobRun | str, Outcome | None]]) -> None:
+        """The pool's notices, in order: ``(job, None)`` started, ``(job, outcome)``
+        ended, ``(job id, PROGRESS)`` its progress changed."""
         for run, outcome in reports:
+            if isinstance(run, str):
+                self._on_progress(run)
+                continue
             if outcome is not None:
                 self._finish(run, outcome)  # never raises
                 continue
@@ -463,10 +478,27 @@ class Engine:
                     self.bridge, Event.JOB_STARTED, run.task.snapshot(), run.snapshot()
                 )
 
-    def cancel_run(self, run: JobRun, reason: str) -> bool:
-        """Request cancellation of *run*; return ``False`` if it already ended."""
+    def _on_progress(self, job_id: str) -> None:
+        """Write the record of a job whose progress changed (the store batches it)."""
+        run = self.jobs.get(job_id)
+        if run is None or run.done:
+            return
+        try:  # (the record clears the job's pending notice when it reads the payload)
+            self.store.put_job(run)
+        except Exception:  # a lost progress record must not lose the other notices
+            self.logger.exception("quiv: recording the progress of job %s failed", run.id)
+
+    def cancel_run(
+        self, run: JobRun, reason: str, kind: CancelReason = CancelReason.CANCELLED
+    ) -> bool:
+        """Request cancellation of *run*; return ``False`` if it already ended.
+
+        :param reason: the job's ``error_message``; *kind* its ``cancel_reason``
+        """
         if run.done:
             return False
+        if run.cancel_reason is None:
+            run.cancel_reason = kind
         run.control.cancel(reason)
         if not run.control.started:  # still queued: its handler will never be called
             self._finish(run, None)
@@ -509,6 +541,18 @@ class Engine:
         if run.timeout_entry is not None:
             run.timeout_entry.cancel()
         run.status, run.error_message = classify(run, outcome)
+        if run.status is JobStatus.CANCELLED:
+            if run.cancel_reason is None:
+                run.cancel_reason = (
+                    CancelReason.SHUTDOWN if self.stopping else CancelReason.CANCELLED
+                )
+        else:  # a cancel came too late: the job ended on its own
+            run.cancel_reason = None
+        if outcome is not None:
+            if run.status is JobStatus.COMPLETED and outcome.result is not None:
+                self._keep_result(run, outcome)
+            elif run.status is JobStatus.FAILED:
+                run.error_type, run.traceback = outcome.error_type, outcome.traceback
         run.ended_at = utcnow()
         if outcome is not None and outcome.duration is not None:
             run.duration = outcome.duration
@@ -517,6 +561,25 @@ class Engine:
         job = run.final = run.snapshot()
         self.jobs.pop(run.id, None)
         return job
+
+    def _keep_result(self, run: JobRun, outcome: Outcome) -> None:
+        """Keep what *run*'s handler returned, unless its JSON is over ``max_result_bytes``."""
+        size = outcome.result_size
+        if size < 0:  # JSON cannot represent it: in memory only, never on disk
+            run.result, run.result_state = outcome.result, ResultState.NOT_JSON
+        elif size > self.max_result_bytes:
+            run.result_state = ResultState.TOO_LARGE
+            self.logger.warning(
+                "quiv: the result of job %s of task %r is not kept: %d bytes of JSON,"
+                " more than max_result_bytes=%d",
+                run.id,
+                run.task.task_name,
+                size,
+                self.max_result_bytes,
+            )
+        else:
+            run.result = outcome.result
+            run.result_state = ResultState.STORED if self.persistent else ResultState.MEMORY
 
     def _after_job(self, task: TaskState, status: JobStatus) -> bool:
         """Schedule *task* again (or remove it) after its job ended, in memory only.
@@ -544,6 +607,8 @@ class Engine:
             task.deadline = None
             self.tasks.pop(task.id, None)
             return False
+        if task.run_once:  # a retry, or a rerun: a new job, with its id known from now on
+            task.next_job_id = new_id()
         if task.status is TaskStatus.PAUSED:
             task.deadline = task.pending_deadline = None
         else:
@@ -620,7 +685,7 @@ class Engine:
         stuck: list[JobRun] = []
         try:
             for run in list(self.jobs.values()):
-                self.cancel_run(run, SHUTDOWN_REASON)
+                self.cancel_run(run, SHUTDOWN_REASON, CancelReason.SHUTDOWN)
             wait = math.inf if timeout is None else timeout
             with anyio.move_on_after(wait, shield=True):
                 while self.jobs:

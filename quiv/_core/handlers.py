@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ class HandlerSpec:
 
 def callable_name(func: object) -> str:
     """A readable name for *func* (for logs and reprs)."""
+    if isinstance(func, types.FunctionType):  # quiv's wrapper of a progress callback
+        func = getattr(func, "quiv_callback", func)
     while isinstance(func, functools.partial):
         func = func.func
     name = getattr(func, "__qualname__", None) or getattr(type(func), "__qualname__", None)

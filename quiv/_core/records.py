@@ -16,7 +16,7 @@ from typing import Any
 
 from .._clock import WallClock
 from .._context import JobContext, JobControl
-from .._models import Job, JobStatus, Task, TaskStatus
+from .._models import CancelReason, Job, JobStatus, ResultState, Task, TaskStatus
 from .._triggers.wall import zone_name
 from .._xthread.mailbox import Future
 from ..abc import Trigger
@@ -29,6 +29,7 @@ __all__ = (
     "TaskSettings",
     "TaskState",
     "WallTrigger",
+    "fork_generation",
     "new_id",
     "utcnow",
 )
@@ -51,9 +52,19 @@ def _reset_after_fork() -> None:
     otherwise hand every worker the same job ids. The lock is replaced too: a
     thread of the parent may have held it at the fork, and it would stay held.
     """
-    global _random_lock
+    global _random_lock, _forks
     _random_lock = threading.Lock()
     _random_pool.clear()
+    _forks += 1
+
+
+#: how many forks separate this process from the one that imported quiv
+_forks = 0
+
+
+def fork_generation() -> int:
+    """A number that changes in a forked child (ids drawn before are the parent's too)."""
+    return _forks
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -175,6 +186,10 @@ class TaskState(TaskSettings):
     #: the deadline on the wall clock (a trigger's fire, a ``run_at``); before
     #: the task is added, the ``run_at`` it asked for
     wall_due: datetime | None = None
+    #: the id its next job will have (drawn for a run-once task when it is made)
+    next_job_id: str | None = None
+    #: the id of its latest job
+    last_job_id: str | None = None
 
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""
@@ -230,6 +245,9 @@ class TaskState(TaskSettings):
             description=self.describe(),
             misfire_grace_seconds=self.misfire_grace,
             skipped_runs=0 if wall_trigger is None else wall_trigger.skipped,
+            running_job_id=None if self.run is None else self.run.id,
+            last_job_id=self.last_job_id,
+            next_job_id=self.next_job_id,
         )
 
     def describe(self) -> str:
@@ -255,15 +273,19 @@ class JobRun:
 
     __slots__ = (
         "attempt",
+        "cancel_reason",
         "ctx",
         "done",
         "due",
         "duration",
         "ended_at",
         "error_message",
+        "error_type",
         "final",
         "handler",
         "id",
+        "result",
+        "result_state",
         "scheduled_at",
         "control",
         "seq",
@@ -273,6 +295,7 @@ class JobRun:
         "task",
         "timeout",
         "timeout_entry",
+        "traceback",
         "waiters",
     )
 
@@ -297,6 +320,11 @@ class JobRun:
         self.ended_at: datetime | None = None
         self.duration: float | None = None
         self.error_message: str | None = None
+        self.result: Any = None
+        self.result_state: ResultState | None = None
+        self.error_type: str | None = None
+        self.traceback: str | None = None
+        self.cancel_reason: CancelReason | None = None
         self.timeout = 0.0
         self.timeout_entry: TimerEntry[JobRun] | None = None
         self.waiters: list[Future[Job]] = []
@@ -310,6 +338,11 @@ class JobRun:
         return (self.due, self.seq) < (other.due, other.seq)
 
     def snapshot(self) -> Job:
+        control = self.control
+        # Cleared before the payload is read (see JobContext.progress): the next
+        # payload sends a new notice, so the store is asked to write again only
+        # once it has taken this one (one notice per store write, not per call).
+        control.progress_pending = False
         return Job(
             id=self.id,
             task_id=self.task.id,
@@ -321,4 +354,10 @@ class JobRun:
             error_message=self.error_message,
             attempt=self.attempt,
             scheduled_at=self.scheduled_at,
+            result=self.result,
+            result_state=self.result_state,
+            progress=control.progress,
+            error_type=self.error_type,
+            traceback=self.traceback,
+            cancel_reason=self.cancel_reason,
         )

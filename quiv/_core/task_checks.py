@@ -146,6 +146,8 @@ def new_task(
     task.wall_due = wall_due
     if wall_trigger is not None:
         task.wall_trigger = WallTrigger(wall_trigger)
+    if once:  # its one job's id is known now, so the caller can hand it out at once
+        task.next_job_id = new_id()
     return task, first
 
 

@@ -81,6 +81,9 @@ class AsyncQuiv:
     :param clock: the monotonic clock for deadlines (tests inject a fake one)
     :param shutdown_timeout: how long leaving the block waits for running jobs
         before abandoning them (default: no limit)
+    :param max_result_bytes: the largest result kept on a job, measured as
+        JSON (default 65536); a larger one is dropped, marked on the job
+        (``result_state="too_large"``) and logged
     :raises ConfigurationError: for an invalid or conflicting setting
     """
 
@@ -96,6 +99,7 @@ class AsyncQuiv:
         worker_backend: str | None | Unset = UNSET,
         clock: Clock | None | Unset = UNSET,
         shutdown_timeout: float | None | Unset = UNSET,
+        max_result_bytes: int | Unset = UNSET,
     ) -> None:
         self._config = build_config(
             config,
@@ -108,6 +112,7 @@ class AsyncQuiv:
                 "worker_backend": worker_backend,
                 "clock": clock,
                 "shutdown_timeout": shutdown_timeout,
+                "max_result_bytes": max_result_bytes,
             },
         )
         self._timezone = resolve_timezone(self._config.timezone)
@@ -343,6 +348,12 @@ class AsyncQuiv:
     ) -> str:
         """Add a task and return its id (a UUID string).
 
+        A run-once task's job id is known at once: it is the task's
+        :attr:`~quiv.Task.next_job_id` (from :meth:`get_task`), for a ``202``
+        response that clients then poll with :meth:`get_job`. The job's
+        record exists once the task comes due; if the task already ended,
+        :meth:`wait_for_task` returns its job.
+
         :param task_name: a label (names need not be unique)
         :param func: the handler, sync or async; it receives *args*, *kwargs* and
             any of ``_job_id``, ``_stop_event``, ``_progress_hook`` it declares
@@ -352,7 +363,10 @@ class AsyncQuiv:
         :param fixed_interval: keep a fixed grid from the first run (missed slots
             are skipped); ``False`` waits *interval* after each run ends
         :param progress_callback: called on the main loop with each
-            ``_progress_hook(**payload)``
+            ``_progress_hook(**payload)``; inside it :func:`~quiv.current_job`
+            is the job that sent the payload, and a callback that declares
+            ``_job_id`` receives its id. The last payload is also kept as the
+            job's :attr:`~quiv.Job.progress`, with or without a callback
         :param run_at: when to run first (naive means UTC; a past time runs at once)
         :param timeout: cancel a job that runs longer than this many seconds
         :param max_retries: retries of a failed (never a cancelled) job
@@ -563,13 +577,22 @@ class AsyncQuiv:
     async def get_task(self, task_id: str) -> Task:
         """Return a task.
 
+        Called right after ``add_task``, it finds the task even if it is a
+        run-once task whose job ends at once: the task is read before the call
+        yields to other tasks, so its ``next_job_id`` can go in a 202 response.
+
         :raises TaskNotFoundError: for an unknown (removed, finished run-once) task
         """
-        await self._checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         declared = self._declared()
         if declared is not None:
-            return declared.get(task_id)
-        return self._check_running().find_task(task_id).snapshot()
+            task = declared.get(task_id)
+        else:
+            task = self._check_running().find_task(task_id).snapshot()
+        self._calls += 1
+        if not self._calls % _YIELD_EVERY:  # the yield of the checkpoint, after the read
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        return task
 
     async def get_all_tasks(
         self,
@@ -648,7 +671,7 @@ class AsyncQuiv:
         return await engine.get_jobs(query)
 
     async def wait_for_job(self, job_id: str, timeout: float | None = None) -> Job:
-        """Wait until a job ends; return its final record.
+        """Wait until a job ends; return its final record (with its ``result``).
 
         Returns at once for a job that already ended. When it returns, the
         task's own record already reflects the end of the job.

@@ -26,7 +26,7 @@ from .._checks import check_bool, check_number
 from .._config import UNSET
 from .._core.preview import preview_task
 from .._core.queries import check_task_id, select_tasks
-from .._core.records import TaskState, WallTrigger, utcnow
+from .._core.records import TaskState, WallTrigger, fork_generation, new_id, utcnow
 from .._core.task_checks import first_fire, validate_update
 from .._errors import TaskNotActiveError, TaskNotFoundError
 from .._models import Task, TaskStatus
@@ -51,6 +51,9 @@ class Declarations:
         self._tasks: dict[str, TaskState] = {}
         #: the wall-clock time each task is due, for ``next_run_at``
         self._due_wall: dict[str, datetime] = {}
+        #: the fork generation each task was declared in: a run-once task's job
+        #: id drawn before a fork (gunicorn --preload) is drawn again in each child
+        self._generation: dict[str, int] = {}
         self._open = True
 
     def _locked(self, operation: Callable[[], T]) -> T:
@@ -79,6 +82,7 @@ class Declarations:
     def add(self, task: TaskState, first_delay: float) -> None:
         def add() -> None:
             self._tasks[task.id] = task
+            self._generation[task.id] = fork_generation()
             self._set_due(task, first_delay, task.wall_due)
 
         self._locked(add)
@@ -182,9 +186,13 @@ class Declarations:
         with self._lock:
             self._open = False
             tasks, self._tasks, self._due_wall = self._tasks, {}, {}
+            generations, self._generation = self._generation, {}
         now = time.monotonic()
+        generation = fork_generation()
         drained = []
         for task in tasks.values():
+            if task.next_job_id is not None and generations.get(task.id) != generation:
+                task.next_job_id = new_id()  # declared before a fork: this process's own
             assert task.deadline is not None
             drained.append((task, max(0.0, task.deadline - now)))
             task.deadline = None

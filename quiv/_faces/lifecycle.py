@@ -9,6 +9,7 @@ stays with :class:`~quiv.AsyncQuiv`.
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
@@ -70,6 +71,9 @@ async def start_engine(
         logger=logger,
         bridge=bridge,
         history_retention=float(config.history_retention_seconds),
+        max_result_bytes=config.max_result_bytes,
+        # results reach the disk only in a file the user named
+        persistent=config.db_path is not None and os.fspath(config.db_path) != ":memory:",
     )
     backend = config.worker_backend or current_backend().value
     await engine.start(task_group, backend)

@@ -115,6 +115,7 @@ class Quiv:
         worker_backend: str | None | Unset = UNSET,
         clock: Clock | None | Unset = UNSET,
         shutdown_timeout: float | None | Unset = UNSET,
+        max_result_bytes: int | Unset = UNSET,
         backend: str = "asyncio",
         backend_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -128,6 +129,7 @@ class Quiv:
             worker_backend=worker_backend,
             clock=clock,
             shutdown_timeout=shutdown_timeout,
+            max_result_bytes=max_result_bytes,
         )
         if backend not in ("asyncio", "trio"):
             raise ConfigurationError.bad_value("backend", backend, "'asyncio' or 'trio'")

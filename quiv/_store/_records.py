@@ -14,10 +14,12 @@ and :data:`JOB_WRITE_COLUMNS`, which reads leave out.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .._models import Job, JobStatus, Task, TaskStatus
+from .._models import CancelReason, Job, JobStatus, ResultState, Task, TaskStatus
 from ._connection import Row
 
 __all__ = (
@@ -29,6 +31,7 @@ __all__ = (
     "job_from_row",
     "job_to_row",
     "normalize_job",
+    "with_data",
     "stored_task",
     "task_from_row",
     "task_to_row",
@@ -65,6 +68,12 @@ JOB_COLUMNS = (
     "error_message",
     "attempt",
     "scheduled_at",
+    "result",
+    "result_state",
+    "progress",
+    "error_type",
+    "traceback",
+    "cancel_reason",
 )
 
 #: the columns a write fills: the read columns, then the owner
@@ -146,8 +155,43 @@ def stored_task(task: Task) -> Task:
     return task_from_row(task_to_row(task, ""))
 
 
-def job_to_row(job: Job, owner: str) -> Row:
-    """Return *job*'s row in :data:`JOB_WRITE_COLUMNS` order."""
+#: the longest progress payload written to a file, as JSON text (a longer one
+#: is kept in memory only)
+PROGRESS_CHARS = 65536
+
+
+def _json_text(value: Any, limit: int | None = None) -> str | None:
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return None if limit is not None and len(text) > limit else text
+
+
+def _from_json(text: Any) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def job_to_row(job: Job, owner: str, *, persist_data: bool = False) -> Row:
+    """Return *job*'s row in :data:`JOB_WRITE_COLUMNS` order.
+
+    The result is written (as JSON) only if its state is ``stored``, and the
+    progress payload only with *persist_data* (a file the user asked for) and
+    if JSON can represent it; otherwise both columns are ``NULL``.
+    """
+    state = None if job.result_state is None else ResultState(job.result_state)
+    result = _json_text(job.result) if state is ResultState.STORED else None
+    progress = (
+        _json_text(job.progress, PROGRESS_CHARS)
+        if persist_data and job.progress is not None
+        else None
+    )
+    reason = None if job.cancel_reason is None else CancelReason(job.cancel_reason).value
     return (
         str(job.id),
         str(job.task_id),
@@ -159,6 +203,12 @@ def job_to_row(job: Job, owner: str) -> Row:
         None if job.error_message is None else str(job.error_message),
         int(job.attempt),
         to_micros(job.scheduled_at),
+        result,
+        None if state is None else state.value,
+        progress,
+        None if job.error_type is None else str(job.error_type),
+        None if job.traceback is None else str(job.traceback),
+        reason,
         owner,
     )
 
@@ -179,9 +229,23 @@ def job_from_row(row: Row) -> Job:
         error_message=row[7],
         attempt=int(row[8]),
         scheduled_at=from_micros(row[9]),
+        result=_from_json(row[10]),
+        result_state=None if row[11] is None else ResultState(row[11]),
+        progress=_from_json(row[12]),
+        error_type=row[13],
+        traceback=row[14],
+        cancel_reason=None if row[15] is None else CancelReason(row[15]),
     )
 
 
+def with_data(job: Job, result: Any, progress: dict[str, Any] | None) -> Job:
+    """*job* holding the in-memory *result* and *progress* (not their JSON copies)."""
+    if job.result is result and job.progress is progress:
+        return job
+    return dataclasses.replace(job, result=result, progress=progress)
+
+
 def normalize_job(job: Job) -> Job:
-    """Return *job* as a store gives it back (UTC datetimes, enum status)."""
-    return job_from_row(job_to_row(job, ""))
+    """Return *job* as a store gives it back (UTC datetimes, enum status), with
+    its result and progress as they are (in memory)."""
+    return with_data(job_from_row(job_to_row(job, "")), job.result, job.progress)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import ConfigurationError, StoreError
-from .._models import JobStatus
+from .._models import CancelReason, JobStatus
 from ._base import JobQuery
 from ._connection import Connection
 from ._records import JOB_COLUMNS, JOB_WRITE_COLUMNS, TASK_COLUMNS, TASK_WRITE_COLUMNS, to_micros
@@ -44,8 +44,19 @@ __all__ = (
 #:
 #: 1. the first tables (tasks held their arguments' display strings)
 #: 2. no arguments in tasks; an ``owner`` column in tasks and jobs, an ``owners`` table
-SCHEMA_VERSION = 2
-MIGRATES_FROM = (1,)
+#: 3. jobs keep their result, last progress, error type, traceback and cancel reason
+SCHEMA_VERSION = 3
+MIGRATES_FROM = (1, 2)
+
+#: the job columns version 3 added (all nullable: older rows read back ``None``)
+_V3_JOB_COLUMNS = (
+    "result TEXT",
+    "result_state TEXT",
+    "progress TEXT",
+    "error_type TEXT",
+    "traceback TEXT",
+    "cancel_reason TEXT",
+)
 
 #: ``order_by`` value -> column name (the only identifiers ever interpolated)
 ORDER_COLUMNS = {
@@ -92,6 +103,12 @@ _DDL = (
         error_message TEXT,
         attempt INTEGER NOT NULL,
         scheduled_at INTEGER,
+        result TEXT,
+        result_state TEXT,
+        progress TEXT,
+        error_type TEXT,
+        traceback TEXT,
+        cancel_reason TEXT,
         owner TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS owners (
@@ -132,6 +149,7 @@ DELETE_OWNER_TASKS = "DELETE FROM tasks WHERE owner = ?"
 _IN_FLIGHT = ", ".join(f"'{status}'" for status in IN_FLIGHT_STATUSES)
 _CANCEL = (
     f"UPDATE jobs SET status = '{JobStatus.CANCELLED.value}', ended_at = ?,"
+    f" cancel_reason = '{CancelReason.INTERRUPTED.value}',"
     " error_message = {message} || status"
     f" WHERE status IN ({_IN_FLIGHT})"
 )
@@ -153,7 +171,9 @@ async def create_schema(conn: Connection) -> int:
     that are gone: schedules are declared again at start) is dropped and
     created anew, and ``jobs`` gains its ``owner`` column (``NULL`` for the
     old rows). The caller then scrubs the freed pages
-    (:func:`scrub_free_pages`).
+    (:func:`scrub_free_pages`). A file of version 1 or 2 gains the job
+    columns of version 3 (results, progress, error details; ``NULL`` in the
+    old rows).
 
     :returns: the schema version the file had (``0`` for a new file)
     :raises StoreError: if the file holds a schema version quiv does not know
@@ -174,6 +194,9 @@ async def create_schema(conn: Connection) -> int:
         if version == 1:
             await conn.execute("DROP TABLE IF EXISTS tasks")
             await conn.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
+        if version in (1, 2):
+            for column in _V3_JOB_COLUMNS:
+                await conn.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
         for statement in _DDL:
             await conn.execute(statement)
         await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")

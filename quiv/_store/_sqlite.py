@@ -28,7 +28,14 @@ from ._base import JobQuery, Live, Store, job_record, task_record
 from ._connection import Connection, Row, open_connection
 from ._files import TempDatabase, create_private_file
 from ._owners import OwnerLock, lock_path, new_owner_id, owner_alive
-from ._records import job_from_row, job_to_row, task_from_row, task_to_row, to_micros
+from ._records import (
+    job_from_row,
+    job_to_row,
+    task_from_row,
+    task_to_row,
+    to_micros,
+    with_data,
+)
 from ._retention import check_retention, cutoff_micros, prune_interval
 from ._schema import (
     COUNT_JOBS,
@@ -79,6 +86,15 @@ class SQLiteStore(Store):
     Handler arguments are never written, in any form: a task read back has
     empty ``args`` and ``kwargs``.
 
+    **Results and progress** are the user's data. They are kept in memory,
+    by job id, for as long as the job's record (pruned with it), and jobs are
+    read back with them as they were (not as JSON made them). They reach
+    the file only when it is one the user named (``db_path``, not the
+    temporary database): a result whose ``result_state`` is ``stored``, and
+    a progress payload that JSON can represent in at most
+    :data:`~quiv._store._records.PROGRESS_CHARS` characters, as JSON text.
+    A store opened on that file later reads them back from it.
+
     **Crash recovery.** On a file path, the store registers itself as the
     *owner* of the rows it writes (a fresh random id in every row, a row in
     the ``owners`` table, and an advisory lock held on
@@ -128,6 +144,8 @@ class SQLiteStore(Store):
         self._owner_lock: OwnerLock | None = None
         self._scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
+        #: job id -> (ended_at in microseconds or None, result, progress), for jobs with either
+        self._data: dict[str, tuple[int | None, Any, dict[str, Any] | None]] = {}
 
     @property
     def path(self) -> str | None:
@@ -313,6 +331,7 @@ class SQLiteStore(Store):
                         await self._disown(self._conn)
             finally:
                 self._state = STOPPED
+                self._data.clear()
                 conn, self._conn = self._conn, None
                 try:
                     if conn is not None:
@@ -379,7 +398,18 @@ class SQLiteStore(Store):
         return task_to_row(task_record(task), self._owner)
 
     def _job_row(self, job: Job | Live[Job]) -> Row:
-        return job_to_row(job_record(job), self._owner)
+        record = job_record(job)
+        if record.result is not None or record.progress is not None:
+            self._data[record.id] = (to_micros(record.ended_at), record.result, record.progress)
+        else:
+            self._data.pop(record.id, None)
+        # only a file the user named gets progress payloads (results: see job_to_row)
+        return job_to_row(record, self._owner, persist_data=self._temp is None)
+
+    def _with_data(self, row: Row) -> Job:
+        job = job_from_row(row)
+        data = self._data.get(job.id)
+        return job if data is None else with_data(job, data[1], data[2])
 
     async def _write_rows(
         self, conn: Connection, sql: str, records: Iterable[T], to_row: Callable[[T], Row]
@@ -432,7 +462,7 @@ class SQLiteStore(Store):
 
         :raises StoreError: if the store cannot answer
         """
-        jobs = await self._read(SELECT_JOB, (job_id,), job_from_row)
+        jobs = await self._read(SELECT_JOB, (job_id,), self._with_data)
         return jobs[0] if jobs else None
 
     async def get_jobs(self, query: JobQuery) -> list[Job]:
@@ -442,7 +472,7 @@ class SQLiteStore(Store):
         :raises StoreError: if the store cannot answer
         """
         sql, params = jobs_query(query)
-        return await self._read(sql, params, job_from_row)
+        return await self._read(sql, params, self._with_data)
 
     async def count_jobs(self) -> int:
         """Return how many job records the store holds.
@@ -485,8 +515,20 @@ class SQLiteStore(Store):
                 raise StoreError(f"pruning the job history failed: {exc}") from exc
             total += deleted
             if deleted < PRUNE_CHUNK:
-                return total
+                break
             await anyio.lowlevel.checkpoint()
+        self._prune_data(cutoff)
+        return total
+
+    def _prune_data(self, cutoff: int) -> None:
+        """Forget the in-memory results and progress of the jobs pruned (ended before *cutoff*)."""
+        expired = [
+            job_id
+            for job_id, (ended, _, _) in self._data.items()
+            if ended is not None and ended < cutoff
+        ]
+        for job_id in expired:
+            del self._data[job_id]
 
     async def _prune_loop(self) -> None:
         interval = prune_interval(self._retention)

@@ -154,7 +154,7 @@ class Inbox:
         #: any thread: queue an item for the scheduler loop (the mailbox's own
         #: put, with no call in between: this is paid once per job). Once the
         #: loop has finished, items stay queued and are never handled.
-        self.put: Callable[[tuple[JobRun, Any]], object] = self._box.put
+        self.put: Callable[[tuple[JobRun | str, Any]], object] = self._box.put
         self._handle = handle
         self._scope: anyio.CancelScope | None = None
         self.closed = False

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import json
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -28,7 +31,7 @@ from .._context import JobContext, reset_current, set_current
 from .._core.records import JobRun
 from .pool import ReadyQueue
 
-__all__ = ("Outcome", "work")
+__all__ = ("PROGRESS", "TRACEBACK_CHARS", "Outcome", "encode_result", "error_type_name", "work")
 
 Report = Callable[[tuple[JobRun, "Outcome | None"]], None]
 
@@ -42,9 +45,72 @@ class Outcome:
     #: the job's cancel scope caught a cancellation (async handlers)
     cancelled: bool = False
     duration: float | None = None
+    #: what the handler returned
+    result: Any = None
+    #: the length of the result's JSON text (ASCII, so its size in bytes);
+    #: ``-1`` if JSON cannot represent it. Measured here, off the scheduler's loop.
+    result_size: int = 0
+    #: a failure's qualified exception type and formatted traceback (bounded)
+    error_type: str | None = None
+    traceback: str | None = None
+
+
+#: the most of a failure's traceback a job keeps (its end: the innermost frames)
+TRACEBACK_CHARS = 8192
+
+
+def encode_result(value: Any) -> str | None:
+    """*value* as compact JSON text, or ``None`` if JSON cannot represent it."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _returned(value: Any, duration: float, cancelled: bool = False) -> Outcome:
+    if value is None or cancelled:
+        return Outcome(True, cancelled=cancelled, duration=duration)
+    text = encode_result(value)
+    return Outcome(
+        True,
+        cancelled=cancelled,
+        duration=duration,
+        result=value,
+        result_size=-1 if text is None else len(text),
+    )
+
+
+def error_type_name(error: BaseException) -> str:
+    """``"ValueError"`` for a builtin, ``"package.module.Name"`` otherwise."""
+    kind = type(error)
+    module = getattr(kind, "__module__", None)
+    name = getattr(kind, "__qualname__", kind.__name__)
+    return name if module in (None, "builtins") else f"{module}.{name}"
+
+
+def _is_ours(tb: TracebackType) -> bool:
+    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith("quiv._xthread")
+
+
+def _failed(error: BaseException, duration: float) -> Outcome:
+    tb = error.__traceback__
+    # start at the handler: leave out quiv's own frames that called it
+    while tb is not None and tb.tb_next is not None and _is_ours(tb):
+        tb = tb.tb_next
+    try:
+        text = "".join(traceback.format_exception(type(error), error, tb))
+    except Exception:  # a user's exception whose formatting fails: the type still says
+        text = f"{error_type_name(error)}: <traceback unavailable>\n"
+    if len(text) > TRACEBACK_CHARS:
+        text = "...\n" + text[-TRACEBACK_CHARS:]
+    return Outcome(
+        True, error=error, duration=duration, error_type=error_type_name(error), traceback=text
+    )
 
 
 _NOT_STARTED = Outcome(started=False)
+#: the notice that a job's progress changed (compared by identity; never an end)
+PROGRESS = Outcome(started=True)
 
 
 def work(queue: ReadyQueue, report: Report, backend: str) -> None:
@@ -157,11 +223,11 @@ def _execute_sync(run: JobRun, report: Report, backend: str) -> Outcome:
         result = run.task.func(*run.task.args, **kwargs)
         if inspect.isawaitable(result):  # a sync wrapper around a coroutine function
             awaitable = result
-            cancelled = anyio.run(_await_in_scope, run, lambda: awaitable, backend=backend)
-            return Outcome(True, cancelled=cancelled, duration=time.perf_counter() - begin)
-        return Outcome(True, duration=time.perf_counter() - begin)
+            cancelled, result = anyio.run(_await_in_scope, run, lambda: awaitable, backend=backend)
+            return _returned(result, time.perf_counter() - begin, cancelled)
+        return _returned(result, time.perf_counter() - begin)
     except BaseException as exc:  # recorded, never propagated into the scheduler
-        return Outcome(True, error=exc, duration=time.perf_counter() - begin)
+        return _failed(exc, time.perf_counter() - begin)
     finally:
         reset_current(token)
 
@@ -174,20 +240,26 @@ async def _execute_async(run: JobRun, report: Report) -> Outcome:
     begin = time.perf_counter()
     func, args = run.task.func, run.task.args
     try:
-        cancelled = await _await_in_scope(run, lambda: func(*args, **kwargs))
-        return Outcome(True, cancelled=cancelled, duration=time.perf_counter() - begin)
+        cancelled, result = await _await_in_scope(run, lambda: func(*args, **kwargs))
+        return _returned(result, time.perf_counter() - begin, cancelled)
     except BaseException as exc:  # recorded, never propagated into the scheduler
-        return Outcome(True, error=exc, duration=time.perf_counter() - begin)
+        return _failed(exc, time.perf_counter() - begin)
     finally:
         reset_current(token)
 
 
-async def _await_in_scope(run: JobRun, make_awaitable: Callable[[], Awaitable[Any]]) -> bool:
-    """Await the handler in a cancel scope the job's cancellation reaches; True if cancelled."""
+async def _await_in_scope(
+    run: JobRun, make_awaitable: Callable[[], Awaitable[Any]]
+) -> tuple[bool, Any]:
+    """Await the handler in a cancel scope the job's cancellation reaches.
+
+    Return ``(cancelled, what it returned)``.
+    """
+    result: Any = None
     with anyio.CancelScope() as scope:
         run.control.attach_worker(current_token(), scope)
         try:
-            await make_awaitable()
+            result = await make_awaitable()
         finally:
             run.control.detach_worker()
-    return scope.cancelled_caught
+    return scope.cancelled_caught, result

@@ -15,14 +15,15 @@ from anyio.abc import TaskGroup
 
 from .._core.records import JobRun
 from .pool import STUCK, Inbox, ReadyQueue, WorkerNeed
-from .runner import Outcome, work
+from .runner import PROGRESS, Outcome, work
 from .threads import WorkerThreads
 
 __all__ = ("Reports", "WorkerPool")
 
 #: the engine's handler of a batch of notices: ``(job, None)`` when a handler
-#: starts, ``(job, outcome)`` when it ended
-Reports = Callable[[list[tuple[JobRun, Outcome | None]]], None]
+#: starts, ``(job, outcome)`` when it ended, ``(job id, PROGRESS)`` when a job's
+#: progress changed
+Reports = Callable[[list[tuple[JobRun | str, Outcome | None]]], None]
 
 
 class WorkerPool:
@@ -48,6 +49,15 @@ class WorkerPool:
         self._backend = backend
         self._inbox = Inbox(anyio.lowlevel.current_token(), on_reports)
         await task_group.start(self._inbox.run)
+
+    def notify_progress(self, job_id: str) -> None:
+        """Any thread: the progress of job *job_id* changed (a ``(job_id, PROGRESS)`` notice)."""
+        inbox = self._inbox
+        if inbox is not None and not inbox.closed:
+            try:
+                inbox.put((job_id, PROGRESS))
+            except Exception:  # the loop is gone (shutdown): nobody reads progress any more
+                pass
 
     def submit(self, run: JobRun) -> None:
         """Queue *run* for the next free worker (adding a worker if it needs one)."""
