@@ -9,7 +9,7 @@ scheduler's loop and never blocks. The data flows one way:
     WorkerPool's notices -> Engine -> outcomes (status, next run)
                                    -> Store (records) and Listeners (events)
 
-This module is longer than most (about 650 lines, a third of them
+This module is longer than most (about 680 lines, a third of them
 docstrings) because the operations and the end of a job must see the same
 state under the same invariants:
 a task is in exactly one of "waiting in the timer", "has a job in flight",
@@ -37,17 +37,16 @@ from .._errors import (
 )
 from .._events import Event, Listeners
 from .._mainloop.bridge import MainLoopBridge
-from .._models import CancelReason, Job, JobStatus, QuivStats, ResultState, Task, TaskStatus
+from .._models import CancelReason, Job, JobStatus, QuivStats, Task, TaskStatus
 from .._triggers.interval import clamp_delay
-from .._triggers.wall import check_fire
 from .._typing import Logger
 from .._xthread.mailbox import Future
 from .._xthread.runner import Outcome
 from .._xthread.workers import WorkerPool
 from ..abc import Clock, JobQuery, Store
 from . import queries
-from .outcomes import SHUTDOWN_REASON, FinishedOnce, classify, next_deadline, next_wall_fire
-from .records import JobRun, TaskState, WallTrigger, new_id, utcnow
+from .outcomes import SHUTDOWN_REASON, FinishedOnce, next_deadline, next_wall_fire, settle, used_up
+from .records import JobRun, TaskState, WallTrigger, new_id
 from .task_checks import TaskUpdate
 from .timing import Timer
 
@@ -187,20 +186,6 @@ class Engine:
             self._record(task, Event.TASK_RUN_SKIPPED)
         if fire is None:
             self._end_schedule(task)
-
-    def _used_up(self, wall: WallTrigger, due: datetime, wall_now: datetime) -> datetime:
-        """The fire to count on from after a run for *due* starts at *wall_now*.
-
-        *due* itself, unless fires passed since (the run is late, and stands
-        for them too): then *wall_now*.
-        """
-        if wall_now <= due:
-            return due
-        try:
-            later = check_fire(wall.trigger, due, wall.trigger.next_fire(due))
-        except Exception:  # a trigger's fault: the next computation reports it
-            return wall_now
-        return due if later is None or later > wall_now else wall_now
 
     def _end_schedule(self, task: TaskState) -> None:
         """Remove a task whose trigger has no more fires, outside a job's end."""
@@ -399,7 +384,7 @@ class Engine:
             wall_now = self.wall_now()
             # This run uses up its fire, and any missed since (a late run is the
             # one catch-up run for all of them), whether it runs or is skipped.
-            wall.last_fire = self._used_up(wall, wall_due, wall_now)
+            wall.last_fire = used_up(wall, wall_due, wall_now)
             grace = task.misfire_grace
             if grace is not None and (wall_now - wall_due).total_seconds() > grace:
                 wall.skipped += 1  # too late (the host slept, the clock jumped)
@@ -540,46 +525,17 @@ class Engine:
             self.running -= 1
         if run.timeout_entry is not None:
             run.timeout_entry.cancel()
-        run.status, run.error_message = classify(run, outcome)
-        if run.status is JobStatus.CANCELLED:
-            if run.cancel_reason is None:
-                run.cancel_reason = (
-                    CancelReason.SHUTDOWN if self.stopping else CancelReason.CANCELLED
-                )
-        else:  # a cancel came too late: the job ended on its own
-            run.cancel_reason = None
-        if outcome is not None:
-            if run.status is JobStatus.COMPLETED and outcome.result is not None:
-                self._keep_result(run, outcome)
-            elif run.status is JobStatus.FAILED:
-                run.error_type, run.traceback = outcome.error_type, outcome.traceback
-        run.ended_at = utcnow()
-        if outcome is not None and outcome.duration is not None:
-            run.duration = outcome.duration
-        elif run.started_at is not None:
-            run.duration = (run.ended_at - run.started_at).total_seconds()
+        settle(
+            run,
+            outcome,
+            stopping=self.stopping,
+            max_result_bytes=self.max_result_bytes,
+            persistent=self.persistent,
+            logger=self.logger,
+        )
         job = run.final = run.snapshot()
         self.jobs.pop(run.id, None)
         return job
-
-    def _keep_result(self, run: JobRun, outcome: Outcome) -> None:
-        """Keep what *run*'s handler returned, unless its JSON is over ``max_result_bytes``."""
-        size = outcome.result_size
-        if size < 0:  # JSON cannot represent it: in memory only, never on disk
-            run.result, run.result_state = outcome.result, ResultState.NOT_JSON
-        elif size > self.max_result_bytes:
-            run.result_state = ResultState.TOO_LARGE
-            self.logger.warning(
-                "quiv: the result of job %s of task %r is not kept: %d bytes of JSON,"
-                " more than max_result_bytes=%d",
-                run.id,
-                run.task.task_name,
-                size,
-                self.max_result_bytes,
-            )
-        else:
-            run.result = outcome.result
-            run.result_state = ResultState.STORED if self.persistent else ResultState.MEMORY
 
     def _after_job(self, task: TaskState, status: JobStatus) -> bool:
         """Schedule *task* again (or remove it) after its job ended, in memory only.

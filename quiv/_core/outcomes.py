@@ -11,11 +11,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from .._models import Job, JobStatus
+from .._models import CancelReason, Job, JobStatus, ResultState
 from .._triggers.interval import IntervalSchedule, next_run, retry_delay
 from .._triggers.wall import check_fire
+from .._typing import Logger
 from .._xthread.runner import Outcome
-from .records import JobRun, TaskState
+from .records import JobRun, TaskState, WallTrigger, utcnow
 
 __all__ = (
     "ABANDONED_REASON",
@@ -25,6 +26,8 @@ __all__ = (
     "describe_error",
     "next_deadline",
     "next_wall_fire",
+    "settle",
+    "used_up",
 )
 
 SHUTDOWN_REASON = "scheduler shut down"
@@ -54,6 +57,61 @@ def classify(run: JobRun, outcome: Outcome | None) -> tuple[JobStatus, str | Non
     if outcome.error is not None:
         return JobStatus.FAILED, describe_error(outcome.error)
     return JobStatus.COMPLETED, None
+
+
+def settle(
+    run: JobRun,
+    outcome: Outcome | None,
+    *,
+    stopping: bool,
+    max_result_bytes: int,
+    persistent: bool,
+    logger: Logger,
+) -> None:
+    """Give *run* its final status, reason, result, error details, end and duration.
+
+    :param stopping: the scheduler is shutting down (a cancel is its doing)
+    :param max_result_bytes: a result whose JSON is longer is not kept (and logged)
+    :param persistent: the store writes JSON results to a file the user named
+    """
+    run.status, run.error_message = classify(run, outcome)
+    if run.status is JobStatus.CANCELLED:
+        if run.cancel_reason is None:
+            run.cancel_reason = CancelReason.SHUTDOWN if stopping else CancelReason.CANCELLED
+    else:  # a cancel came too late: the job ended on its own
+        run.cancel_reason = None
+    if outcome is not None:
+        if run.status is JobStatus.COMPLETED and outcome.result is not None:
+            _keep_result(run, outcome, max_result_bytes, persistent, logger)
+        elif run.status is JobStatus.FAILED:
+            run.error_type, run.traceback = outcome.error_type, outcome.traceback
+    run.ended_at = utcnow()
+    if outcome is not None and outcome.duration is not None:
+        run.duration = outcome.duration
+    elif run.started_at is not None:
+        run.duration = (run.ended_at - run.started_at).total_seconds()
+
+
+def _keep_result(
+    run: JobRun, outcome: Outcome, max_bytes: int, persistent: bool, logger: Logger
+) -> None:
+    """Keep what *run*'s handler returned, unless its JSON is over *max_bytes*."""
+    size = outcome.result_size
+    if size < 0:  # JSON cannot represent it: in memory only, never on disk
+        run.result, run.result_state = outcome.result, ResultState.NOT_JSON
+    elif size > max_bytes:
+        run.result_state = ResultState.TOO_LARGE
+        logger.warning(
+            "quiv: the result of job %s of task %r is not kept: %d bytes of JSON,"
+            " more than max_result_bytes=%d",
+            run.id,
+            run.task.task_name,
+            size,
+            max_bytes,
+        )
+    else:
+        run.result = outcome.result
+        run.result_state = ResultState.STORED if persistent else ResultState.MEMORY
 
 
 def next_deadline(
@@ -131,6 +189,22 @@ def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None
     wall.skipped += 1
     wall.last_fire = wall_now
     return recent, True
+
+
+def used_up(wall: WallTrigger, due: datetime, wall_now: datetime) -> datetime:
+    """The fire to count on from after a run for *due* comes due at *wall_now*.
+
+    *due* itself (the trigger's datetime, which tasks on one schedule share),
+    unless fires passed since: the run is late and stands for them too, so
+    *wall_now*.
+    """
+    if wall_now <= due:
+        return due
+    try:
+        later = check_fire(wall.trigger, due, wall.trigger.next_fire(due))
+    except Exception:  # a trigger's fault: the next computation reports it
+        return wall_now
+    return due if later is None or later > wall_now else wall_now
 
 
 class FinishedOnce:
