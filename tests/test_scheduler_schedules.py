@@ -172,8 +172,7 @@ async def test_run_at(
     far_from_utc: None,
     kind: str,
 ) -> None:
-    now = datetime.now(timezone.utc)
-    when = now + timedelta(seconds=100)
+    when = fake_wall_now(clock) + timedelta(seconds=100)
     if kind == "naive":
         run_at: datetime = when.replace(tzinfo=None)  # naive means UTC
     elif kind == "aware":
@@ -185,7 +184,7 @@ async def test_run_at(
     task = (await scheduler.get_all_tasks(include_run_once=True))[0]
     assert task.id == task_id
     assert task.next_run_at is not None
-    assert abs((task.next_run_at - when).total_seconds()) < 1
+    assert task.next_run_at == when  # exactly the wall time asked for
     await advance_to(clock, 98)
     assert await is_idle(scheduler, task_id)
     await advance_to(clock, 101)
@@ -209,9 +208,10 @@ async def test_jitter_delays_recurring_runs_within_bounds(
     scheduler: AsyncQuiv, clock: FakeClock, recorder: Recorder, gates: Gates
 ) -> None:
     offsets: list[float] = []
-    # Under a FakeClock, next_run_at is the wall-clock time of the scheduler's
-    # start plus the fake time (the fixture started it moments ago, at fake 0).
-    started = datetime.now(timezone.utc)
+    # Under a FakeClock, next_run_at is the fake wall time: its start (a whole
+    # second, when the fixture started the scheduler, at fake 0) plus the fake time.
+    assert clock.now() == 0
+    started = fake_wall_now(clock)
 
     def on_done(event: Event, task: Any, job: Any) -> None:
         assert task.next_run_at is not None
@@ -556,3 +556,8 @@ async def test_with_the_loop_clock_no_job_starts_before_its_deadline(is_async: b
         await rec.wait_count(Event.JOB_COMPLETED, 40)
     early = {i: intended[i] - starts[i] for i in intended if starts[i] < intended[i]}
     assert early == {}, f"started ahead of the deadline by (s): {early}"
+
+
+def fake_wall_now(clock: FakeClock) -> datetime:
+    """The fake clock's wall time (it starts on a whole second, not at the real time)."""
+    return datetime.fromtimestamp(clock.wall_time(), timezone.utc)
