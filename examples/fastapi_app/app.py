@@ -21,8 +21,6 @@ from quiv import Quiv, TaskNotFoundError
 from .page import PAGE
 from .work import (
     JOB_EVENTS,
-    NIGHTLY_REPORT_CRON,
-    NIGHTLY_REPORT_GRACE,
     PREVIEW_RUNS,
     DownloadRequest,
     HeartbeatRequest,
@@ -32,6 +30,7 @@ from .work import (
     heartbeat,
     hub,
     job_json,
+    nightly_report,
     on_job_event,
     on_progress,
     task_json,
@@ -51,14 +50,7 @@ def create_app(timezone: str = "UTC") -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler.start()  # the server's loop becomes the main loop for callbacks
-        scheduler.add_task(
-            task_name="nightly report",
-            func=build_report,
-            cron=NIGHTLY_REPORT_CRON,  # 02:30 every day, in the scheduler's time zone
-            args=(10, 0.2),
-            progress_callback=on_progress,
-            misfire_grace=NIGHTLY_REPORT_GRACE,
-        )
+        scheduler.add_task(**nightly_report())  # a cron task, in the app's zone
         yield
         scheduler.shutdown(timeout=5)  # running jobs get 5 s to see their stop event
 

@@ -176,6 +176,22 @@ async def build_report(
     return {"pages": pages, "watchers": readers}
 
 
+def nightly_report() -> dict[str, Any]:
+    """``add_task`` arguments of the nightly report, a cron task both apps add.
+
+    It runs at 02:30 every day in the scheduler's time zone (the apps'
+    ``--timezone``), and a run more than an hour late (the host slept) is skipped.
+    """
+    return {
+        "task_name": "nightly report",
+        "func": build_report,
+        "cron": NIGHTLY_REPORT_CRON,
+        "args": (10, 0.2),
+        "progress_callback": on_progress,
+        "misfire_grace": NIGHTLY_REPORT_GRACE,
+    }
+
+
 #: stamps ``%(job_id)s`` (the running job's id, or ``-``) on every record
 JobIdFilter = JobLogFilter
 

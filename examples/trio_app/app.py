@@ -21,8 +21,6 @@ from quiv.integrations.starlette import lifespan
 from ..fastapi_app.page import PAGE
 from ..fastapi_app.work import (
     JOB_EVENTS,
-    NIGHTLY_REPORT_CRON,
-    NIGHTLY_REPORT_GRACE,
     PREVIEW_RUNS,
     DownloadRequest,
     HeartbeatRequest,
@@ -32,6 +30,7 @@ from ..fastapi_app.work import (
     heartbeat,
     hub,
     job_json,
+    nightly_report,
     on_job_event,
     on_progress,
     task_json,
@@ -52,14 +51,7 @@ def create_app(timezone: str = "UTC") -> FastAPI:
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with run_scheduler(app):  # the scheduler runs while the app does
-            await scheduler.add_task(
-                task_name="nightly report",
-                func=build_report,
-                cron=NIGHTLY_REPORT_CRON,  # 02:30 every day, in the scheduler's time zone
-                args=(10, 0.2),
-                progress_callback=on_progress,
-                misfire_grace=NIGHTLY_REPORT_GRACE,
-            )
+            await scheduler.add_task(**nightly_report())  # a cron task, in the app's zone
             yield
 
     app = FastAPI(title="quiv example (trio)", lifespan=app_lifespan)
