@@ -214,15 +214,20 @@ async def test_current_job_progress_updates_the_job_too() -> None:
 
 async def test_a_progress_callback_knows_the_sending_job() -> None:
     seen: list[tuple[str, str | None, dict[str, Any]]] = []
+    both = anyio.Event()  # set on the main loop (this test's loop) by the second callback
 
     def callback(_job_id: str, **payload: Any) -> None:
         job = current_job()
         seen.append((_job_id, None if job is None else job.job_id, payload))
+        if len(seen) == 2:
+            both.set()
 
     async def async_callback(**payload: Any) -> None:
         await anyio.lowlevel.checkpoint()
         job = current_job()
         seen.append(("async", None if job is None else job.job_id, payload))
+        if len(seen) == 2:
+            both.set()
 
     def handler(_progress_hook: Callable[..., None]) -> None:
         _progress_hook(n=1)
@@ -231,8 +236,7 @@ async def test_a_progress_callback_knows_the_sending_job() -> None:
         first = await run_once(s, handler, progress_callback=callback)
         second = await run_once(s, handler, progress_callback=async_callback)
         with anyio.fail_after(WAIT):
-            while len(seen) < 2:
-                await anyio.sleep(0.005)
+            await both.wait()
     assert (first.id, first.id, {"n": 1}) in seen
     assert ("async", second.id, {"n": 1}) in seen
     assert current_job() is None
@@ -279,29 +283,32 @@ async def test_a_long_traceback_keeps_its_end() -> None:
 
 
 async def test_cancelled_jobs_say_why() -> None:
+    started = threading.Semaphore(0)
+
     def waiting(_stop_event: threading.Event) -> None:
+        started.release()
         assert _stop_event.wait(WAIT)
+
+    async def until_started() -> None:
+        assert await anyio.to_thread.run_sync(started.acquire, True, WAIT)
 
     async with running() as s:
         task_id = await s.add_task("wait", waiting, run_once=True)
         job_id = (await s.get_task(task_id)).next_job_id
         assert job_id is not None
-        with anyio.fail_after(WAIT):
-            while (await s.get_job(job_id)).status is not JobStatus.RUNNING:
-                await anyio.sleep(0.005)
+        await until_started()
         assert s.cancel_job(job_id)
         job = await s.wait_for_job(job_id, timeout=WAIT)
         assert job.cancel_reason is CancelReason.CANCELLED
 
         timed = await run_once(s, waiting, timeout=0.05)
         assert timed.cancel_reason is CancelReason.TIMED_OUT
+        await until_started()  # (its start, so the next wait is the next job's)
 
         task_id = await s.add_task("removed", waiting, run_once=True)
         job_id = (await s.get_task(task_id)).next_job_id
         assert job_id is not None
-        with anyio.fail_after(WAIT):
-            while (await s.get_job(job_id)).status is not JobStatus.RUNNING:
-                await anyio.sleep(0.005)
+        await until_started()
         await s.remove_task(task_id)
         removed = await s.wait_for_job(job_id, timeout=WAIT)
         assert removed.cancel_reason is CancelReason.TASK_REMOVED
