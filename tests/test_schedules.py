@@ -102,7 +102,6 @@ sub_hourly = st.sampled_from(["*/5", "*/10", "*/15", "*/20", "*/30", "0", "45"])
 @settings(
     max_examples=50,
     deadline=None,
-    derandomize=True,  # as tests/test_cron.py's properties (see test_fire_properties)
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(

@@ -17,12 +17,12 @@ tasks with a few distinct expressions then parses each one once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING
 
 from .._checks import resolve_timezone
 from .._errors import ConfigurationError
-from .wall import aware_utc, exists, resolve_wall_time, zone_name
+from .wall import aware_utc, first_change, resolve_wall_time, zone_name
 
 if TYPE_CHECKING:
     from cronsim import CronSim
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ("ALIASES", "CronTrigger", "cron_trigger")
 
 UTC = timezone.utc
+_TICK = timedelta(microseconds=1)
+_DAY = timedelta(days=1)
+_ZERO = timedelta(0)
 
 #: The ``@`` aliases quiv accepts (cronsim itself has none), and what they mean.
 ALIASES: dict[str, str] = {
@@ -176,18 +179,54 @@ class CronTrigger:
                     if fire > after_utc:
                         return fire
             else:
-                # Real elapsed time: cronsim steps aware times through UTC. A
-                # wall time that does not exist never happened, so it does not
-                # fire (cronsim can land on one, e.g. in a midnight gap).
-                for moment in cronsim(self._fields, local):
-                    if not exists(moment):
-                        continue
-                    fire = moment.astimezone(UTC)
-                    if fire > after_utc:
-                        return fire
+                return self._next_elapsed(cronsim, after_utc, tz)
         except OverflowError:  # ran off the end of the calendar (year 9999)
             return None
         return None
+
+    def _next_elapsed(
+        self, cronsim: type[CronSim], after_utc: datetime, tz: tzinfo
+    ) -> datetime | None:
+        """The first fire after *after_utc* in real elapsed time (sub-hourly expressions).
+
+        Time is walked as stretches of constant UTC offset. In each, the next
+        naive wall time that matches is found with cronsim and mapped back
+        with that stretch's offset; if it falls past the stretch's end, the
+        walk moves on to the next stretch. So an hour repeated in autumn fires
+        twice, an hour skipped in spring not at all, and neither depends on
+        how cronsim treats aware times (cronsim 2.7 and 2.8 step back and
+        forth forever in an overlap that does not end on a whole hour, as in
+        Pacific/Chatham).
+        """
+        current = after_utc
+        while True:
+            # the offset of the instants just after `current`, and its wall time
+            offset = (current + _TICK).astimezone(tz).utcoffset() or _ZERO
+            start = (current + offset).replace(tzinfo=None)
+            wall = next(iter(cronsim(self._fields, start)), None)
+            if wall is None:
+                return None
+            soon = current + _DAY
+            if soon.astimezone(tz).utcoffset() != offset:
+                # the offset changes within a day: does the wall time come first?
+                change = first_change(current + _TICK, soon, tz)
+                fire = (wall - offset).replace(tzinfo=UTC)
+                if fire < change:
+                    return fire
+                current = change - _TICK
+                continue
+            # no change for a day: the wall time's own instant(s), the first
+            # that is later (both, if a far-off overlap repeats it)
+            fires = [
+                instant
+                for fold in (0, 1)
+                if (instant := wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)) > current
+                and instant.astimezone(tz).replace(tzinfo=None) == wall
+            ]
+            if fires:
+                return min(fires)
+            # a wall time in a far-off gap: go on from the gap's end
+            current = resolve_wall_time(wall, tz) - _TICK
 
     def with_timezone(self, default: str | tzinfo) -> CronTrigger:
         """This trigger with its zone set to *default* if it has none; ``self`` otherwise."""

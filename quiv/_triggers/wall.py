@@ -13,7 +13,14 @@ from datetime import datetime, timedelta, timezone, tzinfo
 
 from .._errors import ConfigurationError
 
-__all__ = ("aware_utc", "check_fire", "exists", "resolve_wall_time", "zone_name")
+__all__ = (
+    "aware_utc",
+    "check_fire",
+    "exists",
+    "first_change",
+    "resolve_wall_time",
+    "zone_name",
+)
 
 UTC = timezone.utc
 _SECOND = timedelta(seconds=1)
@@ -40,29 +47,37 @@ def exists(local: datetime) -> bool:
     return local.astimezone(UTC).astimezone(local.tzinfo).replace(tzinfo=None) == wall
 
 
+def first_change(start: datetime, end: datetime, tz: tzinfo) -> datetime:
+    """The first instant in (*start*, *end*] whose UTC offset in *tz* differs from *start*'s.
+
+    The caller knows the offsets at the two ends differ; one transition lies
+    between them (a zone's transitions are months apart) and, like every
+    zone transition, falls on a whole second. Found by bisection.
+    """
+    before = start.astimezone(tz).utcoffset()
+    low, high = start, end
+    while high - low > _SECOND:
+        middle = low + (high - low) / 2
+        if middle.astimezone(tz).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    # the transition is the one whole second in (low, high]
+    return low.replace(microsecond=0) + _SECOND
+
+
 def _gap_end(wall: datetime, tz: tzinfo) -> datetime:
     """The first instant after the gap that swallows the naive wall time *wall*, in UTC.
 
     Per PEP 495 a wall time in a gap maps, with ``fold=0``, to an instant on
     or after the transition and, with ``fold=1``, to one before it; the
-    transition is found between the two by bisection on whole seconds (zone
-    transitions fall on whole seconds).
+    transition lies between the two.
     """
     late = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     early = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
     if early >= late:  # not a gap after all (a zone with odd fold semantics)
         return late
-    offset_after = late.astimezone(tz).utcoffset()
-    while late - early > _SECOND:
-        mid = early + (late - early) // 2
-        mid = mid.replace(microsecond=0)
-        if mid <= early:
-            mid = early + _SECOND
-        if mid.astimezone(tz).utcoffset() == offset_after:
-            late = mid
-        else:
-            early = mid
-    return late
+    return first_change(early, late, tz)
 
 
 def resolve_wall_time(wall: datetime, tz: tzinfo) -> datetime:
