@@ -35,6 +35,10 @@ class Event(str, Enum):
     JOB_FAILED = "job_failed"
     JOB_CANCELLED = "job_cancelled"
     JOB_RETRYING = "job_retrying"
+    #: a running job's progress changed and its record shows the new payload
+    #: (``job.progress``); reports that come faster than the main loop reads
+    #: them arrive as one event with the latest payload
+    JOB_PROGRESS = "job_progress"
 
     def __str__(self) -> str:
         return self.value

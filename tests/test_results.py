@@ -21,11 +21,12 @@ from typing import Any
 
 import anyio
 import pytest
-from scheduler_helpers import WAIT
+from scheduler_helpers import WAIT, Recorder
 
 from quiv import (
     AsyncQuiv,
     CancelReason,
+    Event,
     Job,
     JobNotFoundError,
     JobStatus,
@@ -35,6 +36,8 @@ from quiv import (
 )
 
 pytestmark = pytest.mark.anyio
+
+PROGRESS = Event.JOB_PROGRESS
 
 #: the stores a scheduler can have: the temporary SQLite file, SQLite in memory
 #: (MemoryStore) and a file the user named (filled in by ``db_path``)
@@ -62,14 +65,12 @@ async def run_once(s: AsyncQuiv, func: Callable[..., Any], **kwargs: Any) -> Job
     return await s.wait_for_task(task_id, timeout=WAIT)
 
 
-async def progress_of(s: AsyncQuiv, job_id: str, expected: dict[str, Any]) -> Job:
-    """The job once its record shows *expected* as its progress (bounded)."""
-    with anyio.fail_after(WAIT):
-        while True:
-            job = await s.get_job(job_id)
-            if job.progress == expected:
-                return job
-            await anyio.sleep(0.005)
+async def progress_of(s: AsyncQuiv, recorder: Recorder, job_id: str, expected: Any) -> Job:
+    """The job's record once a ``JOB_PROGRESS`` event says it shows *expected*."""
+    await recorder.wait_for(
+        lambda: any(j.id == job_id and j.progress == expected for j in recorder.jobs(PROGRESS))
+    )
+    return await s.get_job(job_id)
 
 
 def stored_state(path: str | None) -> ResultState:
@@ -185,11 +186,12 @@ async def test_progress_is_readable_while_the_job_runs(
 
     callback = (lambda **payload: delivered.append(payload)) if with_callback else None
     async with running(db_path=db_path) as s:
+        recorder = Recorder(s, [PROGRESS])
         task_id = await s.add_task("job", handler, run_once=True, progress_callback=callback)
         task = await s.get_task(task_id)
         assert task.next_job_id is not None
         try:
-            job = await progress_of(s, task.next_job_id, {"step": 1, "of": 2})
+            job = await progress_of(s, recorder, task.next_job_id, {"step": 1, "of": 2})
             assert job.status is JobStatus.RUNNING
             assert (await s.get_all_jobs(task_id=task_id))[0].progress == {"step": 1, "of": 2}
         finally:
@@ -198,6 +200,34 @@ async def test_progress_is_readable_while_the_job_runs(
         assert final.progress == {"step": 2, "of": 2} and final.result == "done"
     if with_callback:
         assert delivered == [{"step": 1, "of": 2}, {"step": 2, "of": 2}]
+
+
+async def test_job_progress_events_carry_the_recorded_payload(db_path: str | None) -> None:
+    """Each event's job shows a payload the handler sent, the record agrees, the last is last."""
+    release = threading.Event()
+
+    def handler(_progress_hook: Callable[..., None]) -> None:
+        _progress_hook(step=1)
+        assert release.wait(WAIT), "the test never let the job go on"
+        for step in range(2, 6):
+            _progress_hook(step=step)
+
+    async with running(db_path=db_path) as s:
+        recorder = Recorder(s, [PROGRESS, Event.JOB_COMPLETED])
+        task_id = await s.add_task("job", handler, run_once=True)
+        job_id = (await s.get_task(task_id)).next_job_id
+        assert job_id is not None
+        first = await progress_of(s, recorder, job_id, {"step": 1})
+        assert first.status is JobStatus.RUNNING and first.progress == {"step": 1}
+        release.set()
+        await recorder.wait_count(Event.JOB_COMPLETED, 1)
+    payloads = [j.progress for j in recorder.jobs(PROGRESS)]
+    # in order, none invented; reports faster than the loop reads them may be folded
+    assert payloads[0] == {"step": 1} and payloads[-1] == {"step": 5}
+    steps = [p["step"] for p in payloads if p is not None]
+    assert steps == sorted(set(steps)) and len(steps) == len(payloads)
+    assert all(j.status is JobStatus.RUNNING for j in recorder.jobs(PROGRESS))
+    assert all(r.task.id == task_id for r in recorder.records)
 
 
 async def test_current_job_progress_updates_the_job_too() -> None:

@@ -472,6 +472,10 @@ class Engine:
             self.store.put_job(run)
         except Exception:  # a lost progress record must not lose the other notices
             self.logger.exception("quiv: recording the progress of job %s failed", run.id)
+        if self.listeners.wants(Event.JOB_PROGRESS):
+            self.listeners.emit(
+                self.bridge, Event.JOB_PROGRESS, run.task.snapshot(), run.snapshot()
+            )
 
     def cancel_run(
         self, run: JobRun, reason: str, kind: CancelReason = CancelReason.CANCELLED
