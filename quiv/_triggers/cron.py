@@ -167,14 +167,14 @@ class CronTrigger:
         cronsim = _cronsim()
         tz = self.timezone if self.timezone is not None else UTC
         try:
-            local = after_utc.astimezone(tz)
             if self._fixed:
                 # Iterate on naive wall time, then map each wall time to an
                 # instant: a gap time moves to the end of the gap, an
                 # ambiguous time takes its first occurrence, and a candidate
                 # not after *after* (the repeat of an overlap, or a second
                 # wall time swallowed by the same gap) is skipped.
-                for wall in cronsim(self._fields, local.replace(tzinfo=None)):
+                start = after_utc.astimezone(tz).replace(tzinfo=None)
+                for wall in cronsim(self._fields, start):
                     fire = resolve_wall_time(wall, tz)
                     if fire > after_utc:
                         return fire
@@ -206,17 +206,19 @@ class CronTrigger:
             wall = next(iter(cronsim(self._fields, start)), None)
             if wall is None:
                 return None
+            fire = (wall - offset).replace(tzinfo=UTC)
             soon = current + _DAY
             if soon.astimezone(tz).utcoffset() != offset:
                 # the offset changes within a day: does the wall time come first?
                 change = first_change(current + _TICK, soon, tz)
-                fire = (wall - offset).replace(tzinfo=UTC)
                 if fire < change:
                     return fire
                 current = change - _TICK
                 continue
-            # no change for a day: the wall time's own instant(s), the first
-            # that is later (both, if a far-off overlap repeats it)
+            if fire <= soon:  # the offset holds until then
+                return fire
+            # further off: the wall time's own instant(s), the first that is
+            # later (the earlier one, if an overlap on the way repeats it)
             fires = [
                 instant
                 for fold in (0, 1)

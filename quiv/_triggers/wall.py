@@ -16,7 +16,6 @@ from .._errors import ConfigurationError
 __all__ = (
     "aware_utc",
     "check_fire",
-    "exists",
     "first_change",
     "resolve_wall_time",
     "zone_name",
@@ -39,12 +38,6 @@ def zone_name(tz: tzinfo | None) -> str:
         return "the scheduler's time zone"
     key = getattr(tz, "key", None)
     return key if isinstance(key, str) else str(tz)
-
-
-def exists(local: datetime) -> bool:
-    """Whether the aware wall time *local* exists (is not in a DST gap) in its zone."""
-    wall = local.replace(tzinfo=None)
-    return local.astimezone(UTC).astimezone(local.tzinfo).replace(tzinfo=None) == wall
 
 
 def first_change(start: datetime, end: datetime, tz: tzinfo) -> datetime:
