@@ -41,7 +41,7 @@ def test_ids_drawn_after_a_fork_differ_from_the_parents() -> None:
     result = _run(
         """
         import json, os
-        from quiv._core.records import new_id
+        from quiv._core.ids import new_id
 
         new_id()  # the parent has randomness pooled before the fork
         read, write = os.pipe()

@@ -45,8 +45,9 @@ from .._xthread.runner import Outcome
 from .._xthread.workers import WorkerPool
 from ..abc import Clock, JobQuery, Store
 from . import queries
-from .outcomes import SHUTDOWN_REASON, FinishedOnce, next_deadline, next_wall_fire, settle, used_up
-from .records import JobRun, TaskState, WallTrigger, new_id
+from .ids import new_id
+from .outcomes import SHUTDOWN_REASON, FinishedOnce, next_deadline, next_wall_fire, settle, use_fire
+from .records import JobRun, TaskState
 from .task_checks import TaskUpdate
 from .timing import Timer
 
@@ -125,7 +126,7 @@ class Engine:
             counts against the delay
         """
         first_wall, task.wall_due = task.wall_due, None
-        if task.wall_trigger is not None:
+        if task.trigger is not None:
             first_wall = self._first_fire(task)
             first_delay = 0.0
         elif requested_at is not None and self.clock.real_time:
@@ -200,7 +201,7 @@ class Engine:
         """Apply a validated ``update_task`` request to *task*."""
         task.apply(update.settings)
         if update.trigger is not UNSET:  # a new schedule: a wall-clock trigger, or none
-            task.wall_trigger = None if update.trigger is None else WallTrigger(update.trigger)
+            task.set_trigger(update.trigger)
         idle = task.run is None and task.status is not TaskStatus.PAUSED
         now = self.clock.now()
         deadline: float | None = None
@@ -211,7 +212,7 @@ class Engine:
             else:
                 delay = (update.run_at - self.wall_now()).total_seconds()
                 task.anchor = task.pending_deadline = now + clamp_delay(delay)
-        elif task.wall_trigger is not None and update.trigger is not UNSET:
+        elif task.trigger is not None and update.trigger is not UNSET:
             task.pending_deadline = None
             if idle:
                 self._next_wall_run(task)
@@ -259,7 +260,7 @@ class Engine:
         deadline = task.pending_deadline
         task.pending_deadline = None
         task.status = TaskStatus.ACTIVE
-        if deadline is None and not seconds and task.wall_trigger is not None:
+        if deadline is None and not seconds and task.trigger is not None:
             self._next_wall_run(task)  # fires missed while paused make one run
             if not task.removed:
                 self._record(task, Event.TASK_RESUMED)
@@ -379,15 +380,14 @@ class Engine:
 
     def _on_due(self, task: TaskState, wall_due: datetime | None) -> None:
         """The timer's call: *task* is due (for the wall-clock time *wall_due*, if armed so)."""
-        wall = task.wall_trigger
-        if wall_due is not None and wall is not None:
+        if wall_due is not None and task.trigger is not None:
             wall_now = self.wall_now()
             # This run uses up its fire, and any missed since (a late run is the
             # one catch-up run for all of them), whether it runs or is skipped.
-            wall.last_fire = used_up(wall, wall_due, wall_now)
+            use_fire(task, wall_due, wall_now)
             grace = task.misfire_grace
             if grace is not None and (wall_now - wall_due).total_seconds() > grace:
-                wall.skipped += 1  # too late (the host slept, the clock jumped)
+                task.count_skipped_run()  # too late (the host slept, the clock jumped)
                 self._next_wall_run(task, skipped=True)
                 return
         due = task.deadline if task.deadline is not None else self.clock.now()

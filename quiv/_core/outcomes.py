@@ -16,7 +16,8 @@ from .._triggers.interval import IntervalSchedule, next_run, retry_delay
 from .._triggers.wall import check_fire
 from .._typing import Logger
 from .._xthread.runner import Outcome
-from .records import JobRun, TaskState, WallTrigger, utcnow
+from .records import JobRun, TaskState, utcnow
+from .settings import NOT_ASKED
 
 __all__ = (
     "ABANDONED_REASON",
@@ -27,7 +28,7 @@ __all__ = (
     "next_deadline",
     "next_wall_fire",
     "settle",
-    "used_up",
+    "use_fire",
 )
 
 SHUTDOWN_REASON = "scheduler shut down"
@@ -140,7 +141,7 @@ def next_deadline(
         deadline = now
     elif task.pending_deadline is not None:
         deadline, task.pending_deadline = task.pending_deadline, None
-    elif deadline is None and task.wall_trigger is not None:
+    elif deadline is None and task.trigger is not None:
         fire, skipped = next_wall_fire(task, wall_now())
         return fire, retrying, skipped
     elif deadline is None and not task.run_once:
@@ -154,11 +155,12 @@ def next_deadline(
 def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None, bool]:
     """The wall-clock time of the next run of *task*, which has a wall-clock trigger.
 
-    Counted from the trigger's last used fire; before any, from its first
-    fire, asked for once, when the task was added or given the trigger.
-    Fires missed meanwhile (the job overran them, the task was paused, the
-    process was suspended) make **one** run, at once (at *wall_now*), not
-    one per missed fire; unless the latest of them is more than the task's
+    The trigger's next fire that no run has used (see
+    :attr:`~quiv._core.tasks.TaskState.upcoming_fire`); the first is asked
+    for once, when the task is added or given the trigger. Fires missed
+    meanwhile (the job overran them, the task was paused, the process was
+    suspended) make **one** run, at once (at *wall_now*), not one per missed
+    fire; unless the latest of them is more than the task's
     ``misfire_grace`` late, in which case that run is skipped (counted in
     ``skipped_runs``) and the next fire is the next one after *wall_now*.
 
@@ -166,15 +168,11 @@ def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None
 
     :raises ConfigurationError: if the trigger returns a bad fire
     """
-    wall = task.wall_trigger
-    assert wall is not None
-    trigger = wall.trigger
-    if wall.last_fire is not None:
-        fire = check_fire(trigger, wall.last_fire, trigger.next_fire(wall.last_fire))
-    else:  # no fire used yet: the first one, asked once, when the task got the trigger
-        if wall.first is None:
-            wall.first = check_fire(trigger, wall_now, trigger.next_fire(wall_now))
-        fire = wall.first
+    trigger = task.trigger
+    assert trigger is not None
+    fire = task.upcoming_fire
+    if fire is NOT_ASKED:
+        fire = task.upcoming_fire = check_fire(trigger, wall_now, trigger.next_fire(wall_now))
     if fire is None or fire > wall_now:
         return fire, False
     grace = task.misfire_grace
@@ -186,25 +184,29 @@ def next_wall_fire(task: TaskState, wall_now: datetime) -> tuple[datetime | None
     recent = check_fire(trigger, start, trigger.next_fire(start))
     if recent is not None and recent <= wall_now:  # a later one is
         return wall_now, False
-    wall.skipped += 1
-    wall.last_fire = wall_now
+    # None in (start, wall_now]: recent is the first fire after wall_now too
+    task.count_skipped_run()
+    task.upcoming_fire = recent
     return recent, True
 
 
-def used_up(wall: WallTrigger, due: datetime, wall_now: datetime) -> datetime:
-    """The fire to count on from after a run for *due* comes due at *wall_now*.
+def use_fire(task: TaskState, due: datetime, wall_now: datetime) -> None:
+    """A run of *task* for the wall-clock time *due* comes due at *wall_now*: use up its fire.
 
-    *due* itself (the trigger's datetime, which tasks on one schedule share),
-    unless fires passed since: the run is late and stands for them too, so
-    *wall_now*.
+    The next fire is the trigger's first after *due*, unless that one has
+    passed too: the run is late and stands for it (and any others missed),
+    so the first after *wall_now*. A fault of the trigger leaves the task to
+    ask afresh, which reports it.
     """
-    if wall_now <= due:
-        return due
+    trigger = task.trigger
+    assert trigger is not None
     try:
-        later = check_fire(wall.trigger, due, wall.trigger.next_fire(due))
-    except Exception:  # a trigger's fault: the next computation reports it
-        return wall_now
-    return due if later is None or later > wall_now else wall_now
+        later = check_fire(trigger, due, trigger.next_fire(due))
+        if later is not None and later <= wall_now:
+            later = check_fire(trigger, wall_now, trigger.next_fire(wall_now))
+    except Exception:
+        later = NOT_ASKED
+    task.upcoming_fire = later
 
 
 class FinishedOnce:

@@ -77,13 +77,13 @@ def preview_task(
     """
     if n == 0:
         return []
-    if task.wall_trigger is not None:
+    if task.trigger is not None:
         fires = []
         due = next_run or task.next_run_at
         if due is not None and due > after and task.wall_due is not None:
             fires.append(due)  # the armed run (a fire, or a run_at the user set)
         start = fires[-1] if fires else after
-        return fires + preview_trigger(task.wall_trigger.trigger, n - len(fires), start)
+        return fires + preview_trigger(task.trigger, n - len(fires), start)
     first = next_run or task.next_run_at
     if task.interval is None:
         return [first] if first is not None and first > after else []

@@ -2,37 +2,43 @@
 
 These objects are owned by the scheduler's loop. The only fields a worker
 thread touches are marked; it touches them under the job context's lock.
+
+A scheduler keeps one :class:`TaskState` per task, so every field costs
+memory ten thousand times over. Three things keep it small: the settings
+most tasks leave at their defaults are in a :class:`~.settings.RunPolicy`
+that equal tasks share; state few tasks ever have (a retry count, a requested
+rerun, a pending ``run_at``, skipped runs) is in a :class:`~.settings.RareState`
+made the first time one of it is set; and a wall-clock trigger takes two
+slots, the trigger and its next fire (the trigger's own datetime, which tasks
+on one schedule share).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime, timezone, tzinfo
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from .._clock import WallClock
 from .._context import JobContext, JobControl
 from .._models import CancelReason, Job, JobStatus, ResultState, Task, TaskStatus
-from .._triggers.wall import zone_name
 from .._xthread.mailbox import Future
 from ..abc import Trigger
 from .handlers import HandlerSpec
+from .settings import (
+    NOT_ASKED,
+    RareState,
+    RunPolicy,
+    TaskSettings,
+    describe_trigger,
+    run_policy,
+    trigger_zone,
+)
 from .timer import TimerEntry
 
-__all__ = (
-    "SETTINGS_FIELDS",
-    "JobRun",
-    "TaskSettings",
-    "TaskState",
-    "WallTrigger",
-    "fork_generation",
-    "new_id",
-    "utcnow",
-)
+__all__ = ("JobRun", "TaskState", "utcnow")
 
 _job_seq = itertools.count()
 
@@ -41,128 +47,27 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_random_pool = bytearray()
-_random_lock = threading.Lock()
-
-
-def _reset_after_fork() -> None:
-    """In a forked child: draw fresh randomness, never the parent's pooled bytes.
-
-    A pre-fork server (gunicorn ``--preload``, ``uvicorn --workers``) would
-    otherwise hand every worker the same job ids. The lock is replaced too: a
-    thread of the parent may have held it at the fork, and it would stay held.
-    """
-    global _random_lock, _forks
-    _random_lock = threading.Lock()
-    _random_pool.clear()
-    _forks += 1
-
-
-#: how many forks separate this process from the one that imported quiv
-_forks = 0
-
-
-def fork_generation() -> int:
-    """A number that changes in a forked child (ids drawn before are the parent's too)."""
-    return _forks
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def new_id() -> str:
-    """A random (version 4) UUID string.
-
-    Draws randomness from :func:`os.urandom` in blocks, as one system call per
-    id is a measurable cost at thousands of jobs a second.
-    """
-    with _random_lock:
-        if not _random_pool:
-            _random_pool.extend(os.urandom(16 * 256))
-        raw = _random_pool[-16:]
-        del _random_pool[-16:]
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 @dataclass(eq=False, slots=True)
-class TaskSettings:
-    """What ``add_task``/``update_task`` set (validated)."""
-
-    task_name: str
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-    interval: float | None
-    fixed_interval: bool
-    run_once: bool
-    timeout: float | None
-    max_retries: int
-    retry_backoff: float
-    jitter: float
-    progress_callback: Callable[..., Any] | None
-    #: skip a wall-clock run that comes due more than this many seconds late
-    misfire_grace: float | None
-
-
-SETTINGS_FIELDS = tuple(field.name for field in fields(TaskSettings))
-
-
-class WallTrigger:
-    """A task's wall-clock trigger, and the fire its next fire is counted from.
-
-    :attr:`last_fire` moves only when a fire is used up: it ran, it was
-    skipped, or fires missed together were folded into one run. It is the
-    fire itself when it can be (the trigger's own datetime, which tasks on
-    one schedule share), so a task on a wall clock keeps no datetime of its own. A run the
-    user asked for (``run_task_immediately``) uses no fire, so the one that
-    was armed still comes.
-    """
-
-    __slots__ = ("first", "last_fire", "skipped", "trigger")
-
-    def __init__(self, trigger: Trigger, last_fire: datetime | None = None) -> None:
-        self.trigger = trigger
-        self.last_fire = last_fire
-        #: the first fire, once asked for (fires are counted from it until one is used)
-        self.first: datetime | None = None
-        #: runs skipped for coming due later than the task's ``misfire_grace``
-        self.skipped = 0
-
-    def describe(self) -> str:
-        """The trigger's own description (its ``describe()``), else its ``repr``."""
-        describe = getattr(self.trigger, "describe", None)
-        if callable(describe):
-            try:
-                text = describe()
-            except Exception:  # a user's trigger: the description is best effort
-                text = None
-            if isinstance(text, str):
-                return text
-        return repr(self.trigger)
-
-    def zone(self) -> str | None:
-        """The name of the trigger's time zone, if it has one."""
-        tz = getattr(self.trigger, "timezone", None)
-        return zone_name(tz) if isinstance(tz, tzinfo) else None
-
-
-@dataclass(eq=False, slots=True)
-class TaskState(TaskSettings):
+class TaskState:
     """A task as the engine keeps it: its settings and its scheduling state.
 
-    A scheduler keeps one per task, so every field costs memory ten thousand
-    times over: the settings are inherited rather than referenced, the
-    wall-clock time of the next run is computed from :attr:`deadline` when read,
-    and callers of ``wait_for_task`` wait in the engine, not here.
+    See the module's docstring for its layout.
+
+    The wall-clock time of the next run is computed from :attr:`deadline` when
+    read, and callers of ``wait_for_task`` wait in the engine, not here.
     """
 
     id: str
     #: the handler itself (:attr:`handler` only describes it)
     func: Callable[..., Any]
     handler: HandlerSpec
+    task_name: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    interval: float | None
+    fixed_interval: bool
+    run_once: bool
+    policy: RunPolicy
     status: TaskStatus = TaskStatus.ACTIVE
     #: deadline of the next run on the scheduler clock
     deadline: float | None = None
@@ -171,17 +76,17 @@ class TaskState(TaskSettings):
     #: origin of the fixed-interval grid
     anchor: float = 0.0
     entry: TimerEntry[TaskState] | None = None
-    retry_attempt: int = 0
-    rerun_requested: bool = False
-    #: a ``run_at`` set by ``update_task`` while a job was in flight
-    pending_deadline: float | None = None
     run: JobRun | None = None
     removed: bool = False
     #: a run-once task whose last job ended (removed by the scheduler, not a user)
     finished: bool = False
-    #: a wall-clock trigger and its latest fire (``None``: the interval or the
-    #: single run of the settings); one slot, as most tasks have none
-    wall_trigger: WallTrigger | None = None
+    #: a wall-clock trigger (``None``: the interval or the single run of the settings)
+    trigger: Trigger | None = None
+    #: the trigger's next fire that no run has used yet (``None``: it has no
+    #: more; :data:`NOT_ASKED`: not asked yet). A run for it uses it up, and
+    #: those missed with it; a run the user asked for (``run_task_immediately``)
+    #: uses none, so the fire that was armed still comes.
+    upcoming_fire: datetime | None = None
     #: the wall-clock time :attr:`deadline` stands for, while the timer keeps
     #: the deadline on the wall clock (a trigger's fire, a ``run_at``); before
     #: the task is added, the ``run_at`` it asked for
@@ -190,15 +95,128 @@ class TaskState(TaskSettings):
     next_job_id: str | None = None
     #: the id of its latest job
     last_job_id: str | None = None
+    rare: RareState | None = None
+
+    @classmethod
+    def create(
+        cls, settings: TaskSettings, id: str, func: Callable[..., Any], handler: HandlerSpec
+    ) -> TaskState:
+        """A new task with *settings*."""
+        return cls(
+            id,
+            func,
+            handler,
+            settings.task_name,
+            settings.args,
+            settings.kwargs,
+            settings.interval,
+            settings.fixed_interval,
+            settings.run_once,
+            run_policy(settings),
+        )
+
+    # -- the policy's settings (read-only: apply() replaces them all) ------------
+
+    @property
+    def timeout(self) -> float | None:
+        return self.policy.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.policy.max_retries
+
+    @property
+    def retry_backoff(self) -> float:
+        return self.policy.retry_backoff
+
+    @property
+    def jitter(self) -> float:
+        return self.policy.jitter
+
+    @property
+    def progress_callback(self) -> Callable[..., Any] | None:
+        return self.policy.progress_callback
+
+    @property
+    def misfire_grace(self) -> float | None:
+        return self.policy.misfire_grace
+
+    # -- rare state ------------------------------------------------------------
+
+    def _rare(self) -> RareState:
+        rare = self.rare
+        if rare is None:
+            rare = self.rare = RareState()
+        return rare
+
+    @property
+    def retry_attempt(self) -> int:
+        return 0 if self.rare is None else self.rare.retry_attempt
+
+    @retry_attempt.setter
+    def retry_attempt(self, value: int) -> None:
+        if value or self.rare is not None:
+            self._rare().retry_attempt = value
+
+    @property
+    def rerun_requested(self) -> bool:
+        return False if self.rare is None else self.rare.rerun_requested
+
+    @rerun_requested.setter
+    def rerun_requested(self, value: bool) -> None:
+        if value or self.rare is not None:
+            self._rare().rerun_requested = value
+
+    @property
+    def pending_deadline(self) -> float | None:
+        return None if self.rare is None else self.rare.pending_deadline
+
+    @pending_deadline.setter
+    def pending_deadline(self, value: float | None) -> None:
+        if value is not None or self.rare is not None:
+            self._rare().pending_deadline = value
+
+    @property
+    def skipped_runs(self) -> int:
+        return 0 if self.rare is None else self.rare.skipped_runs
+
+    def count_skipped_run(self) -> None:
+        self._rare().skipped_runs += 1
+
+    # -- settings as a whole ---------------------------------------------------
 
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""
-        return TaskSettings(*[getattr(self, name) for name in SETTINGS_FIELDS])
+        policy = self.policy
+        return TaskSettings(
+            self.task_name,
+            self.args,
+            self.kwargs,
+            self.interval,
+            self.fixed_interval,
+            self.run_once,
+            policy.timeout,
+            policy.max_retries,
+            policy.retry_backoff,
+            policy.jitter,
+            policy.progress_callback,
+            policy.misfire_grace,
+        )
 
     def apply(self, settings: TaskSettings) -> None:
         """Replace every setting at once with *settings* (already validated)."""
-        for name in SETTINGS_FIELDS:
-            setattr(self, name, getattr(settings, name))
+        self.task_name = settings.task_name
+        self.args = settings.args
+        self.kwargs = settings.kwargs
+        self.interval = settings.interval
+        self.fixed_interval = settings.fixed_interval
+        self.run_once = settings.run_once
+        self.policy = run_policy(settings)
+
+    def set_trigger(self, trigger: Trigger | None) -> None:
+        """Give the task a wall-clock trigger (``None``: none); its fires start afresh."""
+        self.trigger = trigger
+        self.upcoming_fire = None if trigger is None else NOT_ASKED
 
     @property
     def in_flight(self) -> bool:
@@ -223,7 +241,7 @@ class TaskState(TaskSettings):
         return self.anchor, self.deadline
 
     def snapshot(self) -> Task:
-        wall_trigger = self.wall_trigger
+        trigger, policy = self.trigger, self.policy
         return Task(
             id=self.id,
             task_name=self.task_name,
@@ -234,17 +252,17 @@ class TaskState(TaskSettings):
             run_once=self.run_once,
             status=self.status,
             next_run_at=self.next_run_at,
-            timeout_seconds=self.timeout,
-            max_retries=self.max_retries,
-            retry_backoff_seconds=self.retry_backoff,
+            timeout_seconds=policy.timeout,
+            max_retries=policy.max_retries,
+            retry_backoff_seconds=policy.retry_backoff,
             retry_attempt=self.retry_attempt,
-            jitter_seconds=self.jitter,
+            jitter_seconds=policy.jitter,
             rerun_requested=self.rerun_requested,
-            trigger=None if wall_trigger is None else repr(wall_trigger.trigger),
-            timezone=None if wall_trigger is None else wall_trigger.zone(),
+            trigger=None if trigger is None else repr(trigger),
+            timezone=None if trigger is None else trigger_zone(trigger),
             description=self.describe(),
-            misfire_grace_seconds=self.misfire_grace,
-            skipped_runs=0 if wall_trigger is None else wall_trigger.skipped,
+            misfire_grace_seconds=policy.misfire_grace,
+            skipped_runs=self.skipped_runs,
             running_job_id=None if self.run is None else self.run.id,
             last_job_id=self.last_job_id,
             next_job_id=self.next_job_id,
@@ -252,8 +270,8 @@ class TaskState(TaskSettings):
 
     def describe(self) -> str:
         """How the task is scheduled, in words: ``"Every 60 s"``, ``"Once"``, a cron's."""
-        if self.wall_trigger is not None:
-            return self.wall_trigger.describe()
+        if self.trigger is not None:
+            return describe_trigger(self.trigger)
         if self.interval is None:
             return "Once"
         return f"Every {self.interval:g} s" + ("" if self.fixed_interval else " after each run")

@@ -26,7 +26,9 @@ from .._errors import ConfigurationError, HandlerRegistrationError
 from .._triggers.interval import MAX_DELAY, clamp_delay
 from ..abc import Trigger
 from .handlers import check_positional, inspect_handler
-from .records import TaskSettings, TaskState, WallTrigger, new_id, utcnow
+from .ids import new_id
+from .records import TaskState, utcnow
+from .settings import TaskSettings
 
 __all__ = ("TaskUpdate", "first_fire", "new_task", "validate_update")
 
@@ -124,10 +126,7 @@ def new_task(
     checked_args = check_args(args)
     handler = inspect_handler(func, checked_kwargs)
     check_positional(handler, checked_args)
-    task = TaskState(
-        id=new_id(),
-        func=func,  # type: ignore[arg-type]  # inspect_handler checked it is callable
-        handler=handler,
+    settings = TaskSettings(
         task_name=name,
         args=checked_args,
         kwargs=checked_kwargs,
@@ -141,11 +140,12 @@ def new_task(
         progress_callback=_callback(progress_callback),
         misfire_grace=grace,
     )
+    # inspect_handler checked that func is callable
+    task = TaskState.create(settings, new_id(), func, handler)  # type: ignore[arg-type]
     # the engine arms it on the wall clock (a trigger's fire it computes again,
     # by the scheduler's clock); until then it is the task's next_run_at
     task.wall_due = wall_due
-    if wall_trigger is not None:
-        task.wall_trigger = WallTrigger(wall_trigger)
+    task.set_trigger(wall_trigger)
     if once:  # its one job's id is known now, so the caller can hand it out at once
         task.next_job_id = new_id()
     return task, first

@@ -24,9 +24,10 @@ from typing import Any, TypeVar
 
 from .._checks import check_bool, check_number
 from .._config import UNSET
+from .._core.ids import fork_generation, new_id
 from .._core.preview import preview_task
 from .._core.queries import check_task_id, select_tasks
-from .._core.records import TaskState, WallTrigger, fork_generation, new_id, utcnow
+from .._core.records import TaskState, utcnow
 from .._core.task_checks import first_fire, validate_update
 from .._errors import TaskNotActiveError, TaskNotFoundError
 from .._models import Task, TaskStatus
@@ -98,14 +99,12 @@ class Declarations:
             request = validate_update(task.settings(), task.func, **changes, timezone=timezone)
             task.apply(request.settings)
             if request.trigger is not UNSET:
-                task.wall_trigger = None
-                if request.trigger is not None:
-                    task.wall_trigger = WallTrigger(request.trigger)
+                task.set_trigger(request.trigger)
             if request.run_at is not None:
                 delay = clamp_delay((request.run_at - utcnow()).total_seconds())
                 self._set_due(task, delay, request.run_at)
-            elif task.wall_trigger is not None and request.trigger is not UNSET:
-                self._set_due(task, *first_fire(task.wall_trigger.trigger))
+            elif task.trigger is not None and request.trigger is not UNSET:
+                self._set_due(task, *first_fire(task.trigger))
             elif request.interval_changed:
                 assert request.settings.interval is not None
                 self._set_due(task, request.settings.interval)
