@@ -212,3 +212,28 @@ async def test_one_handler_shared_by_many_tasks_is_inspected_once() -> None:
             await scheduler.remove_task(task_id)
         await _flushed(scheduler)
         assert _alive([ref]) == 0
+
+
+async def test_removed_tasks_free_their_progress_callbacks() -> None:
+    """Tasks share their run settings when equal; a progress callback is never shared."""
+    refs: list[weakref.ref[object]] = []
+    async with AsyncQuiv(pool_size=2) as scheduler:
+        ids = []
+        for _ in range(300):
+            callback = _closure("closure")
+            refs.append(weakref.ref(callback))
+            ids.append(
+                await scheduler.add_task(
+                    "t", _noop, interval=3600, delay=3600, progress_callback=callback
+                )
+            )
+            del callback
+        assert _alive(refs) == len(refs)
+        for task_id in ids:
+            await scheduler.remove_task(task_id)
+        await _flushed(scheduler)
+        assert _alive(refs) == 0
+
+
+def _noop() -> None:
+    pass

@@ -241,6 +241,22 @@ async def test_update_task_fields(scheduler: AsyncQuiv, recorder: Recorder) -> N
     await recorder.wait_count(Event.TASK_UPDATED, 3)
 
 
+async def test_updating_one_task_leaves_tasks_with_equal_settings_alone(
+    scheduler: AsyncQuiv,
+) -> None:
+    """Tasks with equal run settings share them; an update gives one its own."""
+    first = await scheduler.add_task("a", Calls(), interval=10, delay=100, timeout=2)
+    second = await scheduler.add_task("b", Calls(), interval=10, delay=100, timeout=2)
+    await scheduler.update_task(first, timeout=7, max_retries=3, misfire_grace=5)
+    changed, kept = await scheduler.get_task(first), await scheduler.get_task(second)
+    assert (changed.timeout_seconds, changed.max_retries, changed.misfire_grace_seconds) == (
+        7,
+        3,
+        5,
+    )
+    assert (kept.timeout_seconds, kept.max_retries, kept.misfire_grace_seconds) == (2, 0, None)
+
+
 async def test_updated_arguments_reach_the_next_run(
     scheduler: AsyncQuiv, clock: FakeClock, recorder: Recorder
 ) -> None:

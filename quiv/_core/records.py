@@ -97,24 +97,6 @@ class TaskState:
     last_job_id: str | None = None
     rare: RareState | None = None
 
-    @classmethod
-    def create(
-        cls, settings: TaskSettings, id: str, func: Callable[..., Any], handler: HandlerSpec
-    ) -> TaskState:
-        """A new task with *settings*."""
-        return cls(
-            id,
-            func,
-            handler,
-            settings.task_name,
-            settings.args,
-            settings.kwargs,
-            settings.interval,
-            settings.fixed_interval,
-            settings.run_once,
-            run_policy(settings),
-        )
-
     # -- the policy's settings (read-only: apply() replaces them all) ------------
 
     @property
@@ -211,7 +193,14 @@ class TaskState:
         self.interval = settings.interval
         self.fixed_interval = settings.fixed_interval
         self.run_once = settings.run_once
-        self.policy = run_policy(settings)
+        self.policy = run_policy(
+            settings.timeout,
+            settings.max_retries,
+            settings.retry_backoff,
+            settings.jitter,
+            settings.progress_callback,
+            settings.misfire_grace,
+        )
 
     def set_trigger(self, trigger: Trigger | None) -> None:
         """Give the task a wall-clock trigger (``None``: none); its fires start afresh."""

@@ -59,35 +59,35 @@ class RunPolicy:
     misfire_grace: float | None
 
 
-_policies: dict[tuple[object, ...], RunPolicy] = {}
+_policies: dict[tuple[Any, ...], RunPolicy] = {}
 #: at most this many distinct shared policies (beyond it, each task has its own)
 _SHARED_POLICIES: Final = 256
 
 
-def run_policy(settings: TaskSettings) -> RunPolicy:
-    """The policy of *settings*: a shared one when an equal one was made before.
+def run_policy(
+    timeout: float | None,
+    max_retries: int,
+    retry_backoff: float,
+    jitter: float,
+    progress_callback: Callable[..., Any] | None,
+    misfire_grace: float | None,
+) -> RunPolicy:
+    """The policy of these (validated) settings: a shared one when an equal one was made.
 
     A policy with a progress callback is never shared: the table would keep
     the callback (and what it holds) alive after its task is gone. Any thread
     may call this; a race makes two equal policies, which is harmless.
     """
-    values = (
-        settings.timeout,
-        settings.max_retries,
-        settings.retry_backoff,
-        settings.jitter,
-        settings.progress_callback,
-        settings.misfire_grace,
-    )
-    if settings.progress_callback is not None:
+    values = (timeout, max_retries, retry_backoff, jitter, progress_callback, misfire_grace)
+    if progress_callback is not None:
         return RunPolicy(*values)
-    # by type too: a task that asked for timeout=1 keeps its int, not another's 1.0
-    key = tuple((type(value), value) for value in values)
-    policy = _policies.get(key)
+    # The values are validated, so of one type each (floats, an int, None):
+    # equal values make an equal policy.
+    policy = _policies.get(values)
     if policy is None:
         policy = RunPolicy(*values)
         if len(_policies) < _SHARED_POLICIES:
-            _policies[key] = policy
+            _policies[values] = policy
     return policy
 
 

@@ -28,7 +28,7 @@ from ..abc import Trigger
 from .handlers import check_positional, inspect_handler
 from .ids import new_id
 from .records import TaskState, utcnow
-from .settings import TaskSettings
+from .settings import TaskSettings, run_policy
 
 __all__ = ("TaskUpdate", "first_fire", "new_task", "validate_update")
 
@@ -126,22 +126,25 @@ def new_task(
     checked_args = check_args(args)
     handler = inspect_handler(func, checked_kwargs)
     check_positional(handler, checked_args)
-    settings = TaskSettings(
+    task = TaskState(
+        id=new_id(),
+        func=func,  # type: ignore[arg-type]  # inspect_handler checked it is callable
+        handler=handler,
         task_name=name,
         args=checked_args,
         kwargs=checked_kwargs,
         interval=every,
         fixed_interval=fixed,
         run_once=once,
-        timeout=_optional_timeout(timeout),
-        max_retries=check_int(max_retries, "max_retries", maximum=_MAX_RETRIES),
-        retry_backoff=min(check_number(retry_backoff, "retry_backoff", exclusive=True), MAX_DELAY),
-        jitter=min(check_number(jitter, "jitter"), MAX_DELAY),
-        progress_callback=_callback(progress_callback),
-        misfire_grace=grace,
+        policy=run_policy(
+            _optional_timeout(timeout),
+            check_int(max_retries, "max_retries", maximum=_MAX_RETRIES),
+            min(check_number(retry_backoff, "retry_backoff", exclusive=True), MAX_DELAY),
+            min(check_number(jitter, "jitter"), MAX_DELAY),
+            _callback(progress_callback),
+            grace,
+        ),
     )
-    # inspect_handler checked that func is callable
-    task = TaskState.create(settings, new_id(), func, handler)  # type: ignore[arg-type]
     # the engine arms it on the wall clock (a trigger's fire it computes again,
     # by the scheduler's clock); until then it is the task's next_run_at
     task.wall_due = wall_due
