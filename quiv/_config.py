@@ -81,3 +81,12 @@ def validate(config: QuivConfig) -> None:
     if config.shutdown_timeout is not None:
         check_number(config.shutdown_timeout, "shutdown_timeout", allow_inf=True)
     check_int(config.max_result_bytes, "max_result_bytes", minimum=0, maximum=_MAX_RESULT)
+    if not isinstance(config.host_mode, bool):
+        raise ConfigurationError.bad_value("host_mode", config.host_mode, "True or False")
+    if config.host_mode:
+        path = None if config.db_path is None else os.fspath(config.db_path)
+        if path is None or path == ":memory:" or path.startswith("file:"):
+            raise ConfigurationError(
+                "host_mode=True needs db_path= naming a file every process of the host"
+                f" can open, got db_path={config.db_path!r}"
+            )

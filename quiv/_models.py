@@ -233,3 +233,6 @@ class QuivConfig:
     #: the largest result kept on a job, in bytes of its JSON text; a larger
     #: one is dropped (``Job.result_state`` says ``"too_large"``) with a warning
     max_result_bytes: int = 65536
+    #: the processes of one host share ``db_path``: recurring schedules run in
+    #: one of them (the runner), and every one reads the host's history
+    host_mode: bool = False

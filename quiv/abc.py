@@ -208,3 +208,27 @@ class Store(ABC):
         :raises StoreError: if the store cannot answer
         """
         raise NotImplementedError
+
+    async def claim_fire(self, key: str, fire: datetime) -> bool:
+        """Claim the fire *fire* of the keyed schedule *key*; ``False`` if it was claimed before.
+
+        A claim and the schedule's new last fire (see :meth:`last_fires`) are
+        one transaction, so of all the processes sharing the store, at most
+        one ever gets ``True`` for one fire: a fire runs once. A store shared
+        by several machines must keep that promise too (a PostgreSQL store
+        would use a unique key on ``(key, fire)``). Optional: the default
+        remembers nothing and claims every fire, which is right for a store
+        no other process shares.
+
+        :raises StoreError: if the store cannot answer
+        """
+        return True
+
+    async def last_fires(self) -> dict[str, datetime]:
+        """The last claimed fire of every keyed schedule the store knows (aware UTC).
+
+        Optional: the default knows none.
+
+        :raises StoreError: if the store cannot answer
+        """
+        return {}

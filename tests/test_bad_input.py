@@ -474,6 +474,10 @@ CONSTRUCTOR: list[tuple[str, Any, type[QuivError]]] = [
     ("max_result_bytes", "", ConfigurationError),
     ("max_result_bytes", [1], ConfigurationError),
     ("max_result_bytes", False, ConfigurationError),
+    ("host_mode", 1, ConfigurationError),
+    ("host_mode", "yes", ConfigurationError),
+    ("host_mode", None, ConfigurationError),
+    ("host_mode", True, ConfigurationError),  # without a db_path
 ]
 SYNC_ONLY: list[tuple[str, Any, type[QuivError]]] = [
     ("backend", "curio", ConfigurationError),

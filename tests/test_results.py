@@ -482,7 +482,7 @@ async def test_a_version_2_file_gains_the_new_columns(tmp_path: Path) -> None:
         assert (old.result, old.progress, old.error_type, old.traceback) == (None,) * 4
         new = await run_once(s, lambda: {"n": 1})
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchall() == [(3,)]
+        assert conn.execute("PRAGMA user_version").fetchall() == [(4,)]
         rows = conn.execute("SELECT result, result_state FROM jobs WHERE id = ?", (new.id,))
         assert rows.fetchall() == [('{"n":1}', "stored")]
 

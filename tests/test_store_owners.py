@@ -285,7 +285,7 @@ async def test_a_version_1_file_is_upgraded_and_loses_its_argument_strings(
     assert ran.cancel_reason is CancelReason.INTERRUPTED
     assert (done.status, done.error_message) == (JobStatus.COMPLETED, None)
     assert (done.result, done.result_state, done.cancel_reason) == (None, None, None)
-    assert _rows(db, "PRAGMA user_version") == [(3,)]
+    assert _rows(db, "PRAGMA user_version") == [(4,)]
     columns = {row[1] for row in _rows(db, "PRAGMA table_info(tasks)")}
     assert not columns & {"args", "kwargs"}
     assert secret.encode() not in _files(db)

@@ -99,6 +99,11 @@ BAD_ADD: list[tuple[str, Any]] = [
     ("jitter", True),
     ("jitter", "1"),
     ("jitter", None),
+    ("key", ""),
+    ("key", "   "),
+    ("key", 5),
+    ("key", b"key"),
+    ("key", "k" * 201),
 ]
 
 

@@ -9,7 +9,7 @@ scheduler's loop and never blocks. The data flows one way:
     WorkerPool's notices -> Engine -> outcomes (status, next run)
                                    -> Store (records) and Listeners (events)
 
-This module is longer than most (about 680 lines, a third of them
+This module is longer than most (about 730 lines, a third of them
 docstrings) because the operations and the end of a job must see the same
 state under the same invariants:
 a task is in exactly one of "waiting in the timer", "has a job in flight",
@@ -46,6 +46,7 @@ from .._xthread.workers import WorkerPool
 from ..abc import Clock, JobQuery, Store
 from . import queries
 from .ids import new_id
+from .keyed import HostSchedules
 from .outcomes import SHUTDOWN_REASON, FinishedOnce, next_deadline, next_wall_fire, settle, use_fire
 from .records import JobRun, TaskState
 from .task_checks import TaskUpdate
@@ -75,6 +76,7 @@ class Engine:
         history_retention: float,
         max_result_bytes: int = 65536,
         persistent: bool = False,
+        standby: bool = False,
     ) -> None:
         self.clock = clock
         self.wall = WallClock(clock)
@@ -101,6 +103,9 @@ class Engine:
         self.running = 0
         self.stopping = False
         self._idle: anyio.Event | None = None
+        #: keyed schedules, and this process's part in the host's runner role
+        self.host = HostSchedules(self, standby=standby, claims=persistent)
+        self._task_group: TaskGroup | None = None
 
     @property
     def pool_size(self) -> int:
@@ -108,6 +113,8 @@ class Engine:
 
     async def start(self, task_group: TaskGroup, worker_backend: str) -> None:
         """Start the pool's notices and the timer in *task_group*."""
+        self._task_group = task_group
+        await self.host.load()
         await self.pool.start(task_group, worker_backend, self._on_reports)
         await task_group.start(self.timer.run)
 
@@ -125,8 +132,15 @@ class Engine:
             it; with a real-time clock the time the request took to arrive
             counts against the delay
         """
+        existing = self.tasks.get(task.id)
+        if existing is not None:  # a keyed schedule declared again
+            self._redeclare(existing, task, first_delay)
+            return
         first_wall, task.wall_due = task.wall_due, None
-        if task.trigger is not None:
+        last = self.host.last_fire(task)
+        if last is not None:  # declared again after a restart: count on from its last fire
+            first_wall, first_delay = self.host.resume(task, last), 0.0
+        elif task.trigger is not None:
             first_wall = self._first_fire(task)
             first_delay = 0.0
         elif requested_at is not None and self.clock.real_time:
@@ -150,7 +164,7 @@ class Engine:
         else:  # due now: skip the timer
             task.deadline = deadline
             self._record(task, Event.TASK_ADDED, new=True)
-            self._dispatch(task, deadline)
+            self._on_due(task, None)
 
     def _first_fire(self, task: TaskState) -> datetime | None:
         """The first fire of *task*'s wall-clock trigger, by this scheduler's wall clock.
@@ -188,11 +202,33 @@ class Engine:
         if fire is None:
             self._end_schedule(task)
 
+    def _redeclare(self, task: TaskState, declared: TaskState, first_delay: float) -> None:
+        """Give *task* the settings of *declared*, a new declaration of its key.
+
+        Its schedule starts afresh only if it changed (another interval, or
+        another trigger); the same declaration again keeps the armed run.
+        """
+        changed = (task.interval, repr(task.trigger)) != (
+            declared.interval,
+            repr(declared.trigger),
+        )
+        task.apply(declared.settings())
+        task.func, task.handler = declared.func, declared.handler
+        if changed:
+            task.set_trigger(declared.trigger)
+            if task.run is None and task.status is TaskStatus.ACTIVE:
+                if task.trigger is not None:
+                    self._next_wall_run(task)
+                else:
+                    self.timer.schedule(task, self.clock.now() + first_delay)
+        self._record(task, Event.TASK_UPDATED)
+
     def _end_schedule(self, task: TaskState) -> None:
         """Remove a task whose trigger has no more fires, outside a job's end."""
         self.timer.unschedule(task)
         task.removed = task.finished = True
         self.tasks.pop(task.id, None)
+        self.host.forget(task.id)
         for waiter in self._task_waiters.pop(task.id, []):
             waiter.set_exception(TaskNotFoundError(task.id))
         self._record(task, Event.TASK_REMOVED, deleted=True)
@@ -234,6 +270,7 @@ class Engine:
         task.removed = True
         self.timer.unschedule(task)
         del self.tasks[task.id]
+        self.host.forget(task.id)
         try:
             if task.run is not None:
                 self.cancel_run(task.run, "task removed", CancelReason.TASK_REMOVED)
@@ -380,6 +417,16 @@ class Engine:
 
     def _on_due(self, task: TaskState, wall_due: datetime | None) -> None:
         """The timer's call: *task* is due (for the wall-clock time *wall_due*, if armed so)."""
+        host = self.host
+        if host.hold(task):  # a standby: the runner runs it
+            return
+        if host.needs_claim(task) and self._task_group is not None:
+            self._task_group.start_soon(host.claim_then_run, task, wall_due)
+            return
+        self._run_due(task, wall_due)
+
+    def _run_due(self, task: TaskState, wall_due: datetime | None) -> None:
+        """Run *task*, due now (for *wall_due*), unless its fire is too late (``misfire_grace``)."""
         if wall_due is not None and task.trigger is not None:
             wall_now = self.wall_now()
             # This run uses up its fire, and any missed since (a late run is the

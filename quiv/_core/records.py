@@ -159,6 +159,15 @@ class TaskState:
             self._rare().pending_deadline = value
 
     @property
+    def key(self) -> str | None:
+        return None if self.rare is None else self.rare.key
+
+    @key.setter
+    def key(self, value: str | None) -> None:
+        if value is not None or self.rare is not None:
+            self._rare().key = value
+
+    @property
     def skipped_runs(self) -> int:
         return 0 if self.rare is None else self.rare.skipped_runs
 

@@ -92,11 +92,13 @@ def run_policy(
 
 
 class RareState:
-    """A task's state that most tasks never have; made when first set."""
+    """A task's state (and its key) that most tasks never have; made when first set."""
 
-    __slots__ = ("pending_deadline", "rerun_requested", "retry_attempt", "skipped_runs")
+    __slots__ = ("key", "pending_deadline", "rerun_requested", "retry_attempt", "skipped_runs")
 
     def __init__(self) -> None:
+        #: the schedule's stable name (``add_task(key=...)``)
+        self.key: str | None = None
         self.retry_attempt = 0
         self.rerun_requested = False
         #: a ``run_at`` set by ``update_task`` while a job was in flight (or paused)

@@ -23,6 +23,7 @@ from .._checks import (
 )
 from .._config import UNSET, Unset
 from .._errors import ConfigurationError, HandlerRegistrationError
+from .._host.keys import key_task_id
 from .._triggers.interval import MAX_DELAY, clamp_delay
 from ..abc import Trigger
 from .handlers import check_positional, inspect_handler
@@ -77,6 +78,8 @@ def new_task(
     cron: object = None,
     misfire_grace: object = None,
     timezone: tzinfo | None = None,
+    key: object = None,
+    host_mode: bool = False,
 ) -> tuple[TaskState, float]:
     """Check an ``add_task`` request; return the new task and its first run's delay.
 
@@ -85,6 +88,8 @@ def new_task(
     :param trigger: see :func:`_with_trigger`
     :param cron: a cron expression, for a :class:`~quiv.triggers.CronTrigger`
     :param timezone: the scheduler's, for wall-clock triggers without their own
+    :param key: the schedule's stable name (see :func:`~quiv._host.keys.key_task_id`)
+    :param host_mode: the scheduler runs in host mode: a recurring task needs a *key*
     """
     wall_trigger: Trigger | None = None
     param = "trigger"
@@ -126,8 +131,9 @@ def new_task(
     checked_args = check_args(args)
     handler = inspect_handler(func, checked_kwargs)
     check_positional(handler, checked_args)
+    keyed_id = key_task_id(key, name, wall_trigger is not None or not once, host_mode)
     task = TaskState(
-        id=new_id(),
+        id=new_id() if keyed_id is None else keyed_id,
         func=func,  # type: ignore[arg-type]  # inspect_handler checked it is callable
         handler=handler,
         task_name=name,
@@ -149,6 +155,8 @@ def new_task(
     # by the scheduler's clock); until then it is the task's next_run_at
     task.wall_due = wall_due
     task.set_trigger(wall_trigger)
+    if key is not None:
+        task.key = str(key)
     if once:  # its one job's id is known now, so the caller can hand it out at once
         task.next_job_id = new_id()
     return task, first

@@ -100,6 +100,7 @@ class AsyncQuiv:
         clock: Clock | None | Unset = UNSET,
         shutdown_timeout: float | None | Unset = UNSET,
         max_result_bytes: int | Unset = UNSET,
+        host_mode: bool | Unset = UNSET,
     ) -> None:
         self._config = build_config(
             config,
@@ -113,6 +114,7 @@ class AsyncQuiv:
                 "clock": clock,
                 "shutdown_timeout": shutdown_timeout,
                 "max_result_bytes": max_result_bytes,
+                "host_mode": host_mode,
             },
         )
         self._timezone = resolve_timezone(self._config.timezone)
@@ -164,6 +166,17 @@ class AsyncQuiv:
     def is_running(self) -> bool:
         """``True`` between entering the block and shutdown."""
         return self._state is RUNNING
+
+    @property
+    def is_runner(self) -> bool:
+        """Whether this process runs the recurring schedules (while the scheduler runs).
+
+        Without host mode, that is every running scheduler. In host mode
+        (``host_mode=True``), exactly one process of the host is the runner at
+        a time; the others take over within about 0.1 s when it ends.
+        """
+        engine = self._engine
+        return self._state is RUNNING and engine is not None and not engine.host.standby
 
     @property
     def portal(self) -> BlockingPortal:
@@ -345,6 +358,7 @@ class AsyncQuiv:
         trigger: Trigger | None = None,
         cron: str | None = None,
         misfire_grace: float | None = None,
+        key: str | None = None,
     ) -> str:
         """Add a task and return its id (a UUID string).
 
@@ -380,6 +394,12 @@ class AsyncQuiv:
         :param misfire_grace: skip a wall-clock run (cron, calendar interval, your
             own trigger) that comes due more than this many seconds late, e.g.
             after the host slept; ``None`` (the default) runs it late, once
+        :param key: a stable name for a recurring schedule. The task's id is
+            derived from it, so it is the same in every process and at every
+            start, and adding a task with a key this scheduler has again
+            replaces that task's settings instead of adding another. In host
+            mode (``host_mode=True``) a recurring task needs one; see
+            the Deployment page
         :raises ConfigurationError: for an invalid or conflicting parameter
         :raises HandlerRegistrationError: if *func* or *progress_callback* is not callable
         """
@@ -403,6 +423,8 @@ class AsyncQuiv:
             cron=cron,
             misfire_grace=misfire_grace,
             timezone=self.timezone,
+            key=key,
+            host_mode=self.config.host_mode,
         )
         declared = self._declared()
         if declared is not None:

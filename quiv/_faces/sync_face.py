@@ -116,6 +116,7 @@ class Quiv:
         clock: Clock | None | Unset = UNSET,
         shutdown_timeout: float | None | Unset = UNSET,
         max_result_bytes: int | Unset = UNSET,
+        host_mode: bool | Unset = UNSET,
         backend: str = "asyncio",
         backend_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -130,6 +131,7 @@ class Quiv:
             clock=clock,
             shutdown_timeout=shutdown_timeout,
             max_result_bytes=max_result_bytes,
+            host_mode=host_mode,
         )
         if backend not in ("asyncio", "trio"):
             raise ConfigurationError.bad_value("backend", backend, "'asyncio' or 'trio'")
@@ -166,6 +168,11 @@ class Quiv:
     def is_running(self) -> bool:
         """``True`` between :meth:`start` and :meth:`shutdown`."""
         return self._runtime.state is RUNNING and self._async.is_running
+
+    @property
+    def is_runner(self) -> bool:
+        """Whether this process runs the recurring schedules; see :attr:`AsyncQuiv.is_runner <quiv.AsyncQuiv.is_runner>`."""
+        return self._runtime.state is RUNNING and self._async.is_runner
 
     @property
     def portal(self) -> BlockingPortal:
@@ -266,6 +273,7 @@ class Quiv:
         trigger: Trigger | None = None,
         cron: str | None = None,
         misfire_grace: float | None = None,
+        key: str | None = None,
     ) -> str:
         """Add a task and return its id; see :meth:`AsyncQuiv.add_task <quiv.AsyncQuiv.add_task>`.
 
@@ -296,6 +304,8 @@ class Quiv:
             cron=cron,
             misfire_grace=misfire_grace,
             timezone=self.timezone,
+            key=key,
+            host_mode=self._async.config.host_mode,
         )
         if self._before_start(lambda declared: declared.add(task, first_delay)) is _STARTED:
             self._runtime.add_task(task, first_delay, requested_at)

@@ -41,7 +41,7 @@ import os
 import sys
 import weakref
 
-__all__ = ("OwnerLock", "lock_path", "new_owner_id", "owner_alive")
+__all__ = ("OwnerLock", "lock_path", "new_owner_id", "owner_alive", "try_lock")
 
 _LOCK_SUFFIX = "-owner-"
 
@@ -59,7 +59,8 @@ def lock_path(db_path: str, owner_id: str) -> str:
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def try_lock(fd: int) -> bool:
+        """Take an exclusive lock on *fd* if nobody holds one; never waits."""
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
@@ -69,7 +70,8 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 
-    def _try_lock(fd: int) -> bool:
+    def try_lock(fd: int) -> bool:
+        """Take an exclusive lock on *fd* if nobody holds one; never waits."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -109,7 +111,7 @@ class OwnerLock:
                 os.fchmod(fd, mode)
             os.write(fd, f"{os.getpid()}\n".encode())
             os.lseek(fd, 0, os.SEEK_SET)
-            if not _try_lock(fd):  # nobody else knows the name yet
+            if not try_lock(fd):  # nobody else knows the name yet
                 raise OSError(errno.EWOULDBLOCK, "the owner lock is taken", path)
         except BaseException:
             os.close(fd)
@@ -155,7 +157,7 @@ def owner_alive(db_path: str, owner_id: str) -> bool:
     except OSError:
         return True
     try:
-        alive = not _try_lock(fd)
+        alive = not try_lock(fd)
     except OSError:
         alive = True
     finally:

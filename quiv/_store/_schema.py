@@ -16,6 +16,7 @@ from ._connection import Connection
 from ._records import JOB_COLUMNS, JOB_WRITE_COLUMNS, TASK_COLUMNS, TASK_WRITE_COLUMNS, to_micros
 
 __all__ = (
+    "CLAIM_FIRE",
     "COUNT_JOBS",
     "DELETE_OWNER",
     "DELETE_OWNER_TASKS",
@@ -28,9 +29,12 @@ __all__ = (
     "FINAL_STATUSES",
     "ORDER_COLUMNS",
     "PRUNE_CHUNK",
+    "PRUNE_FIRES",
     "SCHEMA_VERSION",
     "SELECT_JOB",
+    "SELECT_LAST_FIRES",
     "SELECT_TASKS",
+    "SET_LAST_FIRE",
     "UPSERT_JOB",
     "UPSERT_TASK",
     "check_query",
@@ -45,8 +49,10 @@ __all__ = (
 #: 1. the first tables (tasks held their arguments' display strings)
 #: 2. no arguments in tasks; an ``owner`` column in tasks and jobs, an ``owners`` table
 #: 3. jobs keep their result, last progress, error type, traceback and cancel reason
-SCHEMA_VERSION = 3
-MIGRATES_FROM = (1, 2)
+#: 4. keyed schedules: a ``schedules`` table (each key's last fire) and a
+#:    ``fires`` table (each fire claimed, unique by key and fire time)
+SCHEMA_VERSION = 4
+MIGRATES_FROM = (1, 2, 3)
 
 #: the job columns version 3 added (all nullable: older rows read back ``None``)
 _V3_JOB_COLUMNS = (
@@ -121,6 +127,20 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status)",
     "CREATE INDEX IF NOT EXISTS jobs_started_at ON jobs (started_at)",
     "CREATE INDEX IF NOT EXISTS jobs_ended_at ON jobs (ended_at)",
+    # A keyed schedule's last fire, so a restart neither runs it again nor skips it
+    """CREATE TABLE IF NOT EXISTS schedules (
+        key TEXT PRIMARY KEY NOT NULL,
+        last_fire INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # Every fire a process claimed: the primary key makes a second claim of
+    # one fire fail, whichever process tries
+    """CREATE TABLE IF NOT EXISTS fires (
+        key TEXT NOT NULL,
+        fire INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        PRIMARY KEY (key, fire)
+    ) WITHOUT ROWID""",
 )
 
 
@@ -139,6 +159,21 @@ DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
 SELECT_JOB = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?"
 SELECT_TASKS = f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks ORDER BY rowid"
 COUNT_JOBS = "SELECT count(*) FROM jobs"
+
+# -- keyed schedules ------------------------------------------------------------
+
+#: params: key, fire, owner, claimed_at; changes one row if the fire was free
+CLAIM_FIRE = (
+    "INSERT INTO fires (key, fire, owner, claimed_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+#: params: key, fire (a claimed one); the last fire only ever moves forward
+SET_LAST_FIRE = (
+    "INSERT INTO schedules (key, last_fire) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET last_fire = max(last_fire, excluded.last_fire)"
+)
+SELECT_LAST_FIRES = "SELECT key, last_fire FROM schedules"
+#: params: cutoff (microseconds); a schedule's last fire stays in ``schedules``
+PRUNE_FIRES = "DELETE FROM fires WHERE claimed_at < ?"
 
 # -- owners (see quiv._store._owners) ------------------------------------------
 

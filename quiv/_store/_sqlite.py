@@ -29,6 +29,7 @@ from ._connection import Connection, Row, open_connection
 from ._files import TempDatabase, create_private_file
 from ._owners import OwnerLock, lock_path, new_owner_id, owner_alive
 from ._records import (
+    from_micros,
     job_from_row,
     job_to_row,
     task_from_row,
@@ -38,6 +39,7 @@ from ._records import (
 )
 from ._retention import check_retention, cutoff_micros, prune_interval
 from ._schema import (
+    CLAIM_FIRE,
     COUNT_JOBS,
     DELETE_OWNER,
     DELETE_OWNER_TASKS,
@@ -45,11 +47,14 @@ from ._schema import (
     FINAL_STATUSES,
     INSERT_OWNER,
     PRUNE_CHUNK,
+    PRUNE_FIRES,
     REAP_JOBS,
     REAP_UNOWNED_JOBS,
     SELECT_JOB,
+    SELECT_LAST_FIRES,
     SELECT_OWNERS,
     SELECT_TASKS,
+    SET_LAST_FIRE,
     UPSERT_JOB,
     UPSERT_TASK,
     create_schema,
@@ -489,6 +494,49 @@ class SQLiteStore(Store):
         """
         return await self._read(SELECT_TASKS, (), task_from_row)
 
+    # -- keyed schedules ------------------------------------------------------------
+
+    async def claim_fire(self, key: str, fire: datetime) -> bool:
+        """Claim a keyed schedule's fire for this process, with its new last fire.
+
+        One transaction: the ``fires`` row (unique by key and fire time) and
+        the key's last fire in ``schedules``. Of all the processes sharing
+        the file, exactly one gets ``True`` for a fire. Writes queued before
+        are not waited for: a claim decides whether a job starts, and must
+        not queue behind a batch of history.
+
+        :raises StoreError: if the store cannot answer (the fire then does not run)
+        """
+        micros = to_micros(fire)
+        now = to_micros(datetime.now(timezone.utc))
+        try:
+            async with self._lock:
+                conn = self._live()
+                async with conn.transaction():
+                    claimed = await conn.execute(CLAIM_FIRE, (key, micros, self._owner, now)) == 1
+                    if claimed:
+                        await conn.execute(SET_LAST_FIRE, (key, micros))
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"claiming fire {fire} of schedule {key!r} failed: {exc}") from exc
+        return claimed
+
+    async def last_fires(self) -> dict[str, datetime]:
+        """The last claimed fire of every keyed schedule in the file.
+
+        :raises StoreError: if the store cannot answer
+        """
+        try:
+            async with self._lock:
+                rows = await self._live().fetchall(SELECT_LAST_FIRES, ())
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"reading the schedules' last fires failed: {exc}") from exc
+        fires: dict[str, datetime] = {}
+        for key, micros in rows:
+            fire = from_micros(int(micros))
+            assert fire is not None
+            fires[str(key)] = fire
+        return fires
+
     # -- retention ------------------------------------------------------------------
 
     async def prune(self, now: datetime | None = None) -> int:
@@ -518,6 +566,11 @@ class SQLiteStore(Store):
                 break
             await anyio.lowlevel.checkpoint()
         self._prune_data(cutoff)
+        try:  # the claims of old fires (a schedule's last fire stays)
+            async with self._lock:
+                await self._live().execute(PRUNE_FIRES, (cutoff,))
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"pruning the claimed fires failed: {exc}") from exc
         return total
 
     def _prune_data(self, cutoff: int) -> None:

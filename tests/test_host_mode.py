@@ -1,0 +1,219 @@
+"""Host mode within one process: two schedulers on one database file stand for two workers.
+
+The runner lock is an ``flock`` on a descriptor of each scheduler's own, so
+two schedulers of one process contend for it exactly as two processes do.
+The real servers (``uvicorn --workers``, gunicorn) are in
+``test_integration_host.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import anyio
+import pytest
+from scheduler_helpers import WAIT, Recorder, settle
+
+from quiv import AsyncQuiv, ConfigurationError, Event, JobStatus, Quiv
+from quiv.testing import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+TICK = 0.2
+
+
+def tick() -> None:
+    pass
+
+
+@asynccontextmanager
+async def worker(path: Path) -> AsyncIterator[tuple[AsyncQuiv, Recorder]]:
+    """One "worker": a host-mode scheduler on *path* declaring the host's schedule."""
+    async with AsyncQuiv(db_path=str(path), host_mode=True) as scheduler:
+        recorder = Recorder(scheduler, [Event.JOB_STARTED])
+        await scheduler.add_task("tick", tick, interval=TICK, key="tick")
+        yield scheduler, recorder
+
+
+async def test_one_scheduler_of_the_host_runs_the_recurring_tasks(tmp_path: Path) -> None:
+    db = tmp_path / "host.db"
+    async with worker(db) as (first, first_runs), worker(db) as (second, second_runs):
+        assert (first.is_runner, second.is_runner) == (True, False)
+        await first_runs.wait_count(Event.JOB_STARTED, 3)
+        # the second declared the same schedule and came due at least twice meanwhile
+        assert second_runs.count(Event.JOB_STARTED) == 0
+        task = await second.get_task(await second.add_task("tick", tick, interval=TICK, key="tick"))
+        assert task.next_run_at is None  # held: the runner runs it
+        # both name the schedule by the same id, derived from its key
+        assert [t.id for t in await first.get_all_tasks()] == [task.id]
+
+
+async def test_a_standby_takes_over_when_the_runner_ends(tmp_path: Path) -> None:
+    db = tmp_path / "host.db"
+    async with worker(db) as (first, first_runs):
+        async with worker(db) as (second, second_runs):
+            assert not second.is_runner
+            await first_runs.wait_count(Event.JOB_STARTED, 2)
+            await first.shutdown()
+            ended = anyio.current_time()
+            await second_runs.wait_count(Event.JOB_STARTED, 1, timeout=WAIT)
+            took_over = anyio.current_time() - ended
+            assert second.is_runner
+            # the poll (0.1 s) plus one interval, with room for a slow machine
+            assert took_over < 1.0 + TICK, took_over
+
+
+async def test_run_once_tasks_run_in_the_process_that_added_them(tmp_path: Path) -> None:
+    db = tmp_path / "host.db"
+    async with worker(db) as (first, _), worker(db) as (second, second_runs):
+        assert not second.is_runner
+        task_id = await second.add_task("once", tick, run_once=True)
+        job = await second.wait_for_task(task_id, timeout=WAIT)
+        assert job.status is JobStatus.COMPLETED
+        await second.get_all_jobs(limit=1)  # a read commits what its store holds
+        # the host's history is shared
+        assert (await first.get_job(job.id)).status is JobStatus.COMPLETED
+
+
+async def test_a_keyed_declaration_again_updates_the_schedule(tmp_path: Path) -> None:
+    async with AsyncQuiv(db_path=str(tmp_path / "host.db"), host_mode=True) as scheduler:
+        first = await scheduler.add_task("report", tick, interval=60, key="report")
+        again = await scheduler.add_task("report v2", tick, interval=60, key="report", timeout=5)
+        assert again == first
+        (task,) = await scheduler.get_all_tasks()
+        assert (task.task_name, task.timeout_seconds, task.interval_seconds) == (
+            "report v2",
+            5,
+            60,
+        )
+
+
+async def test_keys_outside_host_mode_name_tasks_too(tmp_path: Path) -> None:
+    async with AsyncQuiv() as scheduler:
+        first = await scheduler.add_task("a", tick, interval=60, key="a")
+        assert await scheduler.add_task("a", tick, interval=30, key="a") == first
+        assert (await scheduler.get_task(first)).interval_seconds == 30
+        other = await scheduler.add_task("b", tick, interval=60)
+        assert len({first, other}) == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [
+        ({"host_mode": True}, "db_path"),
+        ({"host_mode": True, "db_path": ":memory:"}, "db_path"),
+        ({"host_mode": True, "db_path": "file:x.db?mode=memory"}, "db_path"),
+        ({"host_mode": "yes", "db_path": "x.db"}, "host_mode"),
+    ],
+)
+def test_host_mode_needs_a_database_file(settings: dict[str, object], names: str) -> None:
+    with pytest.raises(ConfigurationError, match=names):
+        AsyncQuiv(**settings)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=names):
+        Quiv(**settings)  # type: ignore[arg-type]
+
+
+async def test_host_mode_refuses_a_recurring_task_without_a_key(tmp_path: Path) -> None:
+    async with AsyncQuiv(db_path=str(tmp_path / "host.db"), host_mode=True) as scheduler:
+        with pytest.raises(ConfigurationError, match="key="):
+            await scheduler.add_task("tick", tick, interval=1)
+        with pytest.raises(ConfigurationError, match="key="):
+            await scheduler.add_task("nightly", tick, cron="30 2 * * *")
+        assert await scheduler.get_all_tasks() == []  # nothing was registered
+
+
+@pytest.mark.parametrize("key", ["", "   ", 7, "k" * 201])
+async def test_bad_keys(key: object) -> None:
+    async with AsyncQuiv() as scheduler:
+        with pytest.raises(ConfigurationError, match="key must be"):
+            await scheduler.add_task("t", tick, interval=1, key=key)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="key= names a recurring"):
+            await scheduler.add_task("t", tick, run_once=True, key="once")
+        assert await scheduler.get_all_tasks() == []
+
+
+async def test_the_runner_lock_file_names_the_runner(tmp_path: Path) -> None:
+    db = tmp_path / "host.db"
+    async with worker(db) as (first, _):
+        assert (tmp_path / "host.db-runner.lock").read_text().strip() == str(os.getpid())
+        assert first.is_runner
+    assert not first.is_runner
+
+
+# -- keyed schedules remember their last fire ----------------------------------
+
+
+def clock_at(when: datetime) -> FakeClock:
+    """A fake clock whose wall time is *when*."""
+    clock = FakeClock()
+    clock.jump_wall((when - datetime.fromtimestamp(clock.wall_time(), timezone.utc)))
+    return clock
+
+
+DAY = datetime(2026, 3, 10, tzinfo=timezone.utc)
+
+
+async def start_daily(db: Path, clock: FakeClock) -> tuple[AsyncQuiv, Recorder, str]:
+    scheduler = AsyncQuiv(db_path=str(db), clock=clock)
+    await scheduler.__aenter__()
+    recorder = Recorder(scheduler, [Event.JOB_STARTED, Event.JOB_COMPLETED])
+    task_id = await scheduler.add_task("daily", tick, cron="0 3 * * *", key="daily")
+    return scheduler, recorder, task_id
+
+
+async def test_a_restart_neither_reruns_nor_skips_a_daily_schedule(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    clock = clock_at(DAY.replace(hour=2, minute=59))
+    scheduler, recorder, task_id = await start_daily(db, clock)
+    try:
+        assert (await scheduler.get_task(task_id)).next_run_at == DAY.replace(hour=3)
+        await clock.advance(61)
+        await recorder.wait_count(Event.JOB_COMPLETED, 1)
+    finally:
+        await scheduler.__aexit__(None, None, None)
+
+    # restarted five minutes later: today's run is done, tomorrow's is next
+    scheduler, recorder, task_id = await start_daily(db, clock_at(DAY.replace(hour=3, minute=5)))
+    try:
+        await settle()
+        assert (await scheduler.get_task(task_id)).next_run_at == DAY.replace(day=11, hour=3)
+        assert len(await scheduler.get_all_jobs()) == 1  # yesterday's only
+    finally:
+        await scheduler.__aexit__(None, None, None)
+
+    # down over tomorrow's 03:00, back at 03:10: one catch-up run, then the next day
+    later = clock_at(DAY.replace(day=11, hour=3, minute=10))
+    scheduler, recorder, task_id = await start_daily(db, later)
+    try:
+        await recorder.wait_count(Event.JOB_COMPLETED, 1)
+        assert len(await scheduler.get_all_jobs()) == 2  # one catch-up run, not one per day
+        assert (await scheduler.get_task(task_id)).next_run_at == DAY.replace(day=12, hour=3)
+    finally:
+        await scheduler.__aexit__(None, None, None)
+
+
+async def test_a_fire_another_process_claimed_does_not_run_again(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    clock = clock_at(DAY.replace(hour=2, minute=59))
+    scheduler, recorder, task_id = await start_daily(db, clock)
+    try:
+        # another process claims today's 03:00 first (as a runner that died right after would)
+        fire = int((DAY.replace(hour=3) - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds())
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO fires (key, fire, owner, claimed_at) VALUES (?, ?, ?, ?)",
+                ("daily", fire * 1_000_000, "another", 0),
+            )
+        await clock.advance(61)
+        # the claim is refused: no job, and the schedule moves on to tomorrow
+        with anyio.fail_after(WAIT):
+            while (await scheduler.get_task(task_id)).next_run_at != DAY.replace(day=11, hour=3):
+                await anyio.lowlevel.checkpoint()
+        assert await scheduler.get_all_jobs() == []  # no job was ever made for it
+    finally:
+        await scheduler.__aexit__(None, None, None)
