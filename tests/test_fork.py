@@ -120,7 +120,8 @@ def test_a_scheduler_running_in_the_parent_does_not_hang_or_harm_the_child() -> 
         """
     )
     assert result["exit_status"] == 0
-    assert "shut down" in str(result["stopped"])
+    assert "before this process was forked" in str(result["stopped"])
+    assert "lifespan" in str(result["stopped"])
     assert result["status"] == "completed"
     assert result["job"] != result["parent_job"]
     assert result["parent_after"] == "completed"
@@ -167,3 +168,40 @@ def test_workers_forked_from_a_preloaded_app_each_run_its_tasks() -> None:
     assert len({r["job"] for r in reports}) == 3  # no job id repeats across workers
     assert len({r["db"] for r in reports}) == 3  # each its own temporary database
     assert not any(os.path.exists(r["db"]) for r in reports)  # each removed by its worker
+
+
+def test_an_async_scheduler_used_in_a_forked_child_says_it_was_forked() -> None:
+    """Starting before the fork and using the scheduler after it is a clear error."""
+    result = _run(
+        """
+        import asyncio, json, os, warnings
+        from quiv import AsyncQuiv, SchedulerStoppedError
+
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+
+        async def main():
+            async with AsyncQuiv(db_path=":memory:") as scheduler:
+                read, write = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        await scheduler.add_task("child", lambda: None, run_once=True)
+                        message = "no error"
+                    except SchedulerStoppedError as exc:
+                        message = str(exc)
+                    os.write(write, message.encode())
+                    os._exit(0)
+                os.close(write)
+                message = os.read(read, 1 << 16).decode()
+                os.waitpid(pid, 0)
+                # the parent's scheduler is unharmed
+                task_id = await scheduler.add_task("parent", lambda: None, run_once=True)
+                job = await scheduler.wait_for_task(task_id, timeout=10)
+                return {"child": message, "parent": job.status.value, "pid": os.getpid()}
+
+        print(json.dumps(asyncio.run(main())))
+        """
+    )
+    assert f"started in process {result['pid']}" in str(result["child"])
+    assert "before this process was forked" in str(result["child"])
+    assert result["parent"] == "completed"

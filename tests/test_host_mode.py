@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -140,7 +141,7 @@ async def test_bad_keys(key: object) -> None:
 async def test_the_runner_lock_file_names_the_runner(tmp_path: Path) -> None:
     db = tmp_path / "host.db"
     async with worker(db) as (first, _):
-        assert (tmp_path / "host.db-runner.lock").read_text().strip() == str(os.getpid())
+        assert (tmp_path / "host.db-runner.lock").read_text().split() == [str(os.getpid()), "host"]
         assert first.is_runner
     assert not first.is_runner
 
@@ -151,7 +152,7 @@ async def test_the_runner_lock_file_names_the_runner(tmp_path: Path) -> None:
 def clock_at(when: datetime) -> FakeClock:
     """A fake clock whose wall time is *when*."""
     clock = FakeClock()
-    clock.jump_wall((when - datetime.fromtimestamp(clock.wall_time(), timezone.utc)))
+    clock.jump_wall(when - datetime.fromtimestamp(clock.wall_time(), timezone.utc))
     return clock
 
 
@@ -203,7 +204,9 @@ async def test_a_fire_another_process_claimed_does_not_run_again(tmp_path: Path)
     scheduler, recorder, task_id = await start_daily(db, clock)
     try:
         # another process claims today's 03:00 first (as a runner that died right after would)
-        fire = int((DAY.replace(hour=3) - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds())
+        fire = int(
+            (DAY.replace(hour=3) - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds()
+        )
         with sqlite3.connect(db) as conn:
             conn.execute(
                 "INSERT INTO fires (key, fire, owner, claimed_at) VALUES (?, ?, ?, ?)",
@@ -217,3 +220,53 @@ async def test_a_fire_another_process_claimed_does_not_run_again(tmp_path: Path)
         assert await scheduler.get_all_jobs() == []  # no job was ever made for it
     finally:
         await scheduler.__aexit__(None, None, None)
+
+
+# -- commands between the processes of a host ----------------------------------
+
+
+async def test_a_cancel_reaches_a_job_running_in_another_process(tmp_path: Path) -> None:
+    db = tmp_path / "host.db"
+
+    def long_job(_stop_event: threading.Event) -> None:
+        _stop_event.wait(WAIT * 2)
+
+    async with worker(db) as (first, _), worker(db) as (second, _):
+        ends = Recorder(first, [Event.JOB_STARTED, Event.JOB_CANCELLED])
+        task_id = await first.add_task("long", long_job, run_once=True)
+        job_id = (await first.get_task(task_id)).next_job_id
+        await ends.wait_count(Event.JOB_STARTED, 1, task_id=task_id)
+        assert job_id is not None
+        await first.get_job(job_id)  # its record is committed: the host's history shows it
+        assert second.cancel_job(job_id) is True
+        sent = anyio.current_time()
+        (job,) = await ends.wait_count(Event.JOB_CANCELLED, 1)
+        assert job.id == job_id
+        assert anyio.current_time() - sent < 1.0  # the watch reads every 50 ms
+        await first.get_job(job_id)  # its final record is committed
+        assert second.cancel_job(job_id) is False  # over: nothing in flight any more
+        assert second.cancel_job("00000000-0000-4000-8000-000000000000") is False
+
+
+# -- misuse is loud ---------------------------------------------------------------
+
+
+async def test_two_schedulers_without_host_mode_cannot_share_a_database(tmp_path: Path) -> None:
+    db = str(tmp_path / "app.db")
+    async with AsyncQuiv(db_path=db):
+        with pytest.raises(ConfigurationError, match=r"in use by another process.*host_mode=True"):
+            async with AsyncQuiv(db_path=db):
+                pass
+        with pytest.raises(ConfigurationError, match="without host mode"):
+            async with AsyncQuiv(db_path=db, host_mode=True):
+                pass
+    async with AsyncQuiv(db_path=db):  # the first one's end freed the file
+        pass
+
+
+async def test_a_process_without_host_mode_cannot_join_a_host(tmp_path: Path) -> None:
+    db = str(tmp_path / "host.db")
+    async with AsyncQuiv(db_path=db, host_mode=True):
+        with pytest.raises(ConfigurationError, match="host_mode=True"):
+            async with AsyncQuiv(db_path=db):
+                pass

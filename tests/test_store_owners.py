@@ -36,7 +36,8 @@ CHILD_WAIT = 60.0
 #: a child that starts a scheduler on argv[1] with one job running and one
 #: queued behind it (pool_size=1), prints their ids and its pid once both rows
 #: are on disk, then dies without closing anything (argv[2] == "die") or waits
-#: for a line on stdin and shuts down cleanly
+#: for a line on stdin and shuts down cleanly; in host mode, as processes sharing
+#: a file must be
 CHILD = textwrap.dedent(
     """
     import json, os, sys, threading
@@ -50,7 +51,9 @@ CHILD = textwrap.dedent(
         _stop_event.wait()
 
     async def main():
-        async with AsyncQuiv(db_path=sys.argv[1], pool_size=1, shutdown_timeout=10) as s:
+        async with AsyncQuiv(
+            db_path=sys.argv[1], pool_size=1, shutdown_timeout=10, host_mode=True
+        ) as s:
             running = await s.add_task("long", long, run_once=True)
             queued = await s.add_task("queued", long, run_once=True)
             if not await anyio.to_thread.run_sync(started.wait, 30):
@@ -132,7 +135,7 @@ async def test_a_live_process_sharing_the_file_keeps_its_jobs(tmp_path: Path) ->
     async with await anyio.open_process(_child(db, "wait")) as process:
         try:
             child = await _read_line(process)
-            async with AsyncQuiv(clock=FakeClock(), db_path=db) as s:
+            async with AsyncQuiv(clock=FakeClock(), db_path=db, host_mode=True) as s:
                 ran = await s.get_job(child["running"])
                 queued = await s.get_job(child["scheduled"])
                 assert (ran.status, queued.status) == (JobStatus.RUNNING, JobStatus.SCHEDULED)

@@ -327,7 +327,9 @@ class Engine:
         if not isinstance(job_id, str):
             raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
         run = self.jobs.get(job_id)
-        return run is not None and self.cancel_run(run, "cancelled by cancel_job()")
+        if run is None:  # in host mode, it may run in another process
+            return self.host.cancel_elsewhere(job_id)
+        return self.cancel_run(run, "cancelled by cancel_job()")
 
     def _record(
         self,

@@ -21,7 +21,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from anyio.abc import TaskGroup
+
 from .._clock import WallClock
+from .._host.link import CANCEL, HostLink
 from .._models import TaskStatus
 from .._triggers.wall import check_fire
 from .._typing import Logger
@@ -68,6 +71,35 @@ class HostSchedules:
         self.last_fires: dict[str, datetime] = {}
         #: gives up the host's runner role (host mode), once the jobs have ended
         self.release_runner: Callable[[], None] = lambda: None
+        #: the commands between the host's processes (host mode)
+        self.link: HostLink | None = None
+        self._task_group: TaskGroup | None = None
+
+    def connect(self, link: HostLink, task_group: TaskGroup) -> None:
+        """Host mode: take commands from the other processes through *link*."""
+        self.link, self._task_group = link, task_group
+
+    def cancel_elsewhere(self, job_id: str) -> bool:
+        """Host mode: ask the process that runs *job_id* to cancel it.
+
+        ``False`` if the host's history does not show it in flight in
+        another process (its record is written with its store's next batch,
+        a few milliseconds after it starts).
+        """
+        link, group = self.link, self._task_group
+        if link is None or group is None:
+            return False
+        owner = link.job_owner(job_id)
+        if owner is None or owner == link.owner:
+            return False
+        group.start_soon(self._send, link, owner, job_id)
+        return True
+
+    async def _send(self, link: HostLink, owner: str, job_id: str) -> None:
+        try:
+            await link.send(owner, CANCEL, job_id)
+        except Exception:
+            self._engine.logger.exception("quiv: could not send the cancel of job %s", job_id)
 
     async def load(self) -> None:
         """Read the keyed schedules' last fires from the store (at the start)."""

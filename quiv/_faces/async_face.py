@@ -15,6 +15,7 @@ AsyncQuiv never needs them, so they are kept out of its public surface.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime, tzinfo
@@ -28,6 +29,7 @@ from anyio.from_thread import BlockingPortal
 from .._checks import check_number, resolve_timezone
 from .._config import UNSET, Unset, build_config
 from .._core import queries as _queries
+from .._core.ids import fork_generation
 from .._core.preview import as_trigger, check_preview, preview_task, preview_trigger
 from .._core.records import TaskState, utcnow
 from .._core.task_checks import new_task, validate_update
@@ -39,6 +41,7 @@ from .._models import Job, JobStatus, QuivConfig, QuivStats, Task, TaskStatus
 from .._states import NEW, RUNNING, STARTING, STOPPED, STOPPING
 from .._typing import Logger
 from ..abc import Clock, Trigger
+from .at_exit import forked_message
 from .declarations import Declarations
 from .lifecycle import bridge_here, start_engine, stop_engine
 
@@ -134,6 +137,8 @@ class AsyncQuiv:
         self._shutdown_done: anyio.Event | None = None
         #: called (on the scheduler loop) just before the shutdown starts
         self._on_stopping: Callable[[], None] | None = None
+        #: the fork generation and process it started in (a forked child cannot use it)
+        self._forks, self._pid = fork_generation(), os.getpid()
 
     def __repr__(self) -> str:
         return f"<AsyncQuiv {self._state} pool_size={self._config.pool_size}>"
@@ -226,6 +231,7 @@ class AsyncQuiv:
                 raise
             raise error from error.__cause__
         self._state = RUNNING
+        self._forks, self._pid = fork_generation(), os.getpid()
         _main.register(bridge)
         return self
 
@@ -305,6 +311,8 @@ class AsyncQuiv:
         much again as adding the task (measured here: 5-40 us per yield,
         depending on the loop's load), and would halve the add rate.
         """
+        if self._forks != fork_generation():  # before any await: there is no loop here
+            raise SchedulerStoppedError(forked_message(self._pid))
         self._calls += 1
         if self._calls % _YIELD_EVERY:
             await anyio.lowlevel.checkpoint_if_cancelled()
@@ -327,6 +335,8 @@ class AsyncQuiv:
         return self._declarations
 
     def _check_running(self) -> Engine:
+        if self._forks != fork_generation():
+            raise SchedulerStoppedError(forked_message(self._pid))
         if self._state is not RUNNING:
             if self._state is NEW:
                 raise SchedulerStoppedError(

@@ -12,7 +12,7 @@ import threading
 import weakref
 from typing import Protocol
 
-__all__ = ("EXIT_TIMEOUT", "Running", "forget", "remember")
+__all__ = ("EXIT_TIMEOUT", "Running", "forget", "forked_message", "remember")
 
 #: how long the exit hook waits for the running jobs of a forgotten scheduler
 EXIT_TIMEOUT = 5.0
@@ -61,6 +61,15 @@ def forget(running: Running) -> None:
     """The scheduler stopped: nothing to do for it at exit."""
     with _lock:
         _live.discard(running)
+
+
+def forked_message(pid: int) -> str:
+    """The error for a scheduler used in a process forked after it started (in process *pid*)."""
+    return (
+        f"this scheduler was started in process {pid}, before this process was forked from"
+        " it, and it does not run here; start a scheduler in each process instead (with"
+        " gunicorn --preload or uvicorn --workers, in the app's lifespan, not at import)"
+    )
 
 
 def _reset_after_fork() -> None:

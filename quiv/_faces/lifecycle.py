@@ -19,7 +19,7 @@ from anyio.lowlevel import current_token
 
 from .._backends import current_backend
 from .._clock import LoopClock, as_clock
-from .._errors import ConfigurationError, MainLoopUnavailableError
+from .._errors import MainLoopUnavailableError
 from .._events import Listeners
 from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
@@ -28,8 +28,6 @@ from .._store._base import Store
 from .._typing import Logger
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
-
     from .._core.engine import Engine
 
 __all__ = ("bridge_here", "start_engine", "stop_engine")
@@ -63,8 +61,6 @@ async def start_engine(
     stack.callback(task_group.cancel_scope.cancel)
     store = _make_store(config, logger)
     await store.start(task_group)
-    if own_bridge:
-        await task_group.start(bridge.run)
     engine = Engine(
         pool_size=config.pool_size,
         clock=LoopClock() if config.clock is None else as_clock(config.clock),
@@ -78,51 +74,21 @@ async def start_engine(
         persistent=config.db_path is not None and os.fspath(config.db_path) != ":memory:",
         standby=config.host_mode,
     )
+    path = None if config.db_path is None else os.fspath(config.db_path)
+    if path is not None and path != ":memory:" and not path.startswith("file:"):
+        from .._host.election import claim_database
+
+        try:
+            await claim_database(stack, task_group, engine, path, host_mode=config.host_mode)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
+            raise
+    if own_bridge:  # (once nothing above can fail: a running bridge ends by stop_engine)
+        await task_group.start(bridge.run)
     backend = config.worker_backend or current_backend().value
     await engine.start(task_group, backend)
-    if config.host_mode:
-        assert config.db_path is not None
-        await _elect(stack, task_group, engine, os.fspath(config.db_path))
     return engine
-
-
-async def _elect(stack: AsyncExitStack, task_group: TaskGroup, engine: Engine, path: str) -> None:
-    """Take the host's runner role now if it is free, else keep trying in *task_group*.
-
-    :raises ConfigurationError: if the file system cannot lock files, where
-        nothing could keep two processes from running the same schedules
-    """
-    from .._host.runner import POLL_SECONDS, RunnerLock
-
-    try:
-        lock = RunnerLock(path)
-        stack.callback(lock.close)
-        engine.host.release_runner = lock.close
-        runner = lock.try_acquire()
-    except OSError as exc:
-        raise ConfigurationError(
-            f"host_mode=True cannot lock files beside db_path={path!r} ({exc}); host mode"
-            " needs a local file system (not NFS or another network file system)"
-        ) from exc
-    if runner:
-        engine.host.promote()
-        return
-
-    async def wait_for_the_role() -> None:
-        while not lock.try_acquire():
-            await anyio.sleep(POLL_SECONDS)
-        if engine.stopping:
-            lock.close()
-            return
-        engine.logger.info("quiv: this process (pid %d) is now the host's runner", os.getpid())
-        try:  # the old runner's last fires: counted on from, not run again
-            last_fires = await engine.store.last_fires()
-        except Exception:
-            engine.logger.exception("quiv: could not read the schedules' last fires")
-            last_fires = None
-        engine.host.promote(last_fires)
-
-    task_group.start_soon(wait_for_the_role, name="quiv host runner election")
 
 
 async def stop_engine(

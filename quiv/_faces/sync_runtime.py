@@ -9,6 +9,7 @@ the loop ending on its own, and carries the blocking calls of
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -24,7 +25,7 @@ from .._states import NEW, RUNNING, STARTING, STOPPED, STOPPING
 from .._typing import Logger
 from .._xthread.loops import spawn_here
 from .async_face import AsyncQuiv
-from .at_exit import forget, remember
+from .at_exit import forget, forked_message, remember
 from .loop_thread import LoopThread
 
 __all__ = ("SyncRuntime",)
@@ -56,6 +57,10 @@ class SyncRuntime:
         self._logger = logger
         self._lock = threading.Lock()
         self.state = NEW
+        #: the process that started it
+        self.started_in = os.getpid()
+        #: set in a forked child: the process the scheduler runs in (it does not run here)
+        self.forked_from: int | None = None
         self.loop: LoopThread | None = None
         #: the caller's loop's bridge, if start() was called on a loop
         self._bridge: MainLoopBridge | None = None
@@ -100,6 +105,7 @@ class SyncRuntime:
                 running = self.state is STARTING
                 if running:
                     self.state = RUNNING
+                    self.started_in, self.forked_from = os.getpid(), None
             if running:
                 remember(self)
         finally:
@@ -133,6 +139,7 @@ class SyncRuntime:
         self.state = STOPPED
         self._started.set()
         self._stopped.set()
+        self.forked_from = self.started_in
 
     def wait_until_started(self) -> None:
         """Block while another thread is starting the scheduler."""
@@ -250,6 +257,8 @@ class SyncRuntime:
         if self.state is not RUNNING or self.loop is None:
             if self.state in (NEW, STARTING):
                 raise SchedulerStoppedError("the scheduler is not running; call start() first")
+            if self.forked_from is not None:
+                raise SchedulerStoppedError(forked_message(self.forked_from))
             raise SchedulerStoppedError("the scheduler was shut down")
         return self.loop
 

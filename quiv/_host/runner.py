@@ -23,10 +23,14 @@ from typing import Final
 
 from .._store._owners import try_lock
 
-__all__ = ("POLL_SECONDS", "RunnerLock", "runner_lock_path")
+__all__ = ("HOST", "POLL_SECONDS", "SINGLE", "RunnerLock", "runner_lock_path")
 
 #: how often a standby tries to become the runner (the failover time, at most)
 POLL_SECONDS: Final = 0.1
+#: the lock holder's mode: one of several host-mode processes
+HOST: Final = "host"
+#: the lock holder's mode: a scheduler without host mode, the only one on its database
+SINGLE: Final = "single"
 
 _open: weakref.WeakSet[RunnerLock] = weakref.WeakSet()
 
@@ -46,8 +50,12 @@ class RunnerLock:
         self.held = False
         _open.add(self)
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, mode: str = HOST) -> bool:
         """Take the role if nobody holds it; ``True`` if this process holds it now.
+
+        :param mode: written into the file with the pid: :data:`HOST` for a
+            host-mode scheduler, :data:`SINGLE` for one that must be the only
+            process on its database
 
         :raises OSError: if the file system cannot lock (then no process can
             be told to be the only runner)
@@ -63,10 +71,19 @@ class RunnerLock:
         if sys.platform != "win32":  # (Windows locks the byte the pid would be written to)
             try:
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                os.pwrite(fd, f"{os.getpid()} {mode}\n".encode(), 0)
             except OSError:
                 pass  # the pid is for people; the lock is what counts
         return True
+
+    def holder(self) -> tuple[str, str]:
+        """``(pid, mode)`` of the process that holds the lock, as its file says (``"?"`` if unknown)."""
+        try:
+            with open(self.path, encoding="ascii", errors="replace") as file:
+                words = file.read(64).split()
+        except OSError:
+            words = []
+        return (words[0] if words else "?", words[1] if len(words) > 1 else "?")
 
     def close(self) -> None:
         """Give the role up (if held) and close the file; a second call does nothing."""

@@ -17,11 +17,13 @@ from ._records import JOB_COLUMNS, JOB_WRITE_COLUMNS, TASK_COLUMNS, TASK_WRITE_C
 
 __all__ = (
     "CLAIM_FIRE",
+    "ANY_COMMAND",
     "COUNT_JOBS",
     "DELETE_OWNER",
     "DELETE_OWNER_TASKS",
     "DELETE_TASK",
     "INSERT_OWNER",
+    "JOB_OWNER",
     "IN_FLIGHT_STATUSES",
     "REAP_JOBS",
     "REAP_UNOWNED_JOBS",
@@ -34,7 +36,9 @@ __all__ = (
     "SELECT_JOB",
     "SELECT_LAST_FIRES",
     "SELECT_TASKS",
+    "SEND_COMMAND",
     "SET_LAST_FIRE",
+    "TAKE_COMMANDS",
     "UPSERT_JOB",
     "UPSERT_TASK",
     "check_query",
@@ -50,7 +54,8 @@ __all__ = (
 #: 2. no arguments in tasks; an ``owner`` column in tasks and jobs, an ``owners`` table
 #: 3. jobs keep their result, last progress, error type, traceback and cancel reason
 #: 4. keyed schedules: a ``schedules`` table (each key's last fire) and a
-#:    ``fires`` table (each fire claimed, unique by key and fire time)
+#:    ``fires`` table (each fire claimed, unique by key and fire time); a
+#:    ``commands`` table for the processes of a host (host mode)
 SCHEMA_VERSION = 4
 MIGRATES_FROM = (1, 2, 3)
 
@@ -141,6 +146,16 @@ _DDL = (
         claimed_at INTEGER NOT NULL,
         PRIMARY KEY (key, fire)
     ) WITHOUT ROWID""",
+    # Commands between the processes of a host (host mode): a cancel, for the
+    # process (owner) whose job it is; that process deletes a row as it acts
+    """CREATE TABLE IF NOT EXISTS commands (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS commands_owner ON commands (owner)",
 )
 
 
@@ -174,6 +189,17 @@ SET_LAST_FIRE = (
 SELECT_LAST_FIRES = "SELECT key, last_fire FROM schedules"
 #: params: cutoff (microseconds); a schedule's last fire stays in ``schedules``
 PRUNE_FIRES = "DELETE FROM fires WHERE claimed_at < ?"
+
+# -- commands between the processes of a host (quiv._host.link) ----------------
+
+#: params: owner, kind, job_id, created_at
+SEND_COMMAND = "INSERT INTO commands (owner, kind, job_id, created_at) VALUES (?, ?, ?, ?)"
+#: params: owner
+ANY_COMMAND = "SELECT 1 FROM commands WHERE owner = ? LIMIT 1"
+#: params: owner; the commands are gone once taken
+TAKE_COMMANDS = "DELETE FROM commands WHERE owner = ? RETURNING kind, job_id"
+#: params: job id
+JOB_OWNER = "SELECT status, owner FROM jobs WHERE id = ?"
 
 # -- owners (see quiv._store._owners) ------------------------------------------
 

@@ -1,0 +1,97 @@
+"""Commands between the processes of a host: a cancel reaches the job wherever it runs.
+
+Every host-mode scheduler opens a connection of its own to the shared file
+(besides its store's) and watches it: ``PRAGMA data_version`` changes when
+another connection commits, and costs a few microseconds to read, so the
+watcher reads it every :data:`WATCH_SECONDS` on the loop, and only when it
+changed looks for commands addressed to this process (its store's owner
+id) in the ``commands`` table. The few writes (sending a command, taking
+those addressed here) run in a worker thread, as they may wait for
+another process's write to finish.
+
+SQLite has no notification between processes, so this is a poll; an idle
+host costs each process 20 reads of an in-memory counter a second (see
+``bench/`` for the measured idle CPU).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Final
+
+import anyio
+
+from .._models import JobStatus
+from .._store._connection import BUSY_TIMEOUT_MS
+from .._store._records import to_micros
+from .._store._schema import ANY_COMMAND, JOB_OWNER, SEND_COMMAND, TAKE_COMMANDS
+from .._typing import Logger
+
+__all__ = ("CANCEL", "WATCH_SECONDS", "HostLink")
+
+#: how often the watcher reads the file's change counter (the latency of a command, at most)
+WATCH_SECONDS: Final = 0.05
+CANCEL: Final = "cancel"
+_IN_FLIGHT = (JobStatus.SCHEDULED.value, JobStatus.RUNNING.value)
+
+
+class HostLink:
+    """This process's end of the commands between the processes sharing *path*."""
+
+    def __init__(self, path: str, owner: str, logger: Logger) -> None:
+        self._path = path
+        self.owner = owner
+        self._logger = logger
+        # Reads only, on the loop; in WAL mode a reader never waits for a writer.
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._reader.execute("PRAGMA query_only = 1")
+        self._version = self._data_version()
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def _data_version(self) -> int:
+        return int(self._reader.execute("PRAGMA data_version").fetchone()[0])
+
+    def job_owner(self, job_id: str) -> str | None:
+        """The owner of *job_id* if the host's history shows it in flight, else ``None``."""
+        row = self._reader.execute(JOB_OWNER, (job_id,)).fetchone()
+        if row is None or row[0] not in _IN_FLIGHT or row[1] is None:
+            return None
+        return str(row[1])
+
+    async def send(self, owner: str, kind: str, job_id: str) -> None:
+        """Address a command to the process *owner*."""
+        now = to_micros(datetime.now(timezone.utc))
+        await anyio.to_thread.run_sync(self._write, SEND_COMMAND, (owner, kind, job_id, now))
+
+    def _write(self, sql: str, params: tuple[object, ...]) -> list[tuple[str, str]]:
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            rows = conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+        return [(str(kind), str(job_id)) for kind, job_id in rows]
+
+    async def watch(self, act: Callable[[str, str], None]) -> None:
+        """Call ``act(kind, job_id)`` for each command sent to this process, until cancelled."""
+        while True:
+            await anyio.sleep(WATCH_SECONDS)
+            try:
+                version = self._data_version()
+                if version == self._version:
+                    continue
+                self._version = version
+                if self._reader.execute(ANY_COMMAND, (self.owner,)).fetchone() is None:
+                    continue
+                commands = await anyio.to_thread.run_sync(self._write, TAKE_COMMANDS, (self.owner,))
+            except sqlite3.Error as exc:
+                self._logger.warning("quiv host mode: reading commands failed: %s", exc)
+                continue
+            for kind, job_id in commands:
+                try:
+                    act(kind, job_id)
+                except Exception:
+                    self._logger.exception("quiv host mode: command %s %s failed", kind, job_id)
