@@ -1,0 +1,71 @@
+"""The app that tests/test_integration_host.py serves with several worker processes.
+
+Every worker starts its own scheduler in its lifespan, on the shared SQLite
+file named by ``QUIV_TEST_DB``, and declares the same recurring task, as an
+app under ``uvicorn --workers N`` or gunicorn does. The handler appends one
+line, ``"<pid> <unix time>\\n"``, to the file named by ``QUIV_TEST_TICKS``
+(``O_APPEND``: lines from several processes never interleave). Once its
+scheduler has started, a worker appends its pid to ``QUIV_TEST_WORKERS``.
+
+``QUIV_TEST_PLAIN=1`` is the harness's negative control: no ``host_mode``, no
+``key=``, so every worker runs the tick on its own schedule, and the
+exactly-once checks must fail.
+
+Endpoint: ``GET /pid`` returns ``{"pid": ..., "is_runner": ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from quiv import AsyncQuiv
+
+PLAIN = os.environ.get("QUIV_TEST_PLAIN") == "1"
+
+
+def _append(path: str, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())  # one write: one whole line
+    finally:
+        os.close(fd)
+
+
+def tick() -> None:
+    _append(os.environ["QUIV_TEST_TICKS"], f"{os.getpid()} {time.time():.6f}\n")
+
+
+def _scheduler() -> AsyncQuiv:
+    db_path = os.environ["QUIV_TEST_DB"]
+    if PLAIN:
+        return AsyncQuiv(db_path=db_path, timezone="UTC")
+    return AsyncQuiv(db_path=db_path, timezone="UTC", host_mode=True)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async with _scheduler() as scheduler:
+        if PLAIN:
+            await scheduler.add_task("tick", tick, interval=1.0)
+        else:
+            await scheduler.add_task("tick", tick, interval=1.0, key="tick")
+        app.state.scheduler = scheduler
+        _append(os.environ["QUIV_TEST_WORKERS"], f"{os.getpid()}\n")
+        yield
+
+
+async def pid(request: Request) -> JSONResponse:
+    scheduler: Any = request.app.state.scheduler
+    return JSONResponse({"pid": os.getpid(), "is_runner": scheduler.is_runner})
+
+
+app = Starlette(routes=[Route("/pid", pid)], lifespan=lifespan)

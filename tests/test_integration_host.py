@@ -1,0 +1,303 @@
+"""Host mode under real pre-fork servers: three workers, one SQLite file, one tick a second.
+
+Each case starts a real server as a subprocess on a free port of 127.0.0.1,
+serving tests/host_app.py with three worker processes; every worker starts
+its own scheduler in its lifespan and declares the same keyed schedule,
+``tick`` every second. The tick appends ``"<pid> <unix time>"`` to a file,
+and the tests read that file (and the ``jobs`` table) to check that:
+
+- host-wide the tick runs once per second: no second has two runs, none is
+  skipped;
+- after ``SIGKILL`` of the runner (the pid that wrote the latest tick),
+  another worker takes over within about a second, and still no fire runs
+  twice.
+
+Servers: ``uvicorn --workers 3``, and gunicorn with uvicorn's worker class,
+with and without ``--preload``. ``QUIV_TEST_PLAIN=1`` serves the same app
+without host mode: every worker then runs its own tick, and a negative
+control checks that the assertions here catch it.
+
+Every wait polls a condition with a deadline; nothing waits on a bare sleep.
+The server's process group is killed whatever happens.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import inspect
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from quiv import AsyncQuiv
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="pre-fork servers are POSIX-only"),
+    pytest.mark.timeout(80),
+]
+
+TESTS = Path(__file__).resolve().parent
+
+#: whether this checkout has host mode (issue #16); the host-mode cases need it
+HOST_MODE = "host_mode" in inspect.signature(AsyncQuiv).parameters
+needs_host_mode = pytest.mark.skipif(
+    not HOST_MODE,
+    reason="AsyncQuiv(host_mode=True) is not in this checkout yet (issue #16); "
+    "remove this skip once host mode is merged",
+)
+
+WORKERS = 3
+#: bound for the server to start all its workers
+START_TIMEOUT = 20.0
+#: bound for each further tick (the interval is 1 s; a takeover may add about 1 s)
+TICK_TIMEOUT = 5.0
+#: a standby must run the next tick this soon after the last tick of the killed runner
+MAX_GAP = 2.0
+#: two ticks closer than this are two runs of one fire, or two schedules side by side
+MIN_GAP = 0.5
+POLL = 0.05
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
+    """Poll *predicate* every 50 ms until it returns something truthy; return that.
+
+    Fails the test, naming *what* it waited for, after *timeout* seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(POLL)
+
+
+@dataclass(frozen=True)
+class Tick:
+    pid: int
+    at: float  # unix time
+
+
+@dataclass
+class Site:
+    """A running server and the files its workers write."""
+
+    process: subprocess.Popen[bytes]
+    ticks_file: Path
+    workers_file: Path
+    db: Path
+    log: Path
+
+    def ticks(self) -> list[Tick]:
+        if not self.ticks_file.exists():
+            return []
+        ticks = []
+        for line in self.ticks_file.read_text().splitlines():
+            pid, at = line.split()
+            ticks.append(Tick(int(pid), float(at)))
+        return sorted(ticks, key=lambda tick: tick.at)
+
+    def ticks_since(self, since: float) -> list[Tick]:
+        return [tick for tick in self.ticks() if tick.at > since]
+
+    def workers(self) -> set[int]:
+        if not self.workers_file.exists():
+            return set()
+        return {int(line) for line in self.workers_file.read_text().split()}
+
+    def wait_for_ticks(self, count: int, since: float) -> list[Tick]:
+        """Wait until *count* ticks happened after *since*; return them (and any more)."""
+
+        def enough() -> list[Tick] | None:
+            self.check_alive()
+            ticks = self.ticks_since(since)
+            return ticks if len(ticks) >= count else None
+
+        return wait_until(enough, TICK_TIMEOUT * count, f"{count} ticks after {since:.3f}")
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def duplicate_fires(self) -> list[tuple[int, int]]:
+        """``(scheduled_at, runs)`` of every fire of ``tick`` with more than one job row."""
+        uri = f"file:{self.db}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as conn:
+            rows = conn.execute(
+                "SELECT scheduled_at, COUNT(*) FROM jobs WHERE task_name = 'tick' "
+                "AND scheduled_at IS NOT NULL GROUP BY scheduled_at HAVING COUNT(*) > 1"
+            ).fetchall()
+        return [(int(at), int(runs)) for at, runs in rows]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _command(kind: str, port: int) -> list[str]:
+    if kind == "uvicorn":
+        return [
+            *(sys.executable, "-m", "uvicorn", "host_app:app", "--app-dir", str(TESTS)),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)),
+            *("--log-level", "warning"),
+        ]
+    gunicorn = [
+        *(sys.executable, "-m", "gunicorn", "host_app:app", "--chdir", str(TESTS)),
+        *("-w", str(WORKERS), "-k", "uvicorn.workers.UvicornWorker"),
+        *("-b", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "5"),
+    ]
+    if kind == "gunicorn-preload":
+        gunicorn.append("--preload")
+    return gunicorn
+
+
+@contextlib.contextmanager
+def serve(kind: str, folder: Path, *, plain: bool = False) -> Iterator[Site]:
+    """Start *kind* with three workers; yield once every worker's scheduler started."""
+    if kind.startswith("gunicorn"):
+        pytest.importorskip("gunicorn")
+    ticks_file, workers_file = folder / "ticks.txt", folder / "workers.txt"
+    db, log = folder / "quiv.db", folder / "server.log"
+    env = {
+        **os.environ,
+        "QUIV_TEST_DB": str(db),
+        "QUIV_TEST_TICKS": str(ticks_file),
+        "QUIV_TEST_WORKERS": str(workers_file),
+        "QUIV_TEST_PLAIN": "1" if plain else "0",
+    }
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            _command(kind, _free_port()),
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the server and its workers: one process group
+        )
+    site = Site(process, ticks_file, workers_file, db, log)
+    try:
+
+        def started() -> bool:
+            site.check_alive()
+            return len(site.workers()) >= WORKERS
+
+        wait_until(started, START_TIMEOUT, f"{WORKERS} workers to start their schedulers")
+        yield site
+    except BaseException:
+        print(f"--- {kind} log ---\n{site.log_tail()}", file=sys.stderr)  # noqa: T201
+        raise
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(site.process.pid, signal.SIGKILL)
+        site.process.wait(timeout=10)
+
+
+def runs_per_second(ticks: list[Tick]) -> dict[int, int]:
+    """How many ticks fell in each second of the window, counted from the first tick.
+
+    A tick belongs to the second whose start it is nearest to, so the lateness
+    of a run (milliseconds) never moves it into the next second.
+    """
+    first = ticks[0].at
+    counts = collections.Counter(round(tick.at - first) for tick in ticks)
+    return {second: counts.get(second, 0) for second in range(max(counts) + 1)}
+
+
+def assert_once_per_second(ticks: list[Tick]) -> None:
+    """Host-wide, one run per second: no second ran twice, none was skipped."""
+    assert len(ticks) >= 2, ticks
+    counts = runs_per_second(ticks)
+    doubled = {second: runs for second, runs in counts.items() if runs > 1}
+    assert not doubled, f"seconds that ran more than once: {doubled}; runs per second: {counts}"
+    # seconds 0 and the last are whole by construction (the window is the ticks' own span)
+    skipped = [second for second, runs in counts.items() if runs == 0]
+    assert not skipped, f"seconds with no run: {skipped}; runs per second: {counts}"
+
+
+def assert_gaps(ticks: list[Tick]) -> None:
+    """Consecutive ticks are at least MIN_GAP and at most MAX_GAP apart."""
+    gaps = [round(b.at - a.at, 3) for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert min(gaps) >= MIN_GAP, (
+        f"two ticks {min(gaps)} s apart: one fire ran twice, or workers tick side by side; {gaps}"
+    )
+    assert max(gaps) <= MAX_GAP, f"no tick for {max(gaps)} s: the takeover was late; {gaps}"
+
+
+CASES = [
+    pytest.param("uvicorn", 20, 5, id="uvicorn-workers-3"),
+    pytest.param("gunicorn", 10, 4, id="gunicorn-w-3"),
+    pytest.param("gunicorn-preload", 10, 4, id="gunicorn-w-3-preload"),
+]
+
+
+@needs_host_mode
+@pytest.mark.parametrize(("kind", "steady", "after_kill"), CASES)
+def test_one_worker_runs_the_tick_and_another_takes_over_when_it_is_killed(
+    kind: str, steady: int, after_kill: int, tmp_path: Path
+) -> None:
+    with serve(kind, tmp_path) as site:
+        ready = time.time()
+        window = site.wait_for_ticks(steady, since=ready)[:steady]
+        assert_once_per_second(window)
+        assert len({tick.pid for tick in window}) == 1, f"the tick moved between workers: {window}"
+        assert not site.duplicate_fires(), "a fire has two job rows"
+
+        # kill the runner just after a tick: the runner is the pid of the latest line
+        runner = site.wait_for_ticks(1, since=window[-1].at)[-1].pid
+        assert runner in site.workers()
+        os.kill(runner, signal.SIGKILL)
+        killed_at = time.time()
+
+        site.wait_for_ticks(after_kill, since=killed_at)
+        ticks = site.ticks_since(ready)
+        before = [tick for tick in ticks if tick.at <= killed_at]
+        after = [tick for tick in ticks if tick.at > killed_at]
+        assert before[-1].pid == runner, before
+        assert runner not in {tick.pid for tick in after}, f"the killed runner ticked: {after}"
+        takeover = after[0].at - before[-1].at
+        assert takeover <= MAX_GAP, (
+            f"the first tick after the kill of {runner} came {takeover:.3f} s after its last"
+        )
+        assert_gaps(ticks)
+        assert_once_per_second(after)  # the new runner's seconds, whatever their phase
+        assert not site.duplicate_fires(), "a fire has two job rows"
+
+
+def test_negative_control_without_host_mode_every_worker_runs_the_tick(tmp_path: Path) -> None:
+    """The checks above can fail: without host mode each worker ticks on its own."""
+    with serve("uvicorn", tmp_path, plain=True) as site:
+        ready = time.time()
+        ticks = site.wait_for_ticks(3 * WORKERS, since=ready)
+    assert len({tick.pid for tick in ticks}) == WORKERS, ticks
+    counts = runs_per_second(ticks)
+    print(f"without host mode, runs per second: {counts}", file=sys.stderr)  # noqa: T201
+    with pytest.raises(AssertionError, match="ran more than once"):
+        assert_once_per_second(ticks)
+    with pytest.raises(AssertionError, match="one fire ran twice"):
+        assert_gaps(ticks)
