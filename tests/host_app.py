@@ -7,9 +7,9 @@ line, ``"<pid> <unix time>\\n"``, to the file named by ``QUIV_TEST_TICKS``
 (``O_APPEND``: lines from several processes never interleave). Once its
 scheduler has started, a worker appends its pid to ``QUIV_TEST_WORKERS``.
 
-``QUIV_TEST_PLAIN=1`` is the harness's negative control: no ``host_mode``, no
-``key=``, so every worker runs the tick on its own schedule, and the
-exactly-once checks must fail.
+``QUIV_TEST_PLAIN=1`` leaves ``host_mode`` and ``key=`` out, the mistake host
+mode exists for: the second worker's scheduler must refuse to start on the
+file the first one holds.
 
 Endpoint: ``GET /pid`` returns ``{"pid": ..., "is_runner": ...}``.
 """

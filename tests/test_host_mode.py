@@ -20,7 +20,7 @@ import anyio
 import pytest
 from scheduler_helpers import WAIT, Recorder, settle
 
-from quiv import AsyncQuiv, ConfigurationError, Event, JobStatus, Quiv
+from quiv import AsyncQuiv, ConfigurationError, Event, Job, JobStatus, Quiv
 from quiv.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -270,3 +270,44 @@ async def test_a_process_without_host_mode_cannot_join_a_host(tmp_path: Path) ->
         with pytest.raises(ConfigurationError, match="host_mode=True"):
             async with AsyncQuiv(db_path=db):
                 pass
+
+
+async def test_wait_for_job_waits_for_a_job_of_another_process(tmp_path: Path) -> None:
+    db = tmp_path / "host.db"
+    release = threading.Event()
+
+    def gated() -> str:
+        release.wait(WAIT * 2)
+        return "done"
+
+    async with worker(db) as (first, _), worker(db) as (second, _):
+        started = Recorder(first, [Event.JOB_STARTED])
+        task_id = await first.add_task("gated", gated, run_once=True)
+        job_id = (await first.get_task(task_id)).next_job_id
+        assert job_id is not None
+        await started.wait_count(Event.JOB_STARTED, 1, task_id=task_id)
+        await first.get_job(job_id)  # the host's history shows it running
+        async with anyio.create_task_group() as tg:
+            ended: list[object] = []
+
+            async def wait_in_second() -> None:
+                ended.append(await second.wait_for_job(job_id, timeout=WAIT))
+
+            tg.start_soon(wait_in_second)
+            await settle()
+            assert ended == []  # still running in the first process
+            release.set()
+            await first.wait_for_job(job_id, timeout=WAIT)
+            await first.get_job(job_id)  # its final record is committed
+        (job,) = ended
+        assert isinstance(job, Job) and job.status is JobStatus.COMPLETED
+        assert job.result == "done"
+        release.clear()
+        with pytest.raises(TimeoutError):  # a wait elsewhere is bounded like any other
+            blocked = await first.add_task("blocked", gated, run_once=True)
+            other = (await first.get_task(blocked)).next_job_id
+            assert other is not None
+            await started.wait_count(Event.JOB_STARTED, 2)
+            await first.get_job(other)
+            await second.wait_for_job(other, timeout=0.2)
+        release.set()

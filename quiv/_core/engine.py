@@ -388,7 +388,12 @@ class Engine:
             raise ConfigurationError.bad_value("job_id", job_id, "a job id string")
         run = self.jobs.get(job_id)
         if run is None:
-            return await self.get_job(job_id)
+            job = await self.get_job(job_id)
+            if not self.host.elsewhere(job):
+                return job
+            # host mode: it runs in another process, whose records tell when it ends
+            remote, waiters = self.host.wait_elsewhere(job_id)
+            return await queries.wait(remote, limit, waiters)
         waiter: Future[Job] = Future()
         run.waiters.append(waiter)
         return await queries.wait(waiter, limit, run.waiters)
@@ -711,6 +716,7 @@ class Engine:
             for task_waiters in waiters.values():
                 for waiter in task_waiters:
                     waiter.set_exception(stopped)
+            self.host.stop_waits()
         return [run.final for run in stuck if run.final is not None]
 
     async def stats(self, *, loop_alive: bool) -> QuivStats:

@@ -24,10 +24,12 @@ from typing import Protocol
 from anyio.abc import TaskGroup
 
 from .._clock import WallClock
+from .._errors import JobNotFoundError, SchedulerStoppedError
 from .._host.link import CANCEL, HostLink
-from .._models import TaskStatus
+from .._models import Job, JobStatus, TaskStatus
 from .._triggers.wall import check_fire
 from .._typing import Logger
+from .._xthread.mailbox import Future
 from ..abc import Clock, Store
 from .outcomes import use_fire
 from .records import TaskState
@@ -74,6 +76,8 @@ class HostSchedules:
         #: the commands between the host's processes (host mode)
         self.link: HostLink | None = None
         self._task_group: TaskGroup | None = None
+        #: callers of ``wait_for_job`` waiting for a job of another process, by job id
+        self.remote_waiters: dict[str, list[Future[Job]]] = {}
 
     def connect(self, link: HostLink, task_group: TaskGroup) -> None:
         """Host mode: take commands from the other processes through *link*."""
@@ -94,6 +98,57 @@ class HostSchedules:
             return False
         group.start_soon(self._send, link, owner, job_id)
         return True
+
+    def elsewhere(self, job: Job) -> bool:
+        """Host mode: whether *job* is in flight in another process of the host."""
+        link = self.link
+        if link is None or job.status not in (JobStatus.SCHEDULED, JobStatus.RUNNING):
+            return False
+        owner = link.job_owner(job.id)
+        return owner is not None and owner != link.owner
+
+    def wait_elsewhere(self, job_id: str) -> tuple[Future[Job], list[Future[Job]]]:
+        """Host mode: a future for the end of *job_id*, in flight in another process.
+
+        Settled by :meth:`changed`, when the host's history shows the job
+        ended. Return it with the list it is registered in (to leave on a
+        timeout).
+        """
+        waiter: Future[Job] = Future()
+        waiters = self.remote_waiters.setdefault(job_id, [])
+        waiters.append(waiter)
+        return waiter, waiters
+
+    def changed(self) -> None:
+        """Host mode: another process wrote to the file; settle the waits for its jobs that ended."""
+        link, group = self.link, self._task_group
+        if link is None or group is None:
+            return
+        for job_id, waiters in list(self.remote_waiters.items()):
+            if not waiters:
+                del self.remote_waiters[job_id]
+            elif link.job_owner(job_id) is None:  # no longer in flight
+                del self.remote_waiters[job_id]
+                group.start_soon(self._settle, job_id, waiters)
+
+    async def _settle(self, job_id: str, waiters: list[Future[Job]]) -> None:
+        try:
+            job = await self._engine.store.get_job(job_id)
+            error: BaseException | None = None if job is not None else JobNotFoundError(job_id)
+        except Exception as exc:
+            job, error = None, exc
+        for waiter in waiters:
+            if error is not None:
+                waiter.set_exception(error)
+            elif job is not None:
+                waiter.set_result(job)
+
+    def stop_waits(self) -> None:
+        """The scheduler stops: fail the waits for other processes' jobs."""
+        waiters = [w for group in self.remote_waiters.values() for w in group]
+        self.remote_waiters.clear()
+        for waiter in waiters:
+            waiter.set_exception(SchedulerStoppedError("the scheduler was shut down"))
 
     async def _send(self, link: HostLink, owner: str, job_id: str) -> None:
         try:

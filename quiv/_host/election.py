@@ -77,7 +77,7 @@ async def claim_database(
             if kind == CANCEL:
                 engine.cancel_job(job_id)
 
-        task_group.start_soon(link.watch, act, name="quiv host commands")
+        task_group.start_soon(link.watch, act, engine.host.changed, name="quiv host commands")
     if runner:
         engine.host.promote()
         return

@@ -75,8 +75,11 @@ class HostLink:
             conn.close()
         return [(str(kind), str(job_id)) for kind, job_id in rows]
 
-    async def watch(self, act: Callable[[str, str], None]) -> None:
-        """Call ``act(kind, job_id)`` for each command sent to this process, until cancelled."""
+    async def watch(self, act: Callable[[str, str], None], changed: Callable[[], None]) -> None:
+        """Call ``act(kind, job_id)`` for each command sent to this process, until cancelled.
+
+        *changed* is called first whenever another connection wrote to the file.
+        """
         while True:
             await anyio.sleep(WATCH_SECONDS)
             try:
@@ -84,6 +87,7 @@ class HostLink:
                 if version == self._version:
                     continue
                 self._version = version
+                changed()
                 if self._reader.execute(ANY_COMMAND, (self.owner,)).fetchone() is None:
                     continue
                 commands = await anyio.to_thread.run_sync(self._write, TAKE_COMMANDS, (self.owner,))
