@@ -178,7 +178,8 @@ class AsyncQuiv:
 
         Without host mode, that is every running scheduler. In host mode
         (``host_mode=True``), exactly one process of the host is the runner at
-        a time; the others take over within about 0.1 s when it ends.
+        a time; the others take over within about 0.2 s when it ends (see the
+        Deployment page).
         """
         engine = self._engine
         return self._state is RUNNING and engine is not None and not engine.host.standby

@@ -32,7 +32,7 @@ from .._typing import Logger
 __all__ = ("CANCEL", "WATCH_SECONDS", "HostLink")
 
 #: how often the watcher reads the file's change counter (the latency of a command, at most)
-WATCH_SECONDS: Final = 0.05
+WATCH_SECONDS: Final = 0.1
 CANCEL: Final = "cancel"
 _IN_FLIGHT = (JobStatus.SCHEDULED.value, JobStatus.RUNNING.value)
 

@@ -26,7 +26,7 @@ from .._store._owners import try_lock
 __all__ = ("HOST", "POLL_SECONDS", "SINGLE", "RunnerLock", "runner_lock_path")
 
 #: how often a standby tries to become the runner (the failover time, at most)
-POLL_SECONDS: Final = 0.1
+POLL_SECONDS: Final = 0.2
 #: the lock holder's mode: one of several host-mode processes
 HOST: Final = "host"
 #: the lock holder's mode: a scheduler without host mode, the only one on its database
