@@ -8,9 +8,11 @@ The real servers (``uvicorn --workers``, gunicorn) are in
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -159,8 +161,10 @@ def clock_at(when: datetime) -> FakeClock:
 DAY = datetime(2026, 3, 10, tzinfo=timezone.utc)
 
 
-async def start_daily(db: Path, clock: FakeClock) -> tuple[AsyncQuiv, Recorder, str]:
-    scheduler = AsyncQuiv(db_path=str(db), clock=clock)
+async def start_daily(
+    db: Path, clock: FakeClock, logger: logging.Logger | None = None
+) -> tuple[AsyncQuiv, Recorder, str]:
+    scheduler = AsyncQuiv(db_path=str(db), clock=clock, logger=logger)
     await scheduler.__aenter__()
     recorder = Recorder(scheduler, [Event.JOB_STARTED, Event.JOB_COMPLETED])
     task_id = await scheduler.add_task("daily", tick, cron="0 3 * * *", key="daily")
@@ -201,7 +205,18 @@ async def test_a_restart_neither_reruns_nor_skips_a_daily_schedule(tmp_path: Pat
 async def test_a_fire_another_process_claimed_does_not_run_again(tmp_path: Path) -> None:
     db = tmp_path / "app.db"
     clock = clock_at(DAY.replace(hour=2, minute=59))
-    scheduler, recorder, task_id = await start_daily(db, clock)
+    refused = anyio.Event()
+
+    class Refusals(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # on the scheduler's loop
+            if "claimed elsewhere" in record.getMessage():
+                refused.set()
+
+    logger = logging.getLogger("quiv.tests.claims")
+    logger.setLevel(logging.INFO)
+    handler = Refusals()
+    logger.addHandler(handler)
+    scheduler, recorder, task_id = await start_daily(db, clock, logger)
     try:
         # another process claims today's 03:00 first (as a runner that died right after would)
         fire = int(
@@ -210,16 +225,18 @@ async def test_a_fire_another_process_claimed_does_not_run_again(tmp_path: Path)
         with sqlite3.connect(db) as conn:
             conn.execute(
                 "INSERT INTO fires (key, fire, owner, claimed_at) VALUES (?, ?, ?, ?)",
-                ("daily", fire * 1_000_000, "another", 0),
+                # claimed now: a claim older than the history's retention is pruned
+                ("daily", fire * 1_000_000, "another", time.time_ns() // 1000),
             )
         await clock.advance(61)
         # the claim is refused: no job, and the schedule moves on to tomorrow
         with anyio.fail_after(WAIT):
-            while (await scheduler.get_task(task_id)).next_run_at != DAY.replace(day=11, hour=3):
-                await anyio.lowlevel.checkpoint()
+            await refused.wait()
+        assert (await scheduler.get_task(task_id)).next_run_at == DAY.replace(day=11, hour=3)
         assert await scheduler.get_all_jobs() == []  # no job was ever made for it
     finally:
         await scheduler.__aexit__(None, None, None)
+        logger.removeHandler(handler)
 
 
 # -- commands between the processes of a host ----------------------------------

@@ -150,6 +150,8 @@ class Engine:
         deadline = self.clock.now() + first_delay
         # the origin of an interval's grid (0.0 for the others: one float less per task)
         task.anchor = deadline if task.interval is not None else 0.0
+        if last is not None and task.interval is not None:
+            task.anchor = self.host.grid_anchor(task, last)  # the grid goes on, not afresh
         task.wall = self.wall
         self.tasks[task.id] = task
         if task.status is TaskStatus.PAUSED:  # paused before the scheduler started

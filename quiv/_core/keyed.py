@@ -181,6 +181,18 @@ class HostSchedules:
         assert task.interval is not None
         return max(engine.wall_now(), last + timedelta(seconds=task.interval))
 
+    def grid_anchor(self, task: TaskState, last: datetime) -> float:
+        """The origin of keyed interval *task*'s grid, continuing the one that fired at *last*.
+
+        On the scheduler's clock, the grid point one interval after *last*
+        (it may have passed): the runs after a catch-up stay in the old
+        grid's slots, so no slot gets two runs when the runner changes.
+        """
+        engine = self._engine
+        assert task.interval is not None
+        due = last + timedelta(seconds=task.interval)
+        return engine.clock.now() + (due - engine.wall_now()).total_seconds()
+
     def hold(self, task: TaskState) -> bool:
         """In a standby: keep *task*, due now, for the runner; ``False`` if it runs here.
 
@@ -225,6 +237,8 @@ class HostSchedules:
                     engine.logger.exception("quiv: the trigger of task %r failed", task.task_name)
                     when = None
                 if when is not None:
+                    if task.interval is not None:
+                        task.anchor = self.grid_anchor(task, last)
                     engine.timer.schedule_wall(task, when)
                     continue
             if task.trigger is not None:

@@ -17,7 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._errors import ConfigurationError
-from .link import CANCEL, HostLink
+from .link import CANCEL, WATCH_SECONDS, HostLink
 from .runner import HOST, POLL_SECONDS, SINGLE, RunnerLock
 
 if TYPE_CHECKING:
@@ -68,32 +68,41 @@ async def claim_database(
         return
     store = engine.store
     owner = getattr(store, "owner", None)
+    link = None
     if isinstance(owner, str) and owner:
         link = HostLink(path, owner, engine.logger)
         stack.callback(link.close)
         engine.host.connect(link, task_group)
-
-        def act(kind: str, job_id: str) -> None:
-            if kind == CANCEL:
-                engine.cancel_job(job_id)
-
-        task_group.start_soon(link.watch, act, engine.host.changed, name="quiv host commands")
     if runner:
         engine.host.promote()
-        return
 
-    async def wait_for_the_role() -> None:
-        while not lock.try_acquire():
-            await anyio.sleep(POLL_SECONDS)
-        if engine.stopping:
-            lock.close()
-            return
-        engine.logger.info("quiv: this process (pid %d) is now the host's runner", os.getpid())
-        try:  # the old runner's last fires: counted on from, not run again
-            last_fires = await engine.store.last_fires()
-        except Exception:
-            engine.logger.exception("quiv: could not read the schedules' last fires")
-            last_fires = None
-        engine.host.promote(last_fires)
+    def act(kind: str, job_id: str) -> None:
+        if kind == CANCEL:
+            engine.cancel_job(job_id)
 
-    task_group.start_soon(wait_for_the_role, name="quiv host runner election")
+    async def watch() -> None:
+        # One wake-up every WATCH_SECONDS does both: look for commands, and
+        # (a standby) try for the runner role every POLL_SECONDS.
+        nonlocal runner
+        looks = 0
+        every = max(1, round(POLL_SECONDS / WATCH_SECONDS))
+        while True:
+            await anyio.sleep(WATCH_SECONDS)
+            if link is not None:
+                await link.check(act, engine.host.changed)
+            looks += 1
+            if runner or looks % every or not lock.try_acquire(HOST):
+                continue
+            runner = True
+            if engine.stopping:
+                lock.close()
+                continue
+            engine.logger.info("quiv: this process (pid %d) is now the host's runner", os.getpid())
+            try:  # the old runner's last fires: counted on from, not run again
+                last_fires = await engine.store.last_fires()
+            except Exception:
+                engine.logger.exception("quiv: could not read the schedules' last fires")
+                last_fires = None
+            engine.host.promote(last_fires)
+
+    task_group.start_soon(watch, name="quiv host mode")

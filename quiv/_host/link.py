@@ -75,27 +75,26 @@ class HostLink:
             conn.close()
         return [(str(kind), str(job_id)) for kind, job_id in rows]
 
-    async def watch(self, act: Callable[[str, str], None], changed: Callable[[], None]) -> None:
-        """Call ``act(kind, job_id)`` for each command sent to this process, until cancelled.
+    async def check(self, act: Callable[[str, str], None], changed: Callable[[], None]) -> None:
+        """One look at the file: call ``act(kind, job_id)`` for each command sent here.
 
-        *changed* is called first whenever another connection wrote to the file.
+        Called every :data:`WATCH_SECONDS`. *changed* is called first if
+        another connection wrote to the file since the last look.
         """
-        while True:
-            await anyio.sleep(WATCH_SECONDS)
+        try:
+            version = self._data_version()
+            if version == self._version:
+                return
+            self._version = version
+            changed()
+            if self._reader.execute(ANY_COMMAND, (self.owner,)).fetchone() is None:
+                return
+            commands = await anyio.to_thread.run_sync(self._write, TAKE_COMMANDS, (self.owner,))
+        except sqlite3.Error as exc:
+            self._logger.warning("quiv host mode: reading commands failed: %s", exc)
+            return
+        for kind, job_id in commands:
             try:
-                version = self._data_version()
-                if version == self._version:
-                    continue
-                self._version = version
-                changed()
-                if self._reader.execute(ANY_COMMAND, (self.owner,)).fetchone() is None:
-                    continue
-                commands = await anyio.to_thread.run_sync(self._write, TAKE_COMMANDS, (self.owner,))
-            except sqlite3.Error as exc:
-                self._logger.warning("quiv host mode: reading commands failed: %s", exc)
-                continue
-            for kind, job_id in commands:
-                try:
-                    act(kind, job_id)
-                except Exception:
-                    self._logger.exception("quiv host mode: command %s %s failed", kind, job_id)
+                act(kind, job_id)
+            except Exception:
+                self._logger.exception("quiv host mode: command %s %s failed", kind, job_id)
