@@ -23,6 +23,7 @@ import pytest
 from scheduler_helpers import WAIT, Recorder, settle
 
 from quiv import AsyncQuiv, ConfigurationError, Event, Job, JobStatus, Quiv
+from quiv._host.filesystems import network_file_system
 from quiv.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -328,3 +329,49 @@ async def test_wait_for_job_waits_for_a_job_of_another_process(tmp_path: Path) -
             await first.get_job(other)
             await second.wait_for_job(other, timeout=0.2)
         release.set()
+
+
+def test_a_database_on_a_network_file_system_is_recognised(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    share = tmp_path / "my share"
+    mounts.write_text(
+        "/dev/sda1 / ext4 rw 0 0\n"
+        f"server:/export {str(share).replace(' ', chr(92) + '040')} nfs4 rw 0 0\n"
+    )
+    share.mkdir()
+    assert network_file_system(str(share / "app.db"), str(mounts)) == "nfs4"
+    assert network_file_system(str(tmp_path / "app.db"), str(mounts)) is None
+    assert network_file_system(str(share / "app.db"), str(tmp_path / "missing")) is None
+
+
+async def test_a_scheduler_refuses_a_database_on_a_network_file_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quiv._host import election
+
+    monkeypatch.setattr(election, "network_file_system", lambda path: "nfs4")
+    with pytest.raises(ConfigurationError, match=r"network file system \(nfs4\)"):
+        async with AsyncQuiv(db_path=str(tmp_path / "app.db"), host_mode=True):
+            pass
+    with pytest.raises(ConfigurationError, match="local disk"):
+        async with AsyncQuiv(db_path=str(tmp_path / "app.db")):
+            pass
+
+
+def test_the_sync_face_runs_in_host_mode(tmp_path: Path) -> None:
+    db = str(tmp_path / "host.db")
+    first, second = Quiv(db_path=db, host_mode=True), Quiv(db_path=db, host_mode=True)
+    first.start()
+    try:
+        second.start()
+        try:
+            assert (first.is_runner, second.is_runner) == (True, False)
+            ids = {s.add_task("tick", tick, interval=60, key="tick") for s in (first, second)}
+            assert len(ids) == 1
+            job = second.wait_for_task(second.add_task("once", tick, run_once=True), timeout=WAIT)
+            assert job.status is JobStatus.COMPLETED
+        finally:
+            second.shutdown()
+        assert not second.is_runner
+    finally:
+        first.shutdown()

@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._errors import ConfigurationError
+from .filesystems import network_file_system
 from .link import CANCEL, WATCH_SECONDS, HostLink
 from .runner import HOST, POLL_SECONDS, SINGLE, RunnerLock
 
@@ -41,6 +42,13 @@ async def claim_database(
         files, where nothing could keep two processes from running the same
         schedules
     """
+    network = network_file_system(path)
+    if network is not None:
+        raise ConfigurationError(
+            f"db_path={path!r} is on a network file system ({network}), where file locks"
+            " and SQLite's write-ahead log are not safe between processes; put the"
+            " database on a local disk"
+        )
     try:
         lock = RunnerLock(path)
         stack.callback(lock.close)
