@@ -11,13 +11,17 @@ scheduler has started, a worker appends its pid to ``QUIV_TEST_WORKERS``.
 mode exists for: the second worker's scheduler must refuse to start on the
 file the first one holds.
 
-Endpoint: ``GET /pid`` returns ``{"pid": ..., "is_runner": ...}``.
+Endpoints: ``GET /pid`` returns ``{"pid": ..., "is_runner": ...}``; ``POST
+/long`` starts a run-once job that runs until cancelled; ``POST
+/cancel/{job_id}`` and ``GET /job/{job_id}`` cancel and read a job, whichever
+worker runs it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -68,4 +72,37 @@ async def pid(request: Request) -> JSONResponse:
     return JSONResponse({"pid": os.getpid(), "is_runner": scheduler.is_runner})
 
 
-app = Starlette(routes=[Route("/pid", pid)], lifespan=lifespan)
+def long_job(_stop_event: threading.Event) -> None:
+    _stop_event.wait(60)
+
+
+async def start_long(request: Request) -> JSONResponse:
+    """Start a job that runs until cancelled; its record is committed when this returns."""
+    scheduler: Any = request.app.state.scheduler
+    task_id = await scheduler.add_task("long", long_job, run_once=True)
+    job_id = (await scheduler.get_task(task_id)).next_job_id
+    await scheduler.get_job(job_id)  # a read commits what the store holds
+    return JSONResponse({"pid": os.getpid(), "job_id": job_id})
+
+
+async def cancel(request: Request) -> JSONResponse:
+    scheduler: Any = request.app.state.scheduler
+    cancelled = scheduler.cancel_job(request.path_params["job_id"])
+    return JSONResponse({"pid": os.getpid(), "cancelled": cancelled})
+
+
+async def job(request: Request) -> JSONResponse:
+    scheduler: Any = request.app.state.scheduler
+    record = await scheduler.get_job(request.path_params["job_id"])
+    return JSONResponse({"pid": os.getpid(), "status": record.status.value})
+
+
+app = Starlette(
+    routes=[
+        Route("/pid", pid),
+        Route("/long", start_long, methods=["POST"]),
+        Route("/cancel/{job_id}", cancel, methods=["POST"]),
+        Route("/job/{job_id}", job),
+    ],
+    lifespan=lifespan,
+)

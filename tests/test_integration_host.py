@@ -95,6 +95,7 @@ class Site:
     workers_file: Path
     db: Path
     log: Path
+    port: int
 
     def ticks(self) -> list[Tick]:
         if not self.ticks_file.exists():
@@ -179,9 +180,10 @@ def _launch(kind: str, folder: Path, *, plain: bool = False) -> Site:
         "QUIV_TEST_WORKERS": str(workers_file),
         "QUIV_TEST_PLAIN": "1" if plain else "0",
     }
+    port = _free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
-            _command(kind, _free_port()),
+            _command(kind, port),
             cwd=folder,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -189,7 +191,7 @@ def _launch(kind: str, folder: Path, *, plain: bool = False) -> Site:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # the server and its workers: one process group
         )
-    return Site(process, ticks_file, workers_file, db, log)
+    return Site(process, ticks_file, workers_file, db, log, port)
 
 
 @contextlib.contextmanager
@@ -300,3 +302,36 @@ def test_without_host_mode_workers_sharing_a_database_refuse_to_start(tmp_path: 
     log = site.log.read_text(errors="replace")
     assert "Application startup failed" in log, log
     assert "processes that share a database need host_mode=True" in log, log
+
+
+def test_a_cancel_sent_to_one_worker_stops_a_job_running_in_another(tmp_path: Path) -> None:
+    import httpx
+
+    with serve("uvicorn", tmp_path) as site:
+        base = f"http://127.0.0.1:{site.port}"
+        with httpx.Client(base_url=base, timeout=10) as owner:
+            started = owner.post("/long").json()
+        job_id, runs_in = started["job_id"], started["pid"]
+
+        def other_worker() -> httpx.Client | None:
+            # a new connection lands on whichever worker accepts it; keep one that is not the job's
+            client = httpx.Client(base_url=base, timeout=10)
+            if client.get("/pid").json()["pid"] != runs_in:
+                return client
+            client.close()
+            return None
+
+        client = wait_until(other_worker, 20, "a connection to another worker")
+        try:
+            answer = client.post(f"/cancel/{job_id}").json()
+            sent = time.monotonic()
+            assert answer["pid"] != runs_in and answer["cancelled"] is True, answer
+
+            def cancelled() -> bool:
+                return bool(client.get(f"/job/{job_id}").json()["status"] == "cancelled")
+
+            wait_until(cancelled, 10, "the job to be recorded cancelled")
+            # the watch reads every 100 ms, the record is written in the next batch
+            assert time.monotonic() - sent < 2.0
+        finally:
+            client.close()
