@@ -391,10 +391,14 @@ class Engine:
         run = self.jobs.get(job_id)
         if run is None:
             job = await self.get_job(job_id)
-            if not self.host.elsewhere(job):
+            if not self.host.may_run_elsewhere(job):
                 return job
-            # host mode: it runs in another process, whose records tell when it ends
+            # host mode: it runs in another process, whose records tell when it ends.
+            # The wait is registered before the look, so an end between the two is seen.
             remote, waiters = self.host.wait_elsewhere(job_id)
+            if not self.host.elsewhere(job):  # it ended since it was read
+                waiters.remove(remote)
+                return await self.get_job(job_id)
             return await queries.wait(remote, limit, waiters)
         waiter: Future[Job] = Future()
         run.waiters.append(waiter)

@@ -99,10 +99,14 @@ class HostSchedules:
         group.start_soon(self._send, link, owner, job_id)
         return True
 
+    def may_run_elsewhere(self, job: Job) -> bool:
+        """Host mode: whether *job*, not one of this process's, was read in flight."""
+        return self.link is not None and job.status in (JobStatus.SCHEDULED, JobStatus.RUNNING)
+
     def elsewhere(self, job: Job) -> bool:
-        """Host mode: whether *job* is in flight in another process of the host."""
+        """Host mode: whether *job* is in flight in another process of the host, now."""
         link = self.link
-        if link is None or job.status not in (JobStatus.SCHEDULED, JobStatus.RUNNING):
+        if link is None or not self.may_run_elsewhere(job):
             return False
         owner = link.job_owner(job.id)
         return owner is not None and owner != link.owner
