@@ -357,3 +357,20 @@ async def test_a_file_system_without_locks_only_turns_crash_recovery_off(
         assert job is not None and job.status is JobStatus.RUNNING
     assert any("cannot lock" in m for m in recorder.messages(logging.WARNING))
     assert _rows(db, "SELECT id FROM owners") == []
+
+
+async def test_a_killed_runner_s_jobs_end_when_a_standby_takes_over(tmp_path: Path) -> None:
+    """Host mode: the new runner reaps at once, and a wait for the dead runner's job ends."""
+    db = tmp_path / "q.db"
+    async with await anyio.open_process(_child(db, "wait")) as process:
+        child = await _read_line(process)
+        async with AsyncQuiv(clock=FakeClock(), db_path=db, host_mode=True) as s:
+            assert not s.is_runner  # the child is
+            process.kill()  # SIGKILL: it closes nothing
+            with anyio.fail_after(CHILD_WAIT):
+                await process.wait()
+            job = await s.wait_for_job(child["running"], timeout=WAIT)
+            assert job.status is JobStatus.CANCELLED
+            assert job.cancel_reason is CancelReason.INTERRUPTED
+            assert s.is_runner
+            assert f"process {child['pid']} ended" in str(job.error_message)

@@ -106,6 +106,12 @@ async def claim_database(
                 lock.close()
                 continue
             engine.logger.info("quiv: this process (pid %d) is now the host's runner", os.getpid())
+            reap = getattr(engine.store, "reap_dead_owners", None)
+            if reap is not None:  # the jobs a killed runner left in flight end now
+                try:
+                    await reap()
+                except Exception:
+                    engine.logger.exception("quiv: could not reap the ended processes' jobs")
             try:  # the old runner's last fires: counted on from, not run again
                 last_fires = await engine.store.last_fires()
             except Exception:

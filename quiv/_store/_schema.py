@@ -20,6 +20,7 @@ __all__ = (
     "ANY_COMMAND",
     "COUNT_JOBS",
     "DELETE_OWNER",
+    "DELETE_OWNER_COMMANDS",
     "DELETE_OWNER_TASKS",
     "DELETE_TASK",
     "INSERT_OWNER",
@@ -207,6 +208,7 @@ INSERT_OWNER = "INSERT INTO owners (id, pid, host, started_at) VALUES (?, ?, ?, 
 SELECT_OWNERS = "SELECT id, pid FROM owners WHERE id != ?"
 DELETE_OWNER = "DELETE FROM owners WHERE id = ?"
 DELETE_OWNER_TASKS = "DELETE FROM tasks WHERE owner = ?"
+DELETE_OWNER_COMMANDS = "DELETE FROM commands WHERE owner = ?"
 _IN_FLIGHT = ", ".join(f"'{status}'" for status in IN_FLIGHT_STATUSES)
 _CANCEL = (
     f"UPDATE jobs SET status = '{JobStatus.CANCELLED.value}', ended_at = ?,"

@@ -42,6 +42,7 @@ from ._schema import (
     CLAIM_FIRE,
     COUNT_JOBS,
     DELETE_OWNER,
+    DELETE_OWNER_COMMANDS,
     DELETE_OWNER_TASKS,
     DELETE_TASK,
     FINAL_STATUSES,
@@ -241,16 +242,62 @@ class SQLiteStore(Store):
             )
             return
         now = to_micros(datetime.now(timezone.utc))
-        others = await conn.fetchall(SELECT_OWNERS, (self._owner,))
-        dead = [(str(owner), int(pid)) for owner, pid in others if not owner_alive(path, owner)]
-        reaped: list[tuple[int, int]] = []
+        dead = await self._dead_owners(conn, path)
         async with conn.transaction():
             await conn.execute(INSERT_OWNER, (self._owner, os.getpid(), _host(), now))
-            for owner, pid in dead:
-                reaped.append((pid, await conn.execute(REAP_JOBS, (now, pid, owner))))
-                await conn.execute(DELETE_OWNER_TASKS, (owner,))
-                await conn.execute(DELETE_OWNER, (owner,))
+            reaped = await self._reap(conn, dead, now)
             unowned = await conn.execute(REAP_UNOWNED_JOBS, (now,))
+        self._report_reaped(reaped)
+        if unowned:
+            self._logger.warning(
+                "quiv store: %d jobs of an earlier quiv version were still recorded"
+                " scheduled or running; they are recorded cancelled",
+                unowned,
+            )
+
+    async def _dead_owners(self, conn: Connection, path: str) -> list[tuple[str, int]]:
+        others = await conn.fetchall(SELECT_OWNERS, (self._owner,))
+        return [(str(owner), int(pid)) for owner, pid in others if not owner_alive(path, owner)]
+
+    @staticmethod
+    async def _reap(
+        conn: Connection, dead: list[tuple[str, int]], now: int | None
+    ) -> list[tuple[int, int]]:
+        """In a transaction: record the dead owners' jobs in flight cancelled, drop their rows."""
+        reaped: list[tuple[int, int]] = []
+        for owner, pid in dead:
+            reaped.append((pid, await conn.execute(REAP_JOBS, (now, pid, owner))))
+            await conn.execute(DELETE_OWNER_TASKS, (owner,))
+            await conn.execute(DELETE_OWNER_COMMANDS, (owner,))
+            await conn.execute(DELETE_OWNER, (owner,))
+        return reaped
+
+    async def reap_dead_owners(self) -> None:
+        """Reap the rows of processes sharing the file that ended without closing.
+
+        As at :meth:`start`; host mode calls it when a process becomes the
+        runner, so the jobs a killed runner left in flight end at once (and
+        the ``wait_for_job`` callers of other processes with them).
+
+        :raises StoreError: if the store cannot
+        """
+        path = self.path
+        if self._owner_lock is None or path is None:
+            return
+        try:
+            async with self._lock:
+                conn = self._live()
+                dead = await self._dead_owners(conn, path)
+                if not dead:
+                    return
+                now = to_micros(datetime.now(timezone.utc))
+                async with conn.transaction():
+                    reaped = await self._reap(conn, dead, now)
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"reaping the rows of ended processes failed: {exc}") from exc
+        self._report_reaped(reaped)
+
+    def _report_reaped(self, reaped: list[tuple[int, int]]) -> None:
         for pid, count in reaped:
             if count:
                 self._logger.warning(
@@ -259,12 +306,6 @@ class SQLiteStore(Store):
                     pid,
                     count,
                 )
-        if unowned:
-            self._logger.warning(
-                "quiv store: %d jobs of an earlier quiv version were still recorded"
-                " scheduled or running; they are recorded cancelled",
-                unowned,
-            )
 
     def _release_owner(self) -> None:
         lock, self._owner_lock = self._owner_lock, None
