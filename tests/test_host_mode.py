@@ -64,12 +64,9 @@ async def test_a_standby_takes_over_when_the_runner_ends(tmp_path: Path) -> None
             assert not second.is_runner
             await first_runs.wait_count(Event.JOB_STARTED, 2)
             await first.shutdown()
-            ended = anyio.current_time()
+            # bounded by WAIT; how fast it takes over is bench/host.py's to measure
             await second_runs.wait_count(Event.JOB_STARTED, 1, timeout=WAIT)
-            took_over = anyio.current_time() - ended
             assert second.is_runner
-            # the poll (0.1 s) plus one interval, with room for a slow machine
-            assert took_over < 1.0 + TICK, took_over
 
 
 async def test_run_once_tasks_run_in_the_process_that_added_them(tmp_path: Path) -> None:
@@ -257,10 +254,8 @@ async def test_a_cancel_reaches_a_job_running_in_another_process(tmp_path: Path)
         assert job_id is not None
         await first.get_job(job_id)  # its record is committed: the host's history shows it
         assert second.cancel_job(job_id) is True
-        sent = anyio.current_time()
-        (job,) = await ends.wait_count(Event.JOB_CANCELLED, 1)
+        (job,) = await ends.wait_count(Event.JOB_CANCELLED, 1)  # its latency: bench/host.py
         assert job.id == job_id
-        assert anyio.current_time() - sent < 1.0  # the watch reads every 50 ms
         await first.get_job(job_id)  # its final record is committed
         assert second.cancel_job(job_id) is False  # over: nothing in flight any more
         assert second.cancel_job("00000000-0000-4000-8000-000000000000") is False

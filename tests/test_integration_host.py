@@ -324,14 +324,12 @@ def test_a_cancel_sent_to_one_worker_stops_a_job_running_in_another(tmp_path: Pa
         client = wait_until(other_worker, 20, "a connection to another worker")
         try:
             answer = client.post(f"/cancel/{job_id}").json()
-            sent = time.monotonic()
             assert answer["pid"] != runs_in and answer["cancelled"] is True, answer
 
             def cancelled() -> bool:
                 return bool(client.get(f"/job/{job_id}").json()["status"] == "cancelled")
 
+            # bounded; the latency is measured in bench/host.py
             wait_until(cancelled, 10, "the job to be recorded cancelled")
-            # the watch reads every 100 ms, the record is written in the next batch
-            assert time.monotonic() - sent < 2.0
         finally:
             client.close()
