@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import os
 import sys
-import weakref
 from typing import Final
 
-from .._store._owners import try_lock
+from .._store._owners import held_until_fork, released, try_lock
 
 __all__ = ("HOST", "POLL_SECONDS", "SINGLE", "RunnerLock", "runner_lock_path")
 
@@ -31,8 +30,6 @@ POLL_SECONDS: Final = 0.2
 HOST: Final = "host"
 #: the lock holder's mode: a scheduler without host mode, the only one on its database
 SINGLE: Final = "single"
-
-_open: weakref.WeakSet[RunnerLock] = weakref.WeakSet()
 
 
 def runner_lock_path(db_path: str) -> str:
@@ -48,7 +45,7 @@ class RunnerLock:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         self._fd: int | None = os.open(self.path, flags, 0o600)
         self.held = False
-        _open.add(self)
+        held_until_fork(self)
 
     def try_acquire(self, mode: str = HOST) -> bool:
         """Take the role if nobody holds it; ``True`` if this process holds it now.
@@ -89,7 +86,7 @@ class RunnerLock:
         """Give the role up (if held) and close the file; a second call does nothing."""
         fd, self._fd = self._fd, None
         self.held = False
-        _open.discard(self)
+        released(self)
         if fd is not None:
             os.close(fd)
 
@@ -102,13 +99,3 @@ class RunnerLock:
                 os.close(fd)
             except OSError:
                 pass
-
-
-def _after_fork_in_child() -> None:
-    for lock in list(_open):
-        lock._forget()
-    _open.clear()
-
-
-if hasattr(os, "register_at_fork") and sys.platform != "win32":
-    os.register_at_fork(after_in_child=_after_fork_in_child)

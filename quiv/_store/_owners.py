@@ -40,8 +40,18 @@ import errno
 import os
 import sys
 import weakref
+from typing import Protocol
 
-__all__ = ("OwnerLock", "lock_path", "new_owner_id", "owner_alive", "try_lock")
+__all__ = (
+    "Forgettable",
+    "OwnerLock",
+    "held_until_fork",
+    "lock_path",
+    "new_owner_id",
+    "owner_alive",
+    "released",
+    "try_lock",
+)
 
 _LOCK_SUFFIX = "-owner-"
 
@@ -82,7 +92,23 @@ else:
 
 
 #: locks held by this process, closed in a forked child (see the module docstring)
-_held: weakref.WeakSet[OwnerLock] = weakref.WeakSet()
+class Forgettable(Protocol):
+    """A lock held by an open descriptor, which a forked child must close, not unlock."""
+
+    def _forget(self) -> None: ...
+
+
+_held: weakref.WeakSet[Forgettable] = weakref.WeakSet()
+
+
+def held_until_fork(lock: Forgettable) -> None:
+    """Have a forked child call ``lock._forget()``: the lock stays its parent's."""
+    _held.add(lock)
+
+
+def released(lock: Forgettable) -> None:
+    """*lock* was released: nothing to do for it after a fork."""
+    _held.discard(lock)
 
 
 class OwnerLock:
