@@ -16,10 +16,10 @@ on one schedule share).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .._clock import WallClock
 from .._context import JobContext, JobControl
@@ -29,11 +29,10 @@ from ..abc import Trigger
 from .handlers import HandlerSpec
 from .settings import (
     NOT_ASKED,
+    SETTINGS_FIELDS,
     RareState,
-    RunPolicy,
     TaskSettings,
     describe_trigger,
-    run_policy,
     trigger_zone,
 )
 from .timer import TimerEntry
@@ -47,27 +46,59 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+T = TypeVar("T")
+
+
+class _FromPolicy(Generic[T]):
+    """A read-only attribute of a task that its :class:`~.settings.RunPolicy` holds."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, task: TaskState, owner: type | None = None) -> T:
+        value: T = getattr(task.policy, self.name)
+        return value
+
+
+class _Rare(Generic[T]):
+    """An attribute of a task kept in its :class:`~.settings.RareState`, made when first set."""
+
+    def __init__(self, default: T) -> None:
+        self.default = default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, task: TaskState, owner: type | None = None) -> T:
+        rare = task.rare
+        if rare is None:
+            return self.default
+        value: T = getattr(rare, self.name)
+        return value
+
+    def __set__(self, task: TaskState, value: T) -> None:
+        rare = task.rare
+        if rare is None:
+            if value == self.default:
+                return  # no state to keep
+            rare = task.rare = RareState()
+        setattr(rare, self.name, value)
+
+
 @dataclass(eq=False, slots=True)
-class TaskState:
+class TaskState(TaskSettings):
     """A task as the engine keeps it: its settings and its scheduling state.
 
-    See the module's docstring for its layout.
-
-    The wall-clock time of the next run is computed from :attr:`deadline` when
-    read, and callers of ``wait_for_task`` wait in the engine, not here.
+    See the module's docstring for its layout. The settings are inherited
+    rather than referenced (one object per task, not two). The wall-clock
+    time of the next run is computed from :attr:`deadline` when read, and
+    callers of ``wait_for_task`` wait in the engine, not here.
     """
 
     id: str
     #: the handler itself (:attr:`handler` only describes it)
     func: Callable[..., Any]
     handler: HandlerSpec
-    task_name: str
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-    interval: float | None
-    fixed_interval: bool
-    run_once: bool
-    policy: RunPolicy
     status: TaskStatus = TaskStatus.ACTIVE
     #: deadline of the next run on the scheduler clock
     deadline: float | None = None
@@ -97,119 +128,33 @@ class TaskState:
     last_job_id: str | None = None
     rare: RareState | None = None
 
-    # -- the policy's settings (read-only: apply() replaces them all) ------------
+    # the policy's settings (read-only: apply() replaces the policy); the
+    # descriptors are class attributes without annotations, so not fields
+    timeout = _FromPolicy[float | None]()
+    max_retries = _FromPolicy[int]()
+    retry_backoff = _FromPolicy[float]()
+    jitter = _FromPolicy[float]()
+    progress_callback = _FromPolicy[Callable[..., Any] | None]()
+    misfire_grace = _FromPolicy[float | None]()
 
-    @property
-    def timeout(self) -> float | None:
-        return self.policy.timeout
-
-    @property
-    def max_retries(self) -> int:
-        return self.policy.max_retries
-
-    @property
-    def retry_backoff(self) -> float:
-        return self.policy.retry_backoff
-
-    @property
-    def jitter(self) -> float:
-        return self.policy.jitter
-
-    @property
-    def progress_callback(self) -> Callable[..., Any] | None:
-        return self.policy.progress_callback
-
-    @property
-    def misfire_grace(self) -> float | None:
-        return self.policy.misfire_grace
-
-    # -- rare state ------------------------------------------------------------
-
-    def _rare(self) -> RareState:
-        rare = self.rare
-        if rare is None:
-            rare = self.rare = RareState()
-        return rare
-
-    @property
-    def retry_attempt(self) -> int:
-        return 0 if self.rare is None else self.rare.retry_attempt
-
-    @retry_attempt.setter
-    def retry_attempt(self, value: int) -> None:
-        if value or self.rare is not None:
-            self._rare().retry_attempt = value
-
-    @property
-    def rerun_requested(self) -> bool:
-        return False if self.rare is None else self.rare.rerun_requested
-
-    @rerun_requested.setter
-    def rerun_requested(self, value: bool) -> None:
-        if value or self.rare is not None:
-            self._rare().rerun_requested = value
-
-    @property
-    def pending_deadline(self) -> float | None:
-        return None if self.rare is None else self.rare.pending_deadline
-
-    @pending_deadline.setter
-    def pending_deadline(self, value: float | None) -> None:
-        if value is not None or self.rare is not None:
-            self._rare().pending_deadline = value
-
-    @property
-    def key(self) -> str | None:
-        return None if self.rare is None else self.rare.key
-
-    @key.setter
-    def key(self, value: str | None) -> None:
-        if value is not None or self.rare is not None:
-            self._rare().key = value
-
-    @property
-    def skipped_runs(self) -> int:
-        return 0 if self.rare is None else self.rare.skipped_runs
+    # rare state
+    retry_attempt = _Rare[int](0)
+    rerun_requested = _Rare[bool](False)
+    pending_deadline = _Rare[float | None](None)
+    key = _Rare[str | None](None)
+    skipped_runs = _Rare[int](0)
 
     def count_skipped_run(self) -> None:
-        self._rare().skipped_runs += 1
-
-    # -- settings as a whole ---------------------------------------------------
+        self.skipped_runs += 1
 
     def settings(self) -> TaskSettings:
         """A copy of the task's current settings."""
-        policy = self.policy
-        return TaskSettings(
-            self.task_name,
-            self.args,
-            self.kwargs,
-            self.interval,
-            self.fixed_interval,
-            self.run_once,
-            policy.timeout,
-            policy.max_retries,
-            policy.retry_backoff,
-            policy.jitter,
-            policy.progress_callback,
-            policy.misfire_grace,
-        )
+        return TaskSettings(*[getattr(self, name) for name in SETTINGS_FIELDS])
 
     def apply(self, settings: TaskSettings) -> None:
         """Replace every setting at once with *settings* (already validated)."""
-        self.task_name = settings.task_name
-        self.args = settings.args
-        self.kwargs = settings.kwargs
-        self.interval = settings.interval
-        self.fixed_interval = settings.fixed_interval
-        self.run_once = settings.run_once
-        self.policy = run_policy(
-            settings.timeout,
-            settings.max_retries,
-            settings.retry_backoff,
-            settings.jitter,
-            settings.progress_callback,
-            settings.misfire_grace,
-        )
+        for name in SETTINGS_FIELDS:
+            setattr(self, name, getattr(settings, name))
 
     def set_trigger(self, trigger: Trigger | None) -> None:
         """Give the task a wall-clock trigger (``None``: none); its fires start afresh."""

@@ -7,7 +7,7 @@ thousand tasks cost as little memory as they can.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Final
 
@@ -16,6 +16,7 @@ from ..abc import Trigger
 
 __all__ = (
     "NOT_ASKED",
+    "SETTINGS_FIELDS",
     "RareState",
     "RunPolicy",
     "TaskSettings",
@@ -23,25 +24,6 @@ __all__ = (
     "run_policy",
     "trigger_zone",
 )
-
-
-@dataclass(eq=False, slots=True)
-class TaskSettings:
-    """What ``add_task``/``update_task`` set (validated)."""
-
-    task_name: str
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-    interval: float | None
-    fixed_interval: bool
-    run_once: bool
-    timeout: float | None
-    max_retries: int
-    retry_backoff: float
-    jitter: float
-    progress_callback: Callable[..., Any] | None
-    #: skip a wall-clock run that comes due more than this many seconds late
-    misfire_grace: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +38,33 @@ class RunPolicy:
     retry_backoff: float
     jitter: float
     progress_callback: Callable[..., Any] | None
+    #: skip a wall-clock run that comes due more than this many seconds late
     misfire_grace: float | None
+
+    def changed(self, changes: Mapping[str, Any]) -> RunPolicy:
+        """This policy with *changes* (validated values, by field name), shared if it can be."""
+        if not changes:
+            return self
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        values.update(changes)
+        return run_policy(**values)
+
+
+@dataclass(eq=False, slots=True)
+class TaskSettings:
+    """What ``add_task``/``update_task`` set (validated)."""
+
+    task_name: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    interval: float | None
+    fixed_interval: bool
+    run_once: bool
+    #: the rest, which tasks with equal ones share
+    policy: RunPolicy
+
+
+SETTINGS_FIELDS: Final = tuple(field.name for field in fields(TaskSettings))
 
 
 _policies: dict[tuple[Any, ...], RunPolicy] = {}

@@ -317,25 +317,26 @@ def validate_update(
         # injected-name clashes, by keyword or by position
         handler = inspect_handler(func, changes.get("kwargs", current.kwargs))
         check_positional(handler, changes.get("args", current.args))
+    policy: dict[str, Any] = {}
     if timeout is not UNSET:
-        changes["timeout"] = _optional_timeout(timeout)
+        policy["timeout"] = _optional_timeout(timeout)
     if max_retries is not UNSET:
-        changes["max_retries"] = check_int(max_retries, "max_retries", maximum=_MAX_RETRIES)
+        policy["max_retries"] = check_int(max_retries, "max_retries", maximum=_MAX_RETRIES)
     if retry_backoff is not UNSET:
-        changes["retry_backoff"] = min(
+        policy["retry_backoff"] = min(
             check_number(retry_backoff, "retry_backoff", exclusive=True), MAX_DELAY
         )
     if jitter is not UNSET:
-        changes["jitter"] = min(check_number(jitter, "jitter"), MAX_DELAY)
+        policy["jitter"] = min(check_number(jitter, "jitter"), MAX_DELAY)
     if progress_callback is not UNSET:
-        changes["progress_callback"] = _callback(progress_callback)
+        policy["progress_callback"] = _callback(progress_callback)
     if misfire_grace is not UNSET:
-        changes["misfire_grace"] = _grace(misfire_grace)
+        policy["misfire_grace"] = _grace(misfire_grace)
     when = None if run_at is UNSET else check_datetime(run_at, "run_at")
     if new_trigger is not UNSET and new_trigger is not None:
         changes["interval"] = None
     return TaskUpdate(
-        settings=dataclasses.replace(current, **changes),
+        settings=dataclasses.replace(current, **changes, policy=current.policy.changed(policy)),
         interval_changed="interval" in changes and changes["interval"] is not None,
         run_at=when,
         trigger=new_trigger,
