@@ -192,13 +192,15 @@ class Job:
 class QuivStats:
     """A point-in-time summary returned by :meth:`~quiv.AsyncQuiv.stats`."""
 
-    #: jobs queued or running
+    #: jobs queued or running (in host mode, in every process of the host)
     active_jobs: int
+    #: this scheduler's pool (each process of a host has its own)
     pool_size: int
     #: running handlers / pool size, between 0.0 and 1.0
     pool_utilization: float
+    #: how many tasks have each status (in host mode, the host's tasks)
     tasks_by_status: Mapping[str, int]
-    #: the earliest ``next_run_at`` of all active tasks
+    #: the earliest ``next_run_at`` of all active tasks (of the host, in host mode)
     next_run_at: datetime | None
     #: job records in the store (finished ones included, until pruned)
     job_history_count: int

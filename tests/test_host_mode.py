@@ -261,6 +261,44 @@ async def test_a_cancel_reaches_a_job_running_in_another_process(tmp_path: Path)
         assert second.cancel_job("00000000-0000-4000-8000-000000000000") is False
 
 
+async def test_stats_count_the_tasks_and_jobs_of_the_whole_host(tmp_path: Path) -> None:
+    db = str(tmp_path / "host.db")
+    release = threading.Event()
+
+    def gated() -> None:
+        release.wait(WAIT * 2)
+
+    first_clock, second_clock = clock_at(DAY), clock_at(DAY)
+    async with (
+        AsyncQuiv(db_path=db, host_mode=True, clock=first_clock) as first,
+        AsyncQuiv(db_path=db, host_mode=True, clock=second_clock) as second,
+    ):
+        assert (first.is_runner, second.is_runner) == (True, False)
+        runs = Recorder(first, [Event.JOB_STARTED, Event.JOB_COMPLETED])
+        for scheduler in (first, second):  # every worker declares the schedule
+            minutely = await scheduler.add_task("minutely", tick, interval=60, key="minutely")
+        await first_clock.advance(60)
+        await runs.wait_count(Event.JOB_COMPLETED, 1, task_id=minutely)
+        gated_id = await first.add_task("gated", gated, run_once=True)
+        await runs.wait_count(Event.JOB_STARTED, 1, task_id=gated_id)
+        await first.get_all_jobs(limit=1)  # a read commits what its store holds
+        await second_clock.advance(60)  # due in the standby too: held for the runner
+        await settle()
+        assert (await second.get_task(minutely)).next_run_at is None
+        try:
+            here, there = await first.stats(), await second.stats()
+        finally:
+            release.set()
+        # the keyed schedule both declared counts once; the gated task (running)
+        # and its job are the first's; the standby shows the runner's next run
+        for stats in (here, there):
+            assert stats.tasks_by_status == {"active": 1, "running": 1, "paused": 0}
+            assert stats.active_jobs == 1
+            assert stats.next_run_at == DAY.replace(minute=2)
+            assert stats.job_history_count == 2
+        assert (here.pool_utilization, there.pool_utilization) == (0.1, 0.0)  # each its own
+
+
 # -- misuse is loud ---------------------------------------------------------------
 
 

@@ -349,7 +349,9 @@ class Engine:
         """
         try:
             try:
-                if deleted:
+                if not self.host.records(task):
+                    pass
+                elif deleted:
                     self.store.delete_task(task.id)
                 else:
                     self.store.put_task(task, new=new)
@@ -480,7 +482,8 @@ class Engine:
         self.jobs[run.id] = run
         try:
             self.store.put_job(run)
-            self.store.put_task(task)
+            if self.host.records(task):
+                self.store.put_task(task)
         except Exception:  # a record lost must not lose the job: it is queued below
             self.logger.exception(
                 "quiv: recording job %s of task %r failed", run.id, task.task_name
@@ -662,7 +665,9 @@ class Engine:
             try:
                 task = run.task
                 try:
-                    if task.finished:
+                    if not self.host.records(task):
+                        pass
+                    elif task.finished:
                         self.store.delete_task(task.id)
                     elif not task.removed:  # (a task removed by the user is deleted already)
                         self.store.put_task(task)
@@ -730,11 +735,13 @@ class Engine:
         # Count the history first: the await lets jobs start and end, and the
         # in-memory figures must all come from one moment, after it.
         history = await self.store.count_jobs()
+        link = self.host.link
         return queries.stats_snapshot(
-            self.tasks.values(),
+            self.tasks,
             active_jobs=len(self.jobs),
             running=self.running,
             pool_size=self.pool_size,
             job_history_count=history,
             loop_alive=loop_alive,
+            elsewhere=None if link is None else link.elsewhere(),
         )

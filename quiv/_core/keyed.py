@@ -208,6 +208,15 @@ class HostSchedules:
         self.held[task.id] = task
         return True
 
+    def records(self, task: TaskState) -> bool:
+        """Whether this process writes *task*'s record to the store.
+
+        A standby leaves the records of keyed schedules, which every worker
+        declares, to the runner: the host's file shows the runner's view of
+        them (its next runs), not the held copies of the standbys.
+        """
+        return not (self.standby and task.key is not None and not task.run_once)
+
     def forget(self, task_id: str) -> None:
         """*task_id* was removed: hold it no more."""
         self.held.pop(task_id, None)
@@ -251,6 +260,9 @@ class HostSchedules:
             elif task.interval is not None:
                 task.anchor = now + task.interval
                 engine.timer.schedule(task, task.anchor)
+        for task in engine.tasks.values():  # the runner's view of them, from now on
+            if task.key is not None and not task.run_once:
+                engine.store.put_task(task)
 
     def needs_claim(self, task: TaskState) -> bool:
         """Whether a run of *task* waits for its fire's claim in the store."""

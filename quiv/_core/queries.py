@@ -8,7 +8,7 @@ changes the engine's state.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ import anyio
 
 from .._checks import check_bool, check_datetime, check_int, check_number
 from .._errors import ConfigurationError, JobNotFoundError
+from .._host.link import Elsewhere
 from .._models import Job, JobStatus, QuivStats, TaskStatus
 from .._xthread.mailbox import Future
 from ..abc import JobQuery, Store
@@ -131,21 +132,39 @@ async def get_job(store: Store, job_id: object) -> Job:
 
 
 def stats_snapshot(
-    tasks: Iterable[TaskState],
+    tasks: Mapping[str, TaskState],
     *,
     active_jobs: int,
     running: int,
     pool_size: int,
     job_history_count: int,
     loop_alive: bool,
+    elsewhere: Elsewhere | None = None,
 ) -> QuivStats:
-    """``stats()`` from figures all taken at one moment."""
+    """``stats()`` from figures all taken at one moment.
+
+    In host mode *elsewhere* adds the other processes' tasks and jobs in
+    flight. A task declared here too (a keyed schedule every worker
+    declares) counts once, as this process sees it, except that a
+    schedule with no next run here (a standby's, held for the runner)
+    takes the next run another process wrote for it.
+    """
     by_status = dict.fromkeys((s.value for s in TaskStatus), 0)
     next_runs: list[datetime] = []
-    for task in tasks:
+    for task in tasks.values():
         by_status[task.status.value] += 1
         if task.next_run_at is not None and task.status is TaskStatus.ACTIVE:
             next_runs.append(task.next_run_at)
+    if elsewhere is not None:
+        active_jobs += elsewhere.active_jobs
+        for task_id, status, next_run in elsewhere.tasks:
+            here = tasks.get(task_id)
+            if here is None:
+                by_status[status.value] += 1
+            elif here.status is not TaskStatus.ACTIVE or here.next_run_at is not None:
+                continue
+            if status is TaskStatus.ACTIVE and next_run is not None:
+                next_runs.append(next_run)
     return QuivStats(
         active_jobs=active_jobs,
         pool_size=pool_size,

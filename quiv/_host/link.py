@@ -18,23 +18,43 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final
 
 import anyio
 
-from .._models import JobStatus
+from .._errors import StoreError
+from .._models import JobStatus, TaskStatus
 from .._store._connection import BUSY_TIMEOUT_MS
-from .._store._records import to_micros
-from .._store._schema import ANY_COMMAND, JOB_OWNER, SEND_COMMAND, TAKE_COMMANDS
+from .._store._owners import owner_alive
+from .._store._records import from_micros, to_micros
+from .._store._schema import (
+    ANY_COMMAND,
+    JOB_OWNER,
+    OTHER_IN_FLIGHT,
+    OTHER_TASKS,
+    SEND_COMMAND,
+    TAKE_COMMANDS,
+)
 from .._typing import Logger
 
-__all__ = ("CANCEL", "WATCH_SECONDS", "HostLink")
+__all__ = ("CANCEL", "WATCH_SECONDS", "Elsewhere", "HostLink")
 
 #: how often the watcher reads the file's change counter (the latency of a command, at most)
 WATCH_SECONDS: Final = 0.1
 CANCEL: Final = "cancel"
 _IN_FLIGHT = (JobStatus.SCHEDULED.value, JobStatus.RUNNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """What the host's other live processes have, as the shared file shows it."""
+
+    #: ``(task id, status, next run)`` of each task row another live process wrote
+    tasks: tuple[tuple[str, TaskStatus, datetime | None], ...]
+    #: how many of their jobs are scheduled or running
+    active_jobs: int
 
 
 class HostLink:
@@ -61,6 +81,36 @@ class HostLink:
         if row is None or row[0] not in _IN_FLIGHT or row[1] is None:
             return None
         return str(row[1])
+
+    def elsewhere(self) -> Elsewhere:
+        """The tasks and jobs in flight of the host's other processes (for ``stats()``).
+
+        Rows of a process that ended without closing (killed) are left out:
+        its jobs are recorded cancelled when the next runner takes over.
+
+        :raises StoreError: if the file cannot be read
+        """
+        alive: dict[str, bool] = {}
+
+        def live(owner: object) -> bool:
+            key = str(owner)
+            if key not in alive:
+                alive[key] = owner_alive(self._path, key)
+            return alive[key]
+
+        try:
+            jobs = self._reader.execute(OTHER_IN_FLIGHT, (self.owner,)).fetchall()
+            tasks = self._reader.execute(OTHER_TASKS, (self.owner,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading the host's other processes failed: {exc}") from exc
+        return Elsewhere(
+            tasks=tuple(
+                (str(task_id), TaskStatus(status), from_micros(next_run))
+                for task_id, status, next_run, owner in tasks
+                if live(owner)
+            ),
+            active_jobs=sum(int(count) for owner, count in jobs if live(owner)),
+        )
 
     async def send(self, owner: str, kind: str, job_id: str) -> None:
         """Address a command to the process *owner*."""

@@ -25,6 +25,8 @@ __all__ = (
     "DELETE_TASK",
     "INSERT_OWNER",
     "JOB_OWNER",
+    "OTHER_IN_FLIGHT",
+    "OTHER_TASKS",
     "IN_FLIGHT_STATUSES",
     "REAP_JOBS",
     "REAP_UNOWNED_JOBS",
@@ -220,6 +222,13 @@ _CANCEL = (
 REAP_JOBS = (
     _CANCEL.format(message="'process ' || ? || ' ended while the job was '") + " AND owner = ?"
 )
+#: the jobs in flight of the other processes sharing the file, by owner; params: this owner
+OTHER_IN_FLIGHT = (
+    f"SELECT owner, count(*) FROM jobs WHERE status IN ({_IN_FLIGHT})"
+    " AND owner IS NOT NULL AND owner != ? GROUP BY owner"
+)
+#: the task rows the other processes sharing the file wrote; params: this owner
+OTHER_TASKS = "SELECT id, status, next_run_at, owner FROM tasks WHERE owner != ?"
 #: the jobs of quiv versions that recorded no owner; params: ended_at
 REAP_UNOWNED_JOBS = (
     _CANCEL.format(message="'the process ended while the job was '") + " AND owner IS NULL"
