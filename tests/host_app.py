@@ -7,6 +7,12 @@ line, ``"<pid> <unix time>\\n"``, to the file named by ``QUIV_TEST_TICKS``
 (``O_APPEND``: lines from several processes never interleave). Once its
 scheduler has started, a worker appends its pid to ``QUIV_TEST_WORKERS``.
 
+``QUIV_TEST_DAILY``, if set, names a file: every worker then also declares
+``daily``, a cron schedule at 03:00 UTC whose handler appends ``"<pid> <wall
+time>"`` there. ``QUIV_TEST_WALL_OFFSET`` (seconds) moves the schedulers'
+wall clock by that much (:class:`ShiftedClock`), so a test can deploy "at
+02:59:54" and restart "the next day" in real seconds.
+
 ``QUIV_TEST_PLAIN=1`` leaves ``host_mode`` and ``key=`` out, the mistake host
 mode exists for: the second worker's scheduler must refuse to start on the
 file the first one holds.
@@ -20,12 +26,14 @@ worker runs it.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -48,11 +56,44 @@ def tick() -> None:
     _append(os.environ["QUIV_TEST_TICKS"], f"{os.getpid()} {time.time():.6f}\n")
 
 
+class ShiftedClock:
+    """The real clock, its wall time moved by a fixed offset: a ``quiv.abc.Clock``."""
+
+    lead = 0.0
+    real_time = True
+
+    def __init__(self, offset: float) -> None:
+        self._offset = offset
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall_time(self) -> float:
+        return time.time() + self._offset
+
+    async def sleep_until(self, deadline: float) -> None:
+        if math.isinf(deadline):
+            await anyio.sleep_forever()
+        await anyio.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def daily() -> None:
+    wall = time.time() if CLOCK is None else CLOCK.wall_time()
+    _append(os.environ["QUIV_TEST_DAILY"], f"{os.getpid()} {wall:.6f}\n")
+
+
+CLOCK = (
+    ShiftedClock(float(os.environ["QUIV_TEST_WALL_OFFSET"]))
+    if "QUIV_TEST_WALL_OFFSET" in os.environ
+    else None
+)
+
+
 def _scheduler() -> AsyncQuiv:
     db_path = os.environ["QUIV_TEST_DB"]
     if PLAIN:
         return AsyncQuiv(db_path=db_path, timezone="UTC")
-    return AsyncQuiv(db_path=db_path, timezone="UTC", host_mode=True)
+    return AsyncQuiv(db_path=db_path, timezone="UTC", host_mode=True, clock=CLOCK)
 
 
 @contextlib.asynccontextmanager
@@ -62,6 +103,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await scheduler.add_task("tick", tick, interval=1.0)
         else:
             await scheduler.add_task("tick", tick, interval=1.0, key="tick")
+            if "QUIV_TEST_DAILY" in os.environ:
+                await scheduler.add_task("daily", daily, cron="0 3 * * *", key="daily")
         app.state.scheduler = scheduler
         _append(os.environ["QUIV_TEST_WORKERS"], f"{os.getpid()}\n")
         yield

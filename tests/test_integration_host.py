@@ -8,6 +8,8 @@ and the tests read that file (and the ``jobs`` table) to check that:
 
 - host-wide the tick runs once per second: no second has two runs, none is
   skipped;
+- after every worker restarts, a daily (cron) schedule neither runs again
+  nor is skipped (the workers' wall clock is shifted to just before 03:00);
 - after ``SIGKILL`` of the runner (the pid that wrote the latest tick),
   another worker takes over within about a second, and still no fire runs
   twice.
@@ -32,8 +34,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -124,6 +127,11 @@ class Site:
 
         return wait_until(enough, TICK_TIMEOUT * count, f"{count} ticks after {since:.3f}")
 
+    def stop(self) -> None:
+        """Stop the server as a deploy does: ``SIGTERM``, then wait for every worker to end."""
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=START_TIMEOUT)
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -167,7 +175,9 @@ def _command(kind: str, port: int) -> list[str]:
     return gunicorn
 
 
-def _launch(kind: str, folder: Path, *, plain: bool = False) -> Site:
+def _launch(
+    kind: str, folder: Path, *, plain: bool = False, env: Mapping[str, str] | None = None
+) -> Site:
     """Start *kind* with three workers in a process group of its own."""
     if kind.startswith("gunicorn"):
         pytest.importorskip("gunicorn")
@@ -175,6 +185,7 @@ def _launch(kind: str, folder: Path, *, plain: bool = False) -> Site:
     db, log = folder / "quiv.db", folder / "server.log"
     env = {
         **os.environ,
+        **(env or {}),
         "QUIV_TEST_DB": str(db),
         "QUIV_TEST_TICKS": str(ticks_file),
         "QUIV_TEST_WORKERS": str(workers_file),
@@ -195,9 +206,11 @@ def _launch(kind: str, folder: Path, *, plain: bool = False) -> Site:
 
 
 @contextlib.contextmanager
-def serve(kind: str, folder: Path, *, plain: bool = False) -> Iterator[Site]:
+def serve(
+    kind: str, folder: Path, *, plain: bool = False, env: Mapping[str, str] | None = None
+) -> Iterator[Site]:
     """Start *kind* with three workers; yield once every worker's scheduler started."""
-    site = _launch(kind, folder, plain=plain)
+    site = _launch(kind, folder, plain=plain, env=env)
     try:
 
         def started() -> bool:
@@ -333,3 +346,68 @@ def test_a_cancel_sent_to_one_worker_stops_a_job_running_in_another(tmp_path: Pa
             wait_until(cancelled, 10, "the job to be recorded cancelled")
         finally:
             client.close()
+
+
+DAY = datetime(2026, 3, 10, tzinfo=timezone.utc)
+
+
+def _daily_runs(path: Path) -> list[datetime]:
+    """The wall times (on the workers' shifted clock) at which ``daily`` ran."""
+    if not path.exists():
+        return []
+    lines = [line.split() for line in path.read_text().splitlines()]
+    return sorted(datetime.fromtimestamp(float(at), timezone.utc) for _, at in lines)
+
+
+def _stored_next_run(db: Path) -> datetime | None:
+    """``next_run_at`` of ``daily`` as the host's file holds it (the runner's record)."""
+    uri = f"file:{db}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as conn:
+        row = conn.execute("SELECT next_run_at FROM tasks WHERE task_name = 'daily'").fetchone()
+    if row is None or row[0] is None:
+        return None
+    return datetime.fromtimestamp(row[0] / 1_000_000, timezone.utc)
+
+
+def test_a_restart_of_every_worker_neither_reruns_nor_skips_the_daily_schedule(
+    tmp_path: Path,
+) -> None:
+    runs_file = tmp_path / "daily.txt"
+
+    def deployed_at(wall: datetime) -> dict[str, str]:
+        offset = wall.timestamp() - time.time()
+        return {"QUIV_TEST_DAILY": str(runs_file), "QUIV_TEST_WALL_OFFSET": repr(offset)}
+
+    def next_run_is(db: Path, expected: datetime) -> None:
+        wait_until(
+            lambda: _stored_next_run(db) == expected,
+            TICK_TIMEOUT,
+            f"the stored next run to be {expected} (it is {_stored_next_run(db)})",
+        )
+
+    # deployed at 02:59:54: today's 03:00 runs, once; then a deploy stops every worker
+    with serve(
+        "uvicorn", tmp_path, env=deployed_at(DAY.replace(hour=2, minute=59, second=54))
+    ) as site:
+        wait_until(lambda: _daily_runs(runs_file), START_TIMEOUT + 10, "today's 03:00 run")
+        site.stop()
+    (today,) = _daily_runs(runs_file)
+    assert DAY.replace(hour=3) <= today < DAY.replace(hour=3, second=2), today
+
+    # every worker back a few seconds later, still that morning: the run is not made
+    # again, tomorrow's is next
+    with serve("uvicorn", tmp_path, env=deployed_at(today + timedelta(seconds=5))) as site:
+        site.wait_for_ticks(2, since=time.time())  # the new runner has been running a while
+        next_run_is(site.db, DAY.replace(day=11, hour=3))
+        assert _daily_runs(runs_file) == [today], "the restart ran today's fire again"
+    # (that server ended by SIGKILL: a crash of every worker, no clean close)
+
+    # down over tomorrow's 03:00, back at 03:00:20: one catch-up run, then the next day
+    back = DAY.replace(day=11, hour=3, second=20)
+    with serve("uvicorn", tmp_path, env=deployed_at(back)) as site:
+        wait_until(lambda: len(_daily_runs(runs_file)) >= 2, TICK_TIMEOUT, "the catch-up run")
+        site.wait_for_ticks(2, since=time.time())
+        next_run_is(site.db, DAY.replace(day=12, hour=3))
+        _, catch_up = _daily_runs(runs_file)
+        assert back <= catch_up < back + timedelta(seconds=TICK_TIMEOUT), catch_up
+        assert len(_daily_runs(runs_file)) == 2, "the missed fire ran more than once"
