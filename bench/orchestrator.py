@@ -23,6 +23,7 @@ from bench import import_time, report
 from bench.common import RESULT_PREFIX
 from bench.venvs import (
     ENVS,
+    FLOORS,
     OURS,
     PEERS,
     ROOT,
@@ -35,7 +36,7 @@ from bench.venvs import (
 from bench.workloads import WORKLOADS
 
 ALL_WORKLOADS = (*WORKLOADS, "import")
-ALIASES = {"all": tuple(SYSTEMS), "ours": OURS, "peers": PEERS}
+ALIASES = {"all": tuple(SYSTEMS), "ours": OURS, "peers": PEERS, "floors": FLOORS}
 
 
 @dataclass
@@ -53,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--systems",
         default="all",
-        help=f"comma list of {', '.join(SYSTEMS)} or ours/peers/all (default all)",
+        help=f"comma list of {', '.join(SYSTEMS)} or ours/peers/floors/all (default all)",
     )
     parser.add_argument(
         "--workloads",

@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.stats import Spread, spread
 from bench.targets import TARGETS, Lookup
-from bench.venvs import ENVS, OURS, PEERS, ROOT, SYSTEMS
+from bench.venvs import ENVS, FLOORS, OURS, PEERS, ROOT, SYSTEMS
 from bench.workloads import IMPORT_METRICS, WORKLOADS, Metric
 
 
@@ -199,7 +199,7 @@ def workload_section(
     ]
     out += _table(["metric", *systems], rows)
     ours = [s for s in systems if s in OURS]
-    peers = [s for s in systems if s in PEERS]
+    peers = [s for s in systems if s in PEERS or s in FLOORS]  # a floor gets a column too
     ratioed = [m for m in spec.metrics if m.better]
     # peers with no number for any ratioed metric get no column
     peers = [
@@ -271,7 +271,7 @@ def targets_section(
             row.append("—" if verdict is None else ("✅ " if verdict[0] else "❌ ") + verdict[1])
         rows.append(row)
     return [
-        "## Targets from issues 7, 12 and 14 (medians of this run)",
+        "## Targets from issues 7, 12, 14 and 19 (medians of this run)",
         "",
         *_table(["target", *ours], rows),
         "",

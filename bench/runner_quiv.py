@@ -72,6 +72,8 @@ async def async_noop() -> None:
 
 def spin(check_every: float, _stop_event: threading.Event, _job_id: str) -> None:
     STARTED.put(_job_id)
+    if check_every <= 0:  # blocks in wait(), as most handlers do: the floor's case
+        _stop_event.wait(60.0)
     while not _stop_event.is_set():
         time.sleep(check_every)
     SEEN[_job_id] = now()

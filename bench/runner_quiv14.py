@@ -71,6 +71,8 @@ async def async_noop() -> None:
 
 def spin(check_every: float, stop_event: threading.Event, job_id: str) -> None:
     STARTED.put(job_id)
+    if check_every <= 0:  # blocks in wait(), as most handlers do: the floor's case
+        stop_event.wait(60.0)
     while not stop_event.is_set():
         time.sleep(check_every)
     SEEN[job_id] = now()

@@ -51,6 +51,8 @@ class System:
     env: str
     runner: str
     description: str
+    #: a floor: what the machine does with no scheduler (a reference, not a peer)
+    floor: bool = False
 
 
 ENVS: dict[str, Env] = {
@@ -128,10 +130,27 @@ SYSTEMS: dict[str, System] = {
             "APScheduler 4.0.0a6: AsyncScheduler, memory store, "
             "threadpool executor (10) for sync, async executor for `async def`",
         ),
+        System(
+            "floor-threads",
+            "ours",
+            "bench.runner_floor",
+            "no scheduler: a bare ThreadPoolExecutor(10), one host-loop callback per job "
+            "(W1); one threading.Event set and seen across two threads (W6)",
+            floor=True,
+        ),
+        System(
+            "floor-async",
+            "ours",
+            "bench.runner_floor",
+            "no scheduler: bare tasks on one worker-thread asyncio loop, each completion "
+            "posted back to the host loop (W2)",
+            floor=True,
+        ),
     )
 }
 
-OURS = tuple(name for name, system in SYSTEMS.items() if system.env == "ours")
+OURS = tuple(name for name, system in SYSTEMS.items() if system.env == "ours" and not system.floor)
+FLOORS = tuple(name for name, system in SYSTEMS.items() if system.floor)
 PEERS = tuple(name for name, system in SYSTEMS.items() if system.env != "ours")
 
 
