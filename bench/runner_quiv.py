@@ -494,6 +494,8 @@ def w10(params: dict[str, Any]) -> Result:
 
 
 if __name__ == "__main__":
+    from bench.runner_scale import w12
+
     run_cli(
         {
             "w1": lambda p: throughput_run(p, is_async=False),
@@ -506,5 +508,6 @@ if __name__ == "__main__":
             "w8": w8,
             "w10": w10,
             "w11": w11,
+            "w12": w12,
         }
     )

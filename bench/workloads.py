@@ -200,6 +200,28 @@ WORKLOADS: dict[str, Workload] = {
                 Metric("ideal_fires", "ideal fires per phase"),
             ),
         ),
+        Workload(
+            key="w12",
+            title="W12: scale: W1 in one burst of 5k, 50k and 500k jobs (sync face: from a thread)",
+            full={"sizes": [5000, 50000, 500000]},
+            quick={"sizes": [500, 5000, 20000]},
+            timeout_s=420.0,
+            metrics=tuple(
+                metric
+                for size, word in (("small", "5k"), ("medium", "50k"), ("large", "500k"))
+                for metric in (
+                    Metric(f"{size}_jobs_per_s", f"{word}: jobs/s", "higher"),
+                    Metric(
+                        f"{size}_rss_mb_per_100k",
+                        f"{word}: RSS growth per 100k jobs in history (MB)",
+                        "lower",
+                    ),
+                    Metric(f"{size}_rows_per_job", f"{word}: job rows written per job", "lower"),
+                    Metric(f"{size}_recorded_share", f"{word}: share of jobs in history"),
+                )
+            )
+            + (Metric("large_vs_small", "jobs/s at 500k ÷ jobs/s at 5k", "higher"),),
+        ),
     )
 }
 

@@ -139,3 +139,42 @@ async def test_a_failed_batch_is_retried_with_the_next_one_newest_state_winning(
     assert await writer._write(everything=False)  # retried rows do not wait again
     assert batches.written == [({}, {"j": ended, "k": other})]
     assert writer.pending_writes == 0
+
+
+class QueuedJob(LiveJob):
+    """A live job still waiting for a worker (``JobRun.queued``)."""
+
+    queued = True
+
+
+async def test_a_queued_job_waits_past_the_settle_time_until_it_starts(
+    writer: BatchWriter, batches: Batches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = QueuedJob(make_job("queued", status=JobStatus.SCHEDULED))
+    running = LiveJob(make_job("running", status=JobStatus.RUNNING))
+    writer.put_job(queued)
+    writer.put_job(running)
+    monkeypatch.setattr(_writer, "SETTLE_SECONDS", 0.0)
+    assert await writer._write(everything=False)
+    # the running job settled; the queued one waits for its start (or its end)
+    assert batches.written == [({}, {"running": running})]
+    ended = make_job("queued", status=JobStatus.COMPLETED)
+    writer.put_job(ended)
+    assert await writer._write(everything=False)
+    assert batches.written[-1] == ({}, {"queued": ended})  # one row for it, its last state
+    assert writer.pending_writes == 0
+
+
+async def test_a_flush_or_host_mode_writes_queued_jobs_too(
+    writer: BatchWriter, batches: Batches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = QueuedJob(make_job("first", status=JobStatus.SCHEDULED))
+    writer.put_job(first)
+    assert await writer.write_now()  # a read: everything, queued or not
+    assert batches.written == [({}, {"first": first})]
+    writer.queued_rows = True  # host mode: other processes see what is queued
+    second = QueuedJob(make_job("second", status=JobStatus.SCHEDULED))
+    writer.put_job(second)
+    monkeypatch.setattr(_writer, "SETTLE_SECONDS", 0.0)
+    assert await writer._write(everything=False)
+    assert batches.written[-1] == ({}, {"second": second})

@@ -166,6 +166,12 @@ class TaskState(TaskSettings):
         """Whether a job of the task is in flight (its record is about to change)."""
         return self.run is not None
 
+    @property
+    def queued(self) -> bool:
+        """Whether the task's job is queued, not started (the store holds its row back)."""
+        run = self.run
+        return run is not None and run.status is JobStatus.SCHEDULED
+
     def hold_request(self, first_delay: float, requested_at: float) -> None:
         """Keep the first run's delay and the request's time until the loop adds the task.
 
@@ -294,6 +300,11 @@ class JobRun:
 
     #: a live job changes again: its final state is a :class:`~quiv.Job` snapshot
     in_flight = True
+
+    @property
+    def queued(self) -> bool:
+        """Whether the job waits for a worker, not started (the store holds its row back)."""
+        return self.status is JobStatus.SCHEDULED
 
     def __lt__(self, other: JobRun) -> bool:
         return (self.due, self.seq) < (other.due, other.seq)

@@ -152,4 +152,5 @@ def _make_store(config: QuivConfig, logger: Logger) -> Store:
         config.db_path,
         history_retention_seconds=config.history_retention_seconds,
         logger=logger,
+        host_mode=config.host_mode,
     )

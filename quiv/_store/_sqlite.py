@@ -125,6 +125,9 @@ class SQLiteStore(Store):
     :param logger: where write failures are reported (default ``quiv``)
     :param connection_factory: opens the connection (a seam for tests);
         the default picks aiosqlite or :mod:`sqlite3` by async library
+    :param host_mode: the file is shared by the processes of a host: the
+        records of queued jobs are written too (a few hundred milliseconds
+        after they are queued), not only once the jobs start
     :raises ConfigurationError: if the retention is not a number >= 0
     """
 
@@ -135,12 +138,15 @@ class SQLiteStore(Store):
         history_retention_seconds: float = 86400,
         logger: Logger | None = None,
         connection_factory: ConnectionFactory | None = None,
+        host_mode: bool = False,
     ) -> None:
         self._retention = check_retention(history_retention_seconds)
         self._db_path = None if db_path is None else os.fspath(db_path)
         self._logger: Logger = logger if logger is not None else logging.getLogger("quiv")
         self._connect = connection_factory if connection_factory is not None else open_connection
         self._writer = BatchWriter(self._write_batch, self._logger)
+        # other processes read the file: they see queued jobs too
+        self._writer.queued_rows = host_mode
         self._lock = anyio.Lock()
         self._conn: Connection | None = None
         self._temp: TempDatabase | None = None

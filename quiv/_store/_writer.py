@@ -6,9 +6,13 @@ the writer. Every :data:`COALESCE_SECONDS` the writer hands ``write_batch``
 (one transaction) the final states and the records with no job in flight
 (ended jobs, deleted tasks, tasks waiting for their next run) and the live
 records queued more than about :data:`SETTLE_SECONDS` ago; a younger record
-in flight (a job, or a task with a job in flight) waits, because the job will likely end soon and
-then cost one row instead of two (under a burst of short jobs this halves
-the writing). Any read flushes everything at once, so reads never miss a
+in flight (a job, or a task with a job in flight) waits, because the job
+will likely end soon and then cost one row instead of two (under a burst of
+short jobs this halves the writing). A job still queued (not started), and
+its task, wait past that too, until the job starts: a burst of 500,000 jobs
+would otherwise have each written twice, once queued and once ended, while
+the queue drains (:attr:`BatchWriter.queued_rows` turns this off for host
+mode, where other processes read the file). Any read flushes everything at once, so reads never miss a
 write. On failure the rows go back into the queue under any newer ones,
 the error is logged, and the writer retries with a doubling backoff; a
 :meth:`BatchWriter.flush` during a failure asks for an immediate retry and
@@ -84,6 +88,10 @@ class BatchWriter:
         #: ids of queued tasks whose rows were never written
         self._unwritten: set[str] = set()
         self._in_flight = 0
+        #: write the rows of queued (not started) jobs once they settle, like
+        #: running ones (host mode: other processes see the file), rather than
+        #: holding them until the job starts
+        self.queued_rows = False
         # every put gets a sequence number; flush waits for _committed >= its number
         self._seq = 0
         self._committed = 0
@@ -194,11 +202,16 @@ class BatchWriter:
         """The rows of the next batch, and whether that is every queued row."""
         tasks, jobs = self._tasks, self._jobs
         self._tasks, self._jobs = {}, {}
-        if everything or time.monotonic() - self._held_since >= SETTLE_SECONDS:
+        settled = time.monotonic() - self._held_since >= SETTLE_SECONDS
+        if everything or (settled and self.queued_rows):
             # held rows are disjoint from the others: merging loses nothing
             tasks = _merged(tasks, self._held_tasks)
             jobs = _merged(jobs, self._held_jobs)
             self._held_tasks, self._held_jobs = {}, {}
+        elif settled:  # what stays held: queued jobs, and their tasks
+            tasks = _merged(tasks, _take_started(self._held_tasks))
+            jobs = _merged(jobs, _take_started(self._held_jobs))
+            self._held_since = time.monotonic()
         if self._unwritten:  # from now on, deleting these tasks must reach the database
             self._unwritten.difference_update(tasks)
             if not self._unwritten:
@@ -304,6 +317,14 @@ class BatchWriter:
 
 def _task_due(task: Task | Live[Task]) -> bool:
     return isinstance(task, Task) or not task.in_flight
+
+
+def _take_started(held: R) -> R:
+    """Take the rows out of *held* whose job started (or that say nothing of it)."""
+    started = {key: row for key, row in held.items() if not getattr(row, "queued", False)}
+    for key in started:
+        del held[key]
+    return started
 
 
 def _merged(rows: R, more: R) -> R:
