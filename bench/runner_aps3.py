@@ -172,6 +172,20 @@ def w11(params: dict[str, Any]) -> Result:
     return _run(body)()
 
 
+def w9(params: dict[str, Any]) -> Result:
+    """The host's requests while the scheduler runs a steady load (see bench/w9.py)."""
+    from bench.w9 import async_job, serve_under_load, sync_job
+
+    async def body(scheduler: AsyncIOScheduler) -> Result:
+        return await serve_under_load(
+            params,
+            lambda: scheduler.add_job(sync_job),
+            lambda: scheduler.add_job(async_job, executor="asyncio"),
+        )
+
+    return _run(body)()
+
+
 if __name__ == "__main__":
     run_cli(
         {
@@ -183,6 +197,7 @@ if __name__ == "__main__":
             "w6": unsupported("APScheduler 3 has no way to cancel a running job"),
             "w7": unsupported("APScheduler 3 has no progress hook"),
             "w8": unsupported("APScheduler 3 has no call_on_main"),
+            "w9": w9,
             "w10": unsupported("W10 measures quiv's own shutdown bound and job store"),
             "w11": w11,
         }

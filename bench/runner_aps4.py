@@ -189,6 +189,23 @@ def w11(params: dict[str, Any]) -> Result:
     return _run(body)()
 
 
+def w9(params: dict[str, Any]) -> Result:
+    """The host's requests while the scheduler runs a steady load (see bench/w9.py)."""
+    from bench.w9 import async_job, serve_under_load, sync_job
+
+    async def body(scheduler: AsyncScheduler) -> Result:
+        jobs = (("sync", sync_job, "threadpool"), ("async", async_job, "async"))
+        for name, func, executor in jobs:
+            await scheduler.configure_task(
+                name, func=func, job_executor=executor, max_running_jobs=None
+            )
+        return await serve_under_load(
+            params, lambda: scheduler.add_job("sync"), lambda: scheduler.add_job("async")
+        )
+
+    return _run(body)()
+
+
 if __name__ == "__main__":
     run_cli(
         {
@@ -202,6 +219,7 @@ if __name__ == "__main__":
             "w8": unsupported(
                 "APScheduler 4 has no call_on_main (its async jobs already run on the loop)"
             ),
+            "w9": w9,
             "w10": unsupported("W10 measures quiv's own shutdown bound and job store"),
             "w11": w11,
         }

@@ -5,7 +5,8 @@
   loop (``call_soon_threadsafe``), which counts it. No scheduling, no
   records, no listeners: the least any scheduler that runs sync jobs off the
   loop and reports to it must do. W6 on this system is the floor of a
-  cancel: one ``threading.Event`` set in one thread and seen in another.
+  cancel: one ``threading.Event`` set in one thread and seen in another. W9
+  on this system is the server with no scheduler.
 - ``floor-async``: one worker thread running its own asyncio loop; each job
   is one bare task there (``create_task`` of a no-op coroutine, handed over
   with ``call_soon_threadsafe``) whose completion is posted back to the host
@@ -127,5 +128,13 @@ def w6(params: dict[str, Any]) -> Result:
     return result.na("a floor has no events", "sync_event_p50_ms", "sync_event_p99_ms")
 
 
+def w9(params: dict[str, Any]) -> Result:
+    """The baseline of W9: the same server and load, and no scheduler at all."""
+    _system(params, "floor-threads", "W9")
+    from bench.w9 import serve_under_load
+
+    return asyncio.run(serve_under_load(params, None, None))
+
+
 if __name__ == "__main__":
-    run_cli({"w1": w1, "w2": w2, "w6": w6})
+    run_cli({"w1": w1, "w2": w2, "w6": w6, "w9": w9})

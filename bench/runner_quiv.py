@@ -35,6 +35,7 @@ from bench.common import (
     Paired,
     Progress,
     Result,
+    Unsupported,
     cadence,
     cancel_latency,
     cancel_phase,
@@ -493,6 +494,26 @@ def w10(params: dict[str, Any]) -> Result:
     return anyio.run(main, backend="trio" if system == "quiv-async-trio" else "asyncio")
 
 
+def w9(params: dict[str, Any]) -> Result:
+    """The host's requests while the scheduler runs a steady load (see bench/w9.py)."""
+    from bench.w9 import async_job, serve_under_load, sync_job
+
+    system = params["system"]
+    if system == "quiv-async-trio":
+        raise Unsupported("W9 serves with uvicorn, which runs on asyncio only")
+
+    async def main() -> Result:
+        async with open_face(system) as face:
+            add = face.scheduler.add_task
+            return await serve_under_load(
+                params,
+                partial(add, "job", sync_job, run_once=True),
+                partial(add, "job", async_job, run_once=True),
+            )
+
+    return anyio.run(main, backend="asyncio")
+
+
 if __name__ == "__main__":
     from bench.runner_scale import w12
 
@@ -506,6 +527,7 @@ if __name__ == "__main__":
             "w6": w6,
             "w7": w7,
             "w8": w8,
+            "w9": w9,
             "w10": w10,
             "w11": w11,
             "w12": w12,

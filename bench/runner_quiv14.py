@@ -277,6 +277,7 @@ if __name__ == "__main__":
             "w6": w6,
             "w7": w7,
             "w8": w8,
+            "w9": unsupported("W9 compares the current schedulers (quiv 1.4 needs no uvicorn run)"),
             "w10": unsupported("W10 measures this quiv's shutdown bound and job store"),
             "w11": unsupported("quiv 1.4 has no cron schedules"),
         }

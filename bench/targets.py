@@ -79,6 +79,14 @@ def _vs_own(workload: str, key: str, reference: str, factor: float) -> Target:
     return Target(label, check)
 
 
+def _at_least_own(workload: str, key: str, floor: float) -> Target:
+    def check(get: Lookup, system: str) -> tuple[bool, str] | None:
+        value = get(system, workload, key)
+        return None if value is None else (value >= floor, f"{value:.2f}")
+
+    return Target(f"{workload.upper()} {key} ≥ {floor:g}", check)
+
+
 def _idle_zero(workload: str) -> Target:
     def check(get: Lookup, system: str) -> tuple[bool, str] | None:
         value = get(system, workload, "idle_cpu_ms")
@@ -113,6 +121,9 @@ TARGETS: tuple[Target, ...] = (
     _vs_peer("w7", "delivered_per_s", "quiv14", 1.0, higher=True),
     Target("W7 nothing dropped, order kept", _w7_clean),
     _at_most("w8", "x_floor", 1.3, "× floor"),
+    _vs_peer("w9", "req_p99_ms", "floor-threads", 1.2, higher=False),
+    _vs_peer("w9", "req_p99_ms", "aps3", 1.0, higher=False),
+    _vs_peer("w9", "req_p99_ms", "aps4", 1.0, higher=False),
     _at_most("import", "import_ms", 100.0, "ms"),
     _at_most("w10", "stuck_overshoot_ms", 100.0, "ms"),
     _at_most("w10", "queued_shutdown_ms", 1000.0, "ms"),
@@ -121,4 +132,6 @@ TARGETS: tuple[Target, ...] = (
     _at_most("w11", "rss_mb_per_10k", 5.0, "MB"),
     _idle_zero("w11"),
     _vs_own("w11", "late_p99_ms", "interval_late_p99_ms", 1.0),
+    _at_least_own("w12", "large_vs_small", 0.9),
+    _at_most("w12", "large_rows_per_job", 1.0, "rows per job"),
 )

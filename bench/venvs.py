@@ -75,14 +75,14 @@ ENVS: dict[str, Env] = {
         Env(
             name="aps3",
             label="APScheduler 3.11",
-            requirements=("APScheduler==3.11.*", "psutil"),
+            requirements=("APScheduler==3.11.*", "psutil", "uvicorn"),
             import_stmt="import apscheduler.schedulers.asyncio",
             dists=("APScheduler", "tzlocal", "psutil"),
         ),
         Env(
             name="aps4",
             label="APScheduler 4.0.0a6",
-            requirements=("APScheduler==4.0.0a6", "psutil"),
+            requirements=("APScheduler==4.0.0a6", "psutil", "uvicorn"),
             import_stmt="import apscheduler",
             dists=("APScheduler", "anyio", "attrs", "tenacity", "psutil"),
         ),

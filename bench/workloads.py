@@ -156,6 +156,21 @@ WORKLOADS: dict[str, Workload] = {
             ),
         ),
         Workload(
+            key="w9",
+            title="W9: the host's requests: uvicorn answering while 2,000 sync + 500 async jobs/s run",
+            full={"requests": 20000, "concurrency": 10, "warmup": 500, "ramp": 1.0},
+            quick={"requests": 3000, "concurrency": 10, "warmup": 200, "ramp": 0.5},
+            timeout_s=180.0,
+            metrics=(
+                Metric("req_p50_ms", "request latency p50 (ms)", "lower"),
+                Metric("req_p99_ms", "request latency p99 (ms)", "lower"),
+                Metric("req_per_s", "requests/s", "higher"),
+                Metric("jobs_added_per_s", "jobs added/s meanwhile (goal 2,500)"),
+                Metric("jobs_run_per_s", "jobs run/s meanwhile"),
+                Metric("errors", "failed requests"),
+            ),
+        ),
+        Workload(
             key="w10",
             title="W10: shutdown with a stuck or a long queue of jobs; the store's write rate",
             full={"stuck_timeout": 0.3, "queued": 5000, "store_jobs": 5000},
