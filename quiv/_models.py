@@ -148,6 +148,10 @@ class Task:
     #: shows the retry's. ``None`` for recurring tasks. A task that already
     #: ended is gone: then ``wait_for_task(task_id)`` returns its job
     next_job_id: str | None = None
+    #: the schedule's stable name, given with ``add_task(key=...)`` (``None`` if none);
+    #: the task's id is derived from it (kept in memory only: stored task rows
+    #: read back ``None``)
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,9 +98,11 @@ async def test_keys_outside_host_mode_name_tasks_too(tmp_path: Path) -> None:
     async with AsyncQuiv() as scheduler:
         first = await scheduler.add_task("a", tick, interval=60, key="a")
         assert await scheduler.add_task("a", tick, interval=30, key="a") == first
-        assert (await scheduler.get_task(first)).interval_seconds == 30
+        task = await scheduler.get_task(first)
+        assert (task.interval_seconds, task.key) == (30, "a")
         other = await scheduler.add_task("b", tick, interval=60)
         assert len({first, other}) == 2
+        assert (await scheduler.get_task(other)).key is None
 
 
 @pytest.mark.parametrize(

@@ -215,6 +215,7 @@ class TaskState(TaskSettings):
             running_job_id=None if self.run is None else self.run.id,
             last_job_id=self.last_job_id,
             next_job_id=self.next_job_id,
+            key=self.key,
         )
 
     def describe(self) -> str:
