@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,6 +44,20 @@ def _system(params: dict[str, Any], expected: str, workload: str) -> None:
         raise Unsupported(f"{workload} has no floor on {params['system']}")
 
 
+async def _burst(
+    n: int, submit: Callable[[], object], done: Countdown, params: dict[str, Any]
+) -> Result:
+    """Hand over *n* jobs with *submit* in a tight loop; wait for *done* to count them."""
+    t0 = now()
+    for _ in range(n):
+        submit()
+    t_added = now()
+    await done.wait(params["limit_s"])
+    return throughput(n, t0, t_added, done.t_done, done.count).na(
+        "a floor keeps no history", "recorded"
+    )
+
+
 def w1(params: dict[str, Any]) -> Result:
     """Sync no-op jobs: pool submit, then one host-loop callback per job."""
     _system(params, "floor-threads", "W1")
@@ -56,14 +71,7 @@ def w1(params: dict[str, Any]) -> Result:
             loop.call_soon_threadsafe(done.hit)
 
         with ThreadPoolExecutor(POOL_SIZE) as pool:
-            t0 = now()
-            for _ in range(n):
-                pool.submit(job)
-            t_added = now()
-            await done.wait(params["limit_s"])
-        return throughput(n, t0, t_added, done.t_done, done.count).na(
-            "a floor keeps no history", "recorded"
-        )
+            return await _burst(n, lambda: pool.submit(job), done, params)
 
     return asyncio.run(main())
 
@@ -91,17 +99,10 @@ def w2(params: dict[str, Any]) -> Result:
             worker.create_task(_noop()).add_done_callback(finished)
 
         try:
-            t0 = now()
-            for _ in range(n):
-                worker.call_soon_threadsafe(spawn)
-            t_added = now()
-            await done.wait(params["limit_s"])
+            return await _burst(n, lambda: worker.call_soon_threadsafe(spawn), done, params)
         finally:
             worker.call_soon_threadsafe(worker.stop)
             thread.join(5)
-        return throughput(n, t0, t_added, done.t_done, done.count).na(
-            "a floor keeps no history", "recorded"
-        )
 
     return asyncio.run(main())
 
