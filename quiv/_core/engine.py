@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import anyio
@@ -106,6 +107,8 @@ class Engine:
         #: keyed schedules, and this process's part in the host's runner role
         self.host = HostSchedules(self, standby=standby, claims=persistent)
         self._task_group: TaskGroup | None = None
+        #: called (on the loop) after each batch of the pool's notices: quiv.testing waits on it
+        self.report_hooks: list[Callable[[], object]] = []
 
     @property
     def pool_size(self) -> int:
@@ -458,7 +461,7 @@ class Engine:
         if task.removed or task.run is not None or task.status is TaskStatus.PAUSED:
             return
         self.timer.unschedule(task)
-        control = JobControl(self.bridge, self._notify_progress)
+        control = JobControl(self.bridge, self._notify_progress, self.clock)
         # a run-once task keeps the id it showed since add_task while its job runs
         job_id = task.next_job_id or new_id()
         task.last_job_id = job_id
@@ -505,6 +508,8 @@ class Engine:
                 self._on_started(run)
             except Exception:  # a record or event lost must not lose the other reports
                 self.logger.exception("quiv: recording the start of job %s failed", run.id)
+        for hook in self.report_hooks:
+            hook()
 
     def _on_started(self, run: JobRun) -> None:
         if run.done:
