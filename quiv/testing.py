@@ -29,9 +29,18 @@ from datetime import timedelta
 import anyio
 
 from ._testkit.clock import DEFAULT_START, VirtualClock
+from ._testkit.history import CapturedEvent, EventLog, capture_events
 from ._testkit.idle import run_until_idle
 
-__all__ = ("DEFAULT_START", "FakeClock", "VirtualClock", "run_until_idle")
+__all__ = (
+    "DEFAULT_START",
+    "CapturedEvent",
+    "EventLog",
+    "FakeClock",
+    "VirtualClock",
+    "capture_events",
+    "run_until_idle",
+)
 
 
 class FakeClock:
