@@ -29,6 +29,7 @@ from datetime import timedelta
 import anyio
 
 from ._testkit.clock import DEFAULT_START, VirtualClock
+from ._testkit.eager import eager_mode
 from ._testkit.history import CapturedEvent, EventLog, capture_events
 from ._testkit.idle import run_until_idle
 
@@ -39,6 +40,7 @@ __all__ = (
     "FakeClock",
     "VirtualClock",
     "capture_events",
+    "eager_mode",
     "run_until_idle",
 )
 
