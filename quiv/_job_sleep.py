@@ -27,9 +27,9 @@ __all__ = ("sleep_async", "sleep_blocking")
 class VirtualTime(Protocol):
     """A clock that handlers sleep on (:class:`quiv.testing.VirtualClock`)."""
 
-    def add_sleeper(self, job_id: str, seconds: float, wake: Callable[[], object]) -> int: ...
+    def _add_sleeper(self, job_id: str, seconds: float, wake: Callable[[], object]) -> int: ...
 
-    def remove_sleeper(self, key: int) -> None: ...
+    def _remove_sleeper(self, key: int) -> None: ...
 
 
 class JobControl(Protocol):
@@ -64,11 +64,11 @@ def sleep_blocking(control: JobControl, job_id: str, seconds: object) -> None:
     elif duration > 0:
         woken = threading.Event()
         forget = control.on_cancel(woken.set)
-        key = clock.add_sleeper(job_id, duration, woken.set)
+        key = clock._add_sleeper(job_id, duration, woken.set)
         try:
             woken.wait()
         finally:
-            clock.remove_sleeper(key)
+            clock._remove_sleeper(key)
             forget()
     _raise_if_cancelled(control)
 
@@ -83,11 +83,11 @@ async def sleep_async(control: JobControl, job_id: str, seconds: object) -> None
     elif duration > 0:
         woken = anyio.Event()
         token = current_token()
-        key = clock.add_sleeper(job_id, duration, lambda: call_soon(token, woken.set))
+        key = clock._add_sleeper(job_id, duration, lambda: call_soon(token, woken.set))
         try:
             await woken.wait()
         finally:
-            clock.remove_sleeper(key)
+            clock._remove_sleeper(key)
     else:
         await anyio.lowlevel.checkpoint()
     _raise_if_cancelled(control)

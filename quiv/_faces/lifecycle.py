@@ -76,7 +76,7 @@ async def start_engine(
         standby=config.host_mode,
     )
     if isinstance(engine.clock, VirtualClock):  # advance() waits for this scheduler's jobs
-        engine.clock.attach(engine)
+        engine.clock._attach(engine)
     path = None if config.db_path is None else os.fspath(config.db_path)
     if path is not None and path != ":memory:" and not path.startswith("file:"):
         from .._host.election import claim_database

@@ -9,7 +9,7 @@ never timed out by a 5 s virtual timeout: virtual time does not move while it
 runs.
 
 The scheduler tells the clock about itself: at its start the engine is
-attached (:meth:`VirtualClock.attach`), which also gives the clock the
+attached (``VirtualClock._attach``), which also gives the clock the
 scheduler's loop, where :meth:`~VirtualClock.advance` must run.
 """
 
@@ -213,24 +213,24 @@ class VirtualClock:
                 "advance_blocking() was called on the scheduler's loop; await advance() there"
             )
         token = self._token
-        if token is None or not self.engines():  # no loop to run it on: nothing can be due
+        if token is None or not self._running_engines():  # no loop to run it on: nothing can be due
             anyio.run(step)
             return
         anyio.from_thread.run(step, token=token)
 
     # -- the scheduler's side -----------------------------------------------------
 
-    def attach(self, engine: Engine) -> None:
+    def _attach(self, engine: Engine) -> None:
         """A scheduler on this clock starts (its loop, its engine): advance() waits for it."""
-        self._engines = [*self.engines(), engine]
+        self._engines = [*self._running_engines(), engine]
         self._token = current_token()
         self._thread = threading.get_ident()
 
-    def engines(self) -> list[Engine]:
+    def _running_engines(self) -> list[Engine]:
         """The engines of the running schedulers on this clock."""
         return [engine for engine in self._engines if not engine.stopping]
 
-    def add_sleeper(self, job_id: str, seconds: float, wake: Callable[[], object]) -> int:
+    def _add_sleeper(self, job_id: str, seconds: float, wake: Callable[[], object]) -> int:
         """Any thread: a handler of *job_id* sleeps *seconds*; *wake* ends its sleep.
 
         Return a key for :meth:`remove_sleeper`. The scheduler's loop is told,
@@ -244,17 +244,17 @@ class VirtualClock:
             call_soon(token, self._poke)
         return key
 
-    def remove_sleeper(self, key: int) -> None:
+    def _remove_sleeper(self, key: int) -> None:
         """Any thread: the sleep of *key* is over (woken, or cancelled)."""
         with self._lock:
             self._sleepers.pop(key, None)
 
-    def waiting_jobs(self) -> set[str]:
+    def _waiting_jobs(self) -> set[str]:
         """The ids of the jobs with a handler asleep on this clock."""
         with self._lock:
             return {job_id for _, job_id, _ in self._sleepers.values()}
 
-    def subscribe(self, poke: Callable[[], object]) -> Callable[[], None]:
+    def _subscribe(self, poke: Callable[[], object]) -> Callable[[], None]:
         """Call *poke* (on the loop) when a handler starts to sleep; return the unsubscribe."""
         self._pokes.append(poke)
         return lambda: self._pokes.remove(poke)
@@ -263,19 +263,23 @@ class VirtualClock:
         for poke in list(self._pokes):
             poke()
 
-    async def settle(self) -> None:
+    async def _settle(self) -> None:
         """Wait until the schedulers on this clock are quiet (see :mod:`~quiv._testkit.settle`)."""
-        await settle(self.engines, self.waiting_jobs, self.subscribe)
+        await settle(self._running_engines, self._waiting_jobs, self._subscribe)
 
-    def busy(self) -> list[str]:
+    def _busy(self) -> list[str]:
         """The jobs at work that do not wait on this clock (for error messages)."""
-        waiting = self.waiting_jobs()
-        return [name for engine in self.engines() for name in busy_jobs(engine, waiting)]
+        waiting = self._waiting_jobs()
+        return [name for engine in self._running_engines() for name in busy_jobs(engine, waiting)]
 
     # -- stepping -------------------------------------------------------------------
 
     async def _run_to(self, target: float, timeout: float) -> None:
-        if self._thread is not None and self.engines() and self._thread != threading.get_ident():
+        if (
+            self._thread is not None
+            and self._running_engines()
+            and self._thread != threading.get_ident()
+        ):
             raise ConfigurationError(
                 "await VirtualClock.advance() on the scheduler's loop; "
                 "from another thread, call advance_blocking()"
@@ -283,24 +287,24 @@ class VirtualClock:
         try:
             with anyio.fail_after(timeout):
                 while True:
-                    await self.settle()
+                    await self._settle()
                     step = self._next_event()
                     if step > target:
                         break
                     self._move(step)
                 self._move(target)
-                await self.settle()
+                await self._settle()
         except TimeoutError:
             raise TimeoutError(
                 f"VirtualClock: handlers still at work after {timeout:g} s of real time, "
-                f"at {self.wall_now().isoformat()}: {', '.join(self.busy()) or 'none'}"
+                f"at {self.wall_now().isoformat()}: {', '.join(self._busy()) or 'none'}"
             ) from None
 
     def _next_event(self) -> float:
         """The earliest virtual time at which something has work to do."""
         events: list[float] = []
         others = list(self._deadlines)
-        for engine in self.engines():
+        for engine in self._running_engines():
             timer = engine.timer
             events.append(timer.next_event())
             if timer.sleeping_until in others:  # the timer's own sleep: next_event() covers it

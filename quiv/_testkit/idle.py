@@ -33,7 +33,7 @@ def engine_of(scheduler: AsyncQuiv) -> Engine | None:
 
 def _waiting(engine: Engine) -> Collection[str]:
     clock = engine.clock
-    return clock.waiting_jobs() if isinstance(clock, VirtualClock) else ()
+    return clock._waiting_jobs() if isinstance(clock, VirtualClock) else ()
 
 
 async def _until_idle(scheduler: AsyncQuiv, timeout: float) -> None:
@@ -41,7 +41,7 @@ async def _until_idle(scheduler: AsyncQuiv, timeout: float) -> None:
     if engine is None:  # a scheduler that is not running has nothing at work
         return
     clock = engine.clock
-    subscribe = clock.subscribe if isinstance(clock, VirtualClock) else None
+    subscribe = clock._subscribe if isinstance(clock, VirtualClock) else None
     try:
         with anyio.fail_after(timeout):
             await settle(lambda: [engine], lambda: _waiting(engine), subscribe)
