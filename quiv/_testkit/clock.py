@@ -76,8 +76,8 @@ class VirtualClock:
     the work those jobs schedule, up to the target time. Handlers run for
     real, on worker threads or worker loops, as in production; their own
     :func:`time.sleep` or :func:`anyio.sleep` is real time. A handler that
-    should wait in virtual time calls :meth:`quiv.JobContext.sleep` (or
-    ``await``\\ s :meth:`~quiv.JobContext.sleep_async`).
+    should wait in virtual time calls :meth:`quiv.JobContext.sleep` (in an
+    async handler, :meth:`~quiv.JobContext.sleep_async`).
 
     One clock serves one scheduler at a time (or a :class:`~quiv.Quiv`
     started again). Its :meth:`advance` runs on that scheduler's loop; from
