@@ -214,3 +214,77 @@ async def test_run_until_idle_checks_its_arguments() -> None:
         with pytest.raises(ConfigurationError, match="timeout"):
             await run_until_idle(scheduler, timeout=0)
     await run_until_idle(scheduler)  # stopped: idle
+
+
+async def test_jobs_queued_behind_sleepers_run_when_their_turn_comes() -> None:
+    clock = VirtualClock(T0)
+    ends: list[tuple[str, datetime]] = []
+
+    def nap(name: str) -> None:
+        current_job().sleep(10)  # type: ignore[union-attr]
+        ends.append((name, clock.wall_now()))
+
+    async with AsyncQuiv(clock=clock, db_path=":memory:", pool_size=1) as scheduler:
+        await scheduler.add_task("first", nap, run_once=True, args=("first",))
+        await scheduler.add_task("second", nap, run_once=True, args=("second",))
+        await clock.advance(30)
+    assert ends == [("first", T0 + timedelta(seconds=10)), ("second", T0 + timedelta(seconds=20))]
+
+
+async def test_the_job_sleep_is_real_time_and_cancel_aware_on_the_loop_clock() -> None:
+    started = threading.Event()
+    woke: list[bool] = []
+
+    def long_nap() -> None:
+        started.set()
+        try:
+            current_job().sleep(60)  # type: ignore[union-attr]
+        finally:
+            woke.append(True)
+
+    async def async_nap() -> None:
+        await current_job().sleep_async(0.01)  # type: ignore[union-attr]
+
+    async with AsyncQuiv(db_path=":memory:") as scheduler:
+        short = await scheduler.add_task("short", async_nap, run_once=True)
+        assert (await scheduler.wait_for_task(short, timeout=5)).status is JobStatus.COMPLETED
+        task_id = await scheduler.add_task("nap", long_nap, run_once=True)
+        assert await anyio.to_thread.run_sync(started.wait, 5)
+        (job,) = await scheduler.get_all_jobs(task_id=task_id)
+        assert scheduler.cancel_job(job.id)
+        ended = await scheduler.wait_for_job(job.id, timeout=5)  # not 60 s later
+    assert ended.status is JobStatus.CANCELLED
+    assert ended.error_type is None  # the JobCancelledError of a cancel is no failure
+    assert woke == [True]
+
+
+async def test_the_job_sleep_checks_its_argument() -> None:
+    clock = VirtualClock(T0)
+    errors: list[str] = []
+
+    def bad() -> None:
+        for seconds in (-1, float("nan"), "1"):
+            try:
+                current_job().sleep(seconds)  # type: ignore[union-attr, arg-type]
+            except ConfigurationError as exc:
+                errors.append(str(exc))
+
+    async with AsyncQuiv(clock=clock, db_path=":memory:") as scheduler:
+        await scheduler.add_task("bad", bad, run_once=True)
+        await run_until_idle(scheduler)
+    assert len(errors) == 3 and all("seconds" in error for error in errors)
+
+
+def test_advance_blocking_moves_a_sync_scheduler(anyio_backend: tuple[str, object]) -> None:
+    from quiv import Quiv
+
+    clock = VirtualClock(T0)
+    starts: list[datetime] = []
+    with Quiv(clock=clock, db_path=":memory:", backend=anyio_backend[0]) as scheduler:
+        scheduler.add_task("tick", lambda: starts.append(clock.wall_now()), interval=60)
+        clock.advance_blocking(120)
+        clock.advance_to_blocking(T0 + timedelta(minutes=3))
+        scheduler.portal.call(clock.advance, 0)  # on the scheduler's loop: fine
+        with pytest.raises(ConfigurationError, match="advance_blocking"):
+            anyio.run(clock.advance, 1)  # another thread's loop
+    assert starts == [T0 + timedelta(minutes=n) for n in range(4)]
