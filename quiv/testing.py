@@ -108,3 +108,11 @@ class FakeClock:
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
         await anyio.lowlevel.checkpoint()
+
+
+# Show the kit's names as ``quiv.testing.X`` in reprs, tracebacks and the docs.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("quiv._"):
+        _obj.__module__ = __name__
+del _name, _obj
