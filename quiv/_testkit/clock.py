@@ -31,7 +31,7 @@ from anyio.lowlevel import EventLoopToken, current_token
 from .._checks import check_datetime, check_number
 from .._errors import ConfigurationError
 from .._xthread.loops import call_soon
-from .settle import busy_jobs, settle
+from .settle import describe_busy, settle
 
 if TYPE_CHECKING:
     from .._core.engine import Engine
@@ -270,7 +270,8 @@ class VirtualClock:
     def _busy(self) -> list[str]:
         """The jobs at work that do not wait on this clock (for error messages)."""
         waiting = self._waiting_jobs()
-        return [name for engine in self._running_engines() for name in busy_jobs(engine, waiting)]
+        engines = self._running_engines()
+        return [name for engine in engines for name in describe_busy(engine, waiting)]
 
     # -- stepping -------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import anyio
 from .._checks import check_number
 from .._errors import ConfigurationError
 from .clock import VirtualClock
-from .settle import busy_jobs, settle
+from .settle import describe_busy, settle
 
 if TYPE_CHECKING:
     from .._core.engine import Engine
@@ -46,7 +46,7 @@ async def _until_idle(scheduler: AsyncQuiv, timeout: float) -> None:
         with anyio.fail_after(timeout):
             await settle(lambda: [engine], lambda: _waiting(engine), subscribe)
     except TimeoutError:
-        busy = busy_jobs(engine, _waiting(engine))
+        busy = describe_busy(engine, _waiting(engine))
         raise TimeoutError(
             f"run_until_idle: still busy after {timeout:g} s: "
             f"{', '.join(busy) or 'work due on the scheduler loop'}"

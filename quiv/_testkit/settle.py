@@ -31,7 +31,7 @@ from .._models import JobStatus
 if TYPE_CHECKING:
     from .._core.engine import Engine
 
-__all__ = ("Busy", "busy_jobs", "settle", "state_of")
+__all__ = ("Busy", "busy_jobs", "describe_busy", "settle", "state_of")
 
 RUNNING = JobStatus.RUNNING
 
@@ -62,6 +62,14 @@ def busy_jobs(engine: Engine, waiting: Collection[str]) -> list[str]:
         if len(runs) - len(busy) >= engine.pool_size:  # queued behind sleepers only
             return []
     return [f"{run.task.task_name!r} (job {run.id})" for run in busy]
+
+
+def describe_busy(engine: Engine, waiting: Collection[str]) -> list[str]:
+    """What keeps *engine* from being quiet, for an error message."""
+    busy = busy_jobs(engine, waiting)
+    if engine.bridge.pending:  # e.g. a Quiv's main loop, blocked by the caller itself
+        busy.append(f"{engine.bridge.pending} call(s) waiting for the main loop")
+    return busy
 
 
 def state_of(engine: Engine, waiting: Collection[str]) -> Busy | None:
