@@ -55,7 +55,7 @@ def test_sync_fixture(quiv_sync_scheduler, quiv_clock):
 
 
 def test_sync_fixture_on_each_backend(quiv_sync_scheduler, anyio_backend):
-    assert quiv_sync_scheduler.config is not None
+    assert f"backend={anyio_backend}>" in repr(quiv_sync_scheduler)
 """
 
 _FAILING = """
