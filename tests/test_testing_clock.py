@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import anyio
 import pytest
 
 from quiv import AsyncQuiv, ConfigurationError, JobStatus, current_job
-from quiv.testing import DEFAULT_START, VirtualClock, run_until_idle
+from quiv.testing import DEFAULT_START, VirtualClock, capture_events, run_until_idle
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -288,3 +289,14 @@ def test_advance_blocking_moves_a_sync_scheduler(anyio_backend: tuple[str, objec
         with pytest.raises(ConfigurationError, match="advance_blocking"):
             anyio.run(clock.advance, 1)  # another thread's loop
     assert starts == [T0 + timedelta(minutes=n) for n in range(4)]
+
+
+async def test_advance_waits_for_the_claim_of_a_keyed_schedule(tmp_path: Path) -> None:
+    """With a database file each fire of a keyed schedule is claimed in the store first."""
+    pytest.importorskip("cronsim")
+    clock = VirtualClock(T0)
+    async with AsyncQuiv(clock=clock, db_path=tmp_path / "quiv.db") as scheduler:
+        with capture_events(scheduler) as events:
+            await scheduler.add_task("nightly", lambda: None, cron="0 3 * * *", key="nightly")
+            await clock.advance(timedelta(days=3))
+    assert events.run_times() == [T0 + timedelta(days=n, hours=3) for n in range(3)]

@@ -437,7 +437,7 @@ class Engine:
         if host.hold(task):  # a standby: the runner runs it
             return
         if host.needs_claim(task) and self._task_group is not None:
-            self._task_group.start_soon(host.claim_then_run, task, wall_due)
+            host.start_claim(self._task_group, task, wall_due)
             return
         self._run_due(task, wall_due)
 

@@ -233,7 +233,7 @@ class VirtualClock:
     def _add_sleeper(self, job_id: str, seconds: float, wake: Callable[[], object]) -> int:
         """Any thread: a handler of *job_id* sleeps *seconds*; *wake* ends its sleep.
 
-        Return a key for :meth:`remove_sleeper`. The scheduler's loop is told,
+        Return a key for :meth:`_remove_sleeper`. The scheduler's loop is told,
         so an :meth:`advance` waiting for the job may go on.
         """
         with self._lock:

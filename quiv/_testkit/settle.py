@@ -7,7 +7,8 @@ loop, until every engine given is quiet:
 
 - its timer task sleeps until a time still to come (it is not awake, with
   work due now);
-- no call waits for the main loop (listeners, progress callbacks);
+- no call waits for the main loop (listeners, progress callbacks), and no
+  due run of a keyed schedule waits for its fire's claim in the store;
 - every job in flight waits on the virtual clock (``current_job().sleep``),
   or is queued behind a pool that only such jobs fill.
 
@@ -80,6 +81,8 @@ def state_of(engine: Engine, waiting: Collection[str]) -> Busy | None:
     if engine.stopping:
         return None
     if engine.timer.sleeping_until <= engine.clock.now() or engine.bridge.pending:
+        return Busy.LOOP
+    if engine.host.claiming:  # a due run of a keyed schedule waits for the store's answer
         return Busy.LOOP
     if busy_jobs(engine, waiting):
         return Busy.HANDLERS
