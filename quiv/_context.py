@@ -22,6 +22,7 @@ from ._xthread.loops import call_soon
 
 if TYPE_CHECKING:
     from ._mainloop.bridge import MainLoopBridge
+    from .abc import Clock
 
 __all__ = (
     "JobContext",
@@ -57,6 +58,7 @@ class JobControl:
         "callbacks",
         "cancel_reason",
         "cancelled",
+        "clock",
         "notify",
         "progress",
         "progress_pending",
@@ -70,8 +72,11 @@ class JobControl:
         self,
         bridge: MainLoopBridge | None,
         notify: Callable[[str], object] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        #: the scheduler's clock, for :meth:`JobContext.sleep`
+        self.clock: Clock | None = clock
         #: the main loop of the job's scheduler
         self.bridge: MainLoopBridge | None = bridge
         #: any thread: tell the scheduler's loop that the job's progress changed
@@ -231,6 +236,33 @@ class JobContext:
         control = self._control
         if control.cancelled:
             raise JobCancelledError(control.cancel_reason or "job cancelled")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep *seconds* on the scheduler's clock, in a sync handler; wake at once if cancelled.
+
+        Real time with the loop's clock; under a :class:`quiv.testing.VirtualClock`
+        it ends when the test moves virtual time past its end (a plain
+        :func:`time.sleep` stays real time under any clock).
+
+        :raises JobCancelledError: if the job is cancelled before or while it sleeps
+        :raises ConfigurationError: if *seconds* is not a number >= 0
+        """
+        from ._job_sleep import sleep_blocking
+
+        sleep_blocking(self._control, self.job_id, seconds)
+
+    async def sleep_async(self, seconds: float) -> None:
+        """Sleep *seconds* on the scheduler's clock, in an async handler.
+
+        The async form of :meth:`sleep` (a cancel of the job cancels it, as
+        it cancels any await of the handler).
+
+        :raises JobCancelledError: if the job was cancelled before it slept
+        :raises ConfigurationError: if *seconds* is not a number >= 0
+        """
+        from ._job_sleep import sleep_async
+
+        await sleep_async(self._control, self.job_id, seconds)
 
     def progress(self, **payload: Any) -> None:
         """Keep *payload* as the job's :attr:`~quiv.Job.progress`, and send it to

@@ -1,12 +1,23 @@
-"""Helpers for testing code that uses quiv.
+"""The testing kit: virtual time, waits for quiet, event capture, eager mode.
 
-:class:`FakeClock` is a :class:`~quiv.abc.Clock` that moves only when told
-to, so a test can run an hour of schedules without waiting::
+:class:`VirtualClock` is a :class:`~quiv.abc.Clock` whose time moves only
+when the test says so, and then runs everything that comes due, waiting for
+each job to end::
 
-    clock = FakeClock()
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=timezone.utc))
     async with AsyncQuiv(clock=clock) as scheduler:
-        task_id = await scheduler.add_task("tick", tick, interval=60)
-        await clock.advance(60)
+        with capture_events(scheduler) as events:
+            await scheduler.add_task("tick", tick, interval=60)
+            await clock.advance(3600)
+        events.assert_ran("tick", times=61)
+
+:func:`run_until_idle` waits until nothing is due now and no handler is at
+work; :func:`capture_events` records the scheduler's events, with assertions
+over them (:class:`EventLog`); :func:`eager_mode` makes a job added during a
+request run to its end before the request returns. The pytest plugin (loaded
+by itself with quiv installed) has the fixtures ``quiv_clock``,
+``quiv_scheduler`` and ``quiv_sync_scheduler``. :class:`FakeClock`, the
+older test clock, moves time without waiting for anything.
 """
 
 from __future__ import annotations
@@ -17,7 +28,21 @@ from datetime import timedelta
 
 import anyio
 
-__all__ = ("FakeClock",)
+from ._testkit.clock import DEFAULT_START, VirtualClock
+from ._testkit.eager import eager_mode
+from ._testkit.history import CapturedEvent, EventLog, capture_events
+from ._testkit.idle import run_until_idle
+
+__all__ = (
+    "DEFAULT_START",
+    "CapturedEvent",
+    "EventLog",
+    "FakeClock",
+    "VirtualClock",
+    "capture_events",
+    "eager_mode",
+    "run_until_idle",
+)
 
 
 class FakeClock:
@@ -83,3 +108,11 @@ class FakeClock:
         moved, self._moved = self._moved, anyio.Event()
         moved.set()
         await anyio.lowlevel.checkpoint()
+
+
+# Show the kit's names as ``quiv.testing.X`` in reprs, tracebacks and the docs.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("quiv._"):
+        _obj.__module__ = __name__
+del _name, _obj

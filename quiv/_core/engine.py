@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import anyio
@@ -106,6 +107,8 @@ class Engine:
         #: keyed schedules, and this process's part in the host's runner role
         self.host = HostSchedules(self, standby=standby, claims=persistent)
         self._task_group: TaskGroup | None = None
+        #: called (on the loop) after each batch of the pool's notices: quiv.testing waits on it
+        self.report_hooks: list[Callable[[], object]] = []
 
     @property
     def pool_size(self) -> int:
@@ -436,7 +439,7 @@ class Engine:
         if host.hold(task):  # a standby: the runner runs it
             return
         if host.needs_claim(task) and self._task_group is not None:
-            self._task_group.start_soon(host.claim_then_run, task, wall_due)
+            host.start_claim(self._task_group, task, wall_due)
             return
         self._run_due(task, wall_due)
 
@@ -460,7 +463,7 @@ class Engine:
         if task.removed or task.run is not None or task.status is TaskStatus.PAUSED:
             return
         self.timer.unschedule(task)
-        control = JobControl(self.bridge, self._notify_progress)
+        control = JobControl(self.bridge, self._notify_progress, self.clock)
         # a run-once task keeps the id it showed since add_task while its job runs
         job_id = task.next_job_id or new_id()
         task.last_job_id = job_id
@@ -508,6 +511,8 @@ class Engine:
                 self._on_started(run)
             except Exception:  # a record or event lost must not lose the other reports
                 self.logger.exception("quiv: recording the start of job %s failed", run.id)
+        for hook in self.report_hooks:
+            hook()
 
     def _on_started(self, run: JobRun) -> None:
         if run.done:

@@ -78,6 +78,8 @@ class HostSchedules:
         self._task_group: TaskGroup | None = None
         #: callers of ``wait_for_job`` waiting for a job of another process, by job id
         self.remote_waiters: dict[str, list[Future[Job]]] = {}
+        #: claims of fires under way (a due run waits for its claim; quiv.testing waits too)
+        self.claiming = 0
 
     def connect(self, link: HostLink, task_group: TaskGroup) -> None:
         """Host mode: take commands from the other processes through *link*."""
@@ -288,6 +290,20 @@ class HostSchedules:
         assert task.deadline is not None
         stamp = round(self._engine.wall.timestamp(task.deadline), 3)
         return datetime.fromtimestamp(stamp, timezone.utc)
+
+    def start_claim(
+        self, task_group: TaskGroup, task: TaskState, wall_due: datetime | None
+    ) -> None:
+        """Start :meth:`claim_then_run` in *task_group*; :attr:`claiming` counts it from now."""
+        self.claiming += 1
+
+        async def claim() -> None:
+            try:
+                await self.claim_then_run(task, wall_due)
+            finally:
+                self.claiming -= 1
+
+        task_group.start_soon(claim, name=f"quiv: claim a fire of {task.key!r}")
 
     async def claim_then_run(self, task: TaskState, wall_due: datetime | None) -> None:
         """Claim the fire of keyed *task* that is due now; run the task if this process got it."""

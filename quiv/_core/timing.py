@@ -161,6 +161,28 @@ class Timer:
         run.timeout_entry = self.timeouts.push(deadline, run)
         self._wake_before(deadline)
 
+    @property
+    def sleeping_until(self) -> float:
+        """The time the timer task sleeps until (``-inf`` while it is awake)."""
+        return self._sleeping_until
+
+    def next_event(self) -> float:
+        """The earliest time the timer has work: a next run (less the lead), a
+        timeout, or a look at the wall clock once it moved (``inf`` for none).
+
+        The wall-clock look counts only while the wall clock moved against
+        the monotonic one and the armed runs have not followed it yet: the
+        other looks change nothing, so a test clock may skip them.
+        """
+        wake = math.inf
+        if (deadline := self.deadlines.next_deadline()) is not None:
+            wake = deadline - self.lead
+        if (timeout := self.timeouts.next_deadline()) is not None:
+            wake = min(wake, timeout)
+        if self.wall_armed and abs(self._measure_offset() - self._wall_offset) > WALL_TOLERANCE:
+            wake = min(wake, self._next_wall_check)
+        return wake
+
     def _wake_before(self, wake_at: float) -> None:
         if wake_at < self._sleeping_until and self._sleep_scope is not None:
             self._sleep_scope.cancel()

@@ -25,6 +25,7 @@ from .._mainloop import calls as _main
 from .._mainloop.bridge import MainLoopBridge
 from .._models import QuivConfig
 from .._store._base import Store
+from .._testkit.clock import VirtualClock
 from .._typing import Logger
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ async def start_engine(
         persistent=config.db_path is not None and os.fspath(config.db_path) != ":memory:",
         standby=config.host_mode,
     )
+    if isinstance(engine.clock, VirtualClock):  # advance() waits for this scheduler's jobs
+        engine.clock._attach(engine)
     path = None if config.db_path is None else os.fspath(config.db_path)
     if path is not None and path != ":memory:" and not path.startswith("file:"):
         from .._host.election import claim_database

@@ -1,0 +1,1 @@
+"""The parts of the testing kit; the public names are in :mod:`quiv.testing`."""
