@@ -4,6 +4,11 @@ Registered through the ``pytest11`` entry point, so installing quiv is enough
 (``-p no:quiv`` turns it off). It defines three fixtures and nothing else (no
 hooks, no options), and it imports nothing of quiv until a test uses one of
 them: a session that does not costs nothing. See docs/testing.md.
+
+Its source lives here, in ``quiv/_testkit/``, but the wheel installs it as the
+top-level module ``_quiv_pytest`` (``force-include`` in pyproject.toml): a
+module inside ``quiv`` would import the whole package (some 70 ms) into every
+pytest session of every project that has quiv installed.
 """
 
 from __future__ import annotations
