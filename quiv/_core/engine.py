@@ -9,7 +9,7 @@ scheduler's loop and never blocks. The data flows one way:
     WorkerPool's notices -> Engine -> outcomes (status, next run)
                                    -> Store (records) and Listeners (events)
 
-This module is longer than most (about 730 lines, a third of them
+This module is longer than most (about 750 lines, a third of them
 docstrings) because the operations and the end of a job must see the same
 state under the same invariants:
 a task is in exactly one of "waiting in the timer", "has a job in flight",
