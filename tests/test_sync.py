@@ -17,6 +17,7 @@ import sniffio
 from sync_helpers import WAIT, JobEnds, no_leftovers, quiv_threads
 
 from quiv import (
+    CancelReason,
     ConfigurationError,
     Event,
     Job,
@@ -109,6 +110,46 @@ def test_every_method_works_through_the_sync_face() -> None:
         calls: list[Event] = []
         scheduler.add_listener(Event.TASK_ADDED, lambda event, task: calls.append(event))
         scheduler.remove_listener(Event.TASK_ADDED, calls.append)  # unknown: ignored
+
+
+def test_cancel_job_from_a_thread_stops_the_handler_before_the_loop_answers() -> None:
+    started, seen = threading.Event(), threading.Event()
+
+    def job(_stop_event: threading.Event) -> None:
+        started.set()
+        if _stop_event.wait(WAIT):
+            seen.set()
+
+    with Quiv() as scheduler:
+        ends = JobEnds(scheduler)
+        task_id = scheduler.add_task("job", job, run_once=True)
+        job_id = scheduler.get_task(task_id).next_job_id
+        assert job_id is not None and started.wait(WAIT)
+        # the scheduler's loop is busy (blocked here) when the cancel comes
+        busy, release = threading.Event(), threading.Event()
+
+        def block_the_loop() -> None:
+            busy.set()
+            release.wait(WAIT)
+
+        blocker = threading.Thread(target=scheduler.portal.call, args=(block_the_loop,))
+        blocker.start()
+        assert busy.wait(WAIT)
+        answers: list[bool] = []
+        canceller = threading.Thread(target=lambda: answers.append(scheduler.cancel_job(job_id)))
+        canceller.start()
+        try:
+            # bounded by WAIT (the loop is released after it): the stop came from this thread
+            assert seen.wait(WAIT), "the handler saw no stop while the loop was busy"
+        finally:
+            release.set()
+            blocker.join(WAIT)
+            canceller.join(WAIT)
+        assert answers == [True]
+        ended = ends.wait(task_id)
+        assert (ended.status, ended.cancel_reason) == (JobStatus.CANCELLED, CancelReason.CANCELLED)
+        assert ended.error_message == "cancelled by cancel_job()"
+        assert scheduler.cancel_job(job_id) is False  # over
 
 
 def test_errors_keep_their_type() -> None:

@@ -62,6 +62,10 @@ _JOB_EVENTS = {
 }
 
 
+#: the ``error_message`` of a job cancelled by ``cancel_job``
+_BY_CANCEL_JOB = "cancelled by cancel_job()"
+
+
 class Engine:
     """Scheduling state and mechanics of one scheduler (its loop only)."""
 
@@ -334,7 +338,21 @@ class Engine:
         run = self.jobs.get(job_id)
         if run is None:  # in host mode, it may run in another process
             return self.host.cancel_elsewhere(job_id)
-        return self.cancel_run(run, "cancelled by cancel_job()")
+        return self.cancel_run(run, _BY_CANCEL_JOB)
+
+    def stop_running(self, job_id: str) -> bool:
+        """Any thread: set a running job's stop event now; ``True`` if this call did.
+
+        The sync face's ``cancel_job`` calls it in the caller's thread before
+        it hands the cancel to the loop, so the handler sees its stop event
+        without waiting for the loop to wake (the job's control is
+        thread-safe; a dict read is atomic). The loop's :meth:`cancel_job`
+        then records the cancel as usual.
+        """
+        run = self.jobs.get(job_id)
+        if run is None or run.done or not run.control.started:
+            return False  # (a queued job is cancelled by the loop: it never starts)
+        return run.control.cancel(_BY_CANCEL_JOB)
 
     def _record(
         self,

@@ -446,8 +446,14 @@ class Quiv:
     # -- jobs --------------------------------------------------------------------
 
     def cancel_job(self, job_id: str) -> bool:
-        """Cancel a queued or running job; return ``False`` if it is not in flight."""
-        return self._runtime.call_plain(self._async.cancel_job, job_id)
+        """Cancel a queued or running job; return ``False`` if it is not in flight.
+
+        Called from a thread other than the scheduler's loop, a running
+        handler's stop event is set at once, in the calling thread; the loop
+        then records the cancel.
+        """
+        stopped = self._runtime.stop_running(job_id)
+        return self._runtime.call_plain(self._async.cancel_job, job_id) or stopped
 
     def get_job(self, job_id: str) -> Job:
         """Return a job's record; see :meth:`AsyncQuiv.get_job <quiv.AsyncQuiv.get_job>`."""

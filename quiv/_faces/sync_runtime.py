@@ -293,6 +293,17 @@ class SyncRuntime:
 
         return loop.call(run)
 
+    def stop_running(self, job_id: object) -> bool:
+        """Off the loop: set a running job's stop event now (see ``Engine.stop_running``)."""
+        try:
+            loop = self.running_loop()
+        except SchedulerStoppedError:
+            return False  # (the loop's cancel_job raises)
+        engine = self.async_quiv._engine
+        if engine is None or loop.on_loop_thread():
+            return False
+        return isinstance(job_id, str) and engine.stop_running(job_id)
+
     def add_task(self, task: TaskState, first_delay: float, requested_at: float) -> None:
         """Hand a validated task to the loop without waiting for it."""
         loop = self.running_loop()
