@@ -8,10 +8,11 @@ of its own (the sync face's ``add_task`` from another thread, as a request
 handler in a thread pool calls it). Then ``stats()`` (which commits the
 history first) checks that every job is recorded.
 
-A warm-up run of the smallest size comes first, unreported. Reported per
+A warm-up run of a tenth of the smallest size comes first, unreported. Reported per
 size: jobs/s (first add to last completion); the RSS growth with
 every finished job in the history, per 100,000 jobs (RSS after a
-``gc.collect()``, minus RSS before the scheduler started); and job rows the
+``gc.collect()``, minus RSS before the scheduler started) and the growth of
+the process's peak RSS over the run, both per 100,000 jobs; and job rows the
 store wrote per job (1.00 when no row is written twice, e.g. once queued and
 again finished: counted by wrapping the store's row builder, an internal).
 
@@ -21,6 +22,7 @@ Run: ``python -m bench.runner_scale w12 <params-json>`` in the project's venv.
 from __future__ import annotations
 
 import gc
+import resource
 import threading
 from typing import Any
 
@@ -67,9 +69,14 @@ class Ended:
                 anyio.from_thread.run_sync(self.done.set, token=self._token)
 
 
+def _peak_mb() -> float:
+    """The process's peak RSS so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 async def one_size(system: str, n: int, limit: float) -> dict[str, float | None]:
     gc.collect()
-    rss0 = rss_mb()
+    rss0, peak0 = rss_mb(), _peak_mb()
     ROWS[0] = 0
     async with open_face(system) as face:
         ended = Ended(n)
@@ -87,6 +94,8 @@ async def one_size(system: str, n: int, limit: float) -> dict[str, float | None]
     return {
         "rate": rate,
         "rss_per_100k": (rss1 - rss0) * 100_000 / n,
+        # sizes grow tenfold, so each one's peak is above the last one's
+        "peak_per_100k": (_peak_mb() - peak0) * 100_000 / n,
         "rows_per_job": rows / n,
         "recorded": recorded,
     }
@@ -124,7 +133,7 @@ def w12(params: dict[str, Any]) -> Result:
     async def main() -> Result:
         # a first scheduler's start costs memory once (imports, SQLite, threads):
         # not the history's growth
-        await one_size(system, sizes[0], params["limit_s"])
+        await one_size(system, max(1, sizes[0] // 10), params["limit_s"])
         result = Result()
         rates: dict[int, float | None] = {}
         for index, n in enumerate(sizes):
@@ -135,6 +144,7 @@ def w12(params: dict[str, Any]) -> Result:
                 **{
                     f"{key}_jobs_per_s": found["rate"],
                     f"{key}_rss_mb_per_100k": found["rss_per_100k"],
+                    f"{key}_peak_mb_per_100k": found["peak_per_100k"],
                     f"{key}_rows_per_job": found["rows_per_job"],
                     f"{key}_recorded_share": (found["recorded"] or 0) / n,
                 }

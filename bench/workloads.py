@@ -231,6 +231,11 @@ WORKLOADS: dict[str, Workload] = {
                         f"{word}: RSS growth per 100k jobs in history (MB)",
                         "lower",
                     ),
+                    Metric(
+                        f"{size}_peak_mb_per_100k",
+                        f"{word}: peak RSS growth per 100k jobs (MB)",
+                        "lower",
+                    ),
                     Metric(f"{size}_rows_per_job", f"{word}: job rows written per job", "lower"),
                     Metric(f"{size}_recorded_share", f"{word}: share of jobs in history"),
                 )
