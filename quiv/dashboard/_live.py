@@ -114,7 +114,7 @@ class Mailbox:
             due: list[Update] = []
             wait: float | None = None
             for key, update in list(self._pending.items()):
-                ready_at = self._sent_at.get(key, 0.0) + MIN_INTERVAL
+                ready_at = self._sent_at.get(key, -MIN_INTERVAL) + MIN_INTERVAL
                 if ready_at <= now:
                     due.append(update)
                     del self._pending[key]
