@@ -40,6 +40,7 @@ __all__ = ("build_app",)
 _STATIC = {
     "dashboard.css": "text/css; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 PAGE_SIZES = (10, 25, 50, 100, 200)
 MAX_OFFSET = 1_000_000

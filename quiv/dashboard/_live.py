@@ -55,6 +55,9 @@ TASK_EVENTS = [
     Event.TASK_RUN_SKIPPED,
 ]
 
+#: a run-once task is gone once its job ended so (a retry keeps it)
+_RUN_ONCE_ENDS = frozenset({Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED})
+
 
 @dataclass(frozen=True, slots=True)
 class Update:
@@ -177,7 +180,11 @@ class Hub:
 
     def _on_job(self, event: Event, task: Task, job: Job) -> None:
         self.offer("job:" + job.id, Update(event.value, job))
-        if event is not Event.JOB_PROGRESS:
+        if event is Event.JOB_PROGRESS:
+            return
+        if task.run_once and event in _RUN_ONCE_ENDS:  # the task ended with its job
+            self.offer("task:" + task.id, Update(Event.TASK_REMOVED.value, task))
+        else:
             self.offer("task:" + task.id, Update(event.value, task))
 
     def _on_task(self, event: Event, task: Task) -> None:
