@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -59,16 +58,29 @@ TASK_EVENTS = [
 _RUN_ONCE_ENDS = frozenset({Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED})
 
 
-@dataclass(frozen=True, slots=True)
 class Update:
-    """The latest record under one key: a job or a task, and the event that brought it."""
+    """The latest record under one key: a job or a task, and the event that brought it.
 
-    event: str
-    record: Job | Task
+    One update goes to every open page; its text for the stream is made
+    once, by the first page that sends it (:meth:`frame`).
+    """
+
+    __slots__ = ("_frame", "event", "record")
+
+    def __init__(self, event: str, record: Job | Task) -> None:
+        self.event = event
+        self.record = record
+        self._frame: str | None = None
 
     @property
     def removal(self) -> bool:
         return self.event == Event.TASK_REMOVED.value
+
+    def frame(self, encode: Callable[[Update], str]) -> str:
+        """The update's text for the stream, made by *encode* the first time."""
+        if self._frame is None:
+            self._frame = encode(self)
+        return self._frame
 
 
 class Mailbox:

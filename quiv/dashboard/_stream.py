@@ -17,6 +17,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+
 from .._errors import QuivError
 from .._models import Job, JobStatus, Task
 from ._live import Hub, Mailbox, Update, monotonic
@@ -28,6 +30,8 @@ __all__ = ("event_stream",)
 #: seconds a stream stays open before the page reconnects
 LIFETIME = 25.0
 HEARTBEAT = 15.0
+#: after a write, a stream waits this long (seconds) before it looks for more
+FLUSH_GAP = 0.02
 STATS_INTERVAL = 1.0
 HOST_INTERVAL = 0.5
 #: how many of the latest ended jobs the host watch compares
@@ -38,12 +42,12 @@ def _frame(message: dict[str, Any]) -> str:
     return "data: " + json.dumps(message, separators=(",", ":")) + "\n\n"
 
 
-def _message(update: Update) -> dict[str, Any]:
+def _encode(update: Update) -> str:
     record = update.record
     if isinstance(record, Job):
-        return {"type": "job", "event": update.event, "job": job_json(record)}
+        return _frame({"type": "job", "event": update.event, "job": job_json(record)})
     assert isinstance(record, Task)
-    return {"type": "task", "event": update.event, "task": task_json(record)}
+    return _frame({"type": "task", "event": update.event, "task": task_json(record)})
 
 
 class _HostWatch:
@@ -88,7 +92,7 @@ async def event_stream(hub: Hub, mailbox: Mailbox, source: Source) -> AsyncItera
                 now = monotonic()
             updates, overflowed, wait = mailbox.take(now)
             frames = [_frame({"type": "reload"})] if overflowed else []
-            frames.extend(_frame(_message(update)) for update in updates)
+            frames.extend(update.frame(_encode) for update in updates)
             if frames:
                 stats_due = stats_due or max(now, last_stats + STATS_INTERVAL)
             if stats_due is not None and now >= stats_due:
@@ -102,6 +106,8 @@ async def event_stream(hub: Hub, mailbox: Mailbox, source: Source) -> AsyncItera
             if frames:
                 last_beat = now
                 yield "".join(frames)
+                # gather what comes next for a moment: fewer, larger writes
+                await anyio.sleep(FLUSH_GAP)
             elif now - last_beat >= HEARTBEAT:
                 last_beat = now
                 yield ": keep-alive\n\n"
