@@ -25,7 +25,7 @@ from sync_helpers import WAIT
 
 from quiv import AsyncQuiv, Event, Job, JobStatus, Quiv
 from quiv.dashboard import allow_all, dashboard
-from quiv.dashboard._live import MAX_KEYS, MIN_INTERVAL, Hub, Update
+from quiv.dashboard._live import MAX_BATCH, MAX_KEYS, MIN_INTERVAL, Hub, Update
 from quiv.integrations.starlette import lifespan
 
 pytestmark = pytest.mark.integration
@@ -241,7 +241,9 @@ async def test_a_mailbox_keeps_the_latest_update_per_job_and_paces_each() -> Non
     assert held == [] and wait == pytest.approx(MIN_INTERVAL / 2)
     later, _, wait = mailbox.take(now + MIN_INTERVAL)
     assert [u.record.progress for u in later] == [{"done": 100, "total": 100}]  # type: ignore[union-attr]
-    await mailbox.wait(WAIT)  # the offers posted a wake-up: this returns at once
+    hub.offer("job:b", Update("job_progress", a_job("b", 8)))
+    with anyio.fail_after(WAIT):
+        await mailbox.wait(WAIT * 2)  # the offer woke the page, which had read everything
     hub.close(mailbox)
 
 
@@ -252,6 +254,19 @@ async def test_a_mailbox_that_overflows_asks_for_a_reload() -> None:
         hub.offer(f"job:{n}", Update("job_progress", a_job(str(n), 1)))
     updates, reload, _ = mailbox.take(1000.0)
     assert reload and updates == []
+    hub.close(mailbox)
+
+
+async def test_a_burst_asks_for_a_reload_instead_of_a_thousand_updates() -> None:
+    hub = Hub(lambda events, callback, on: None)
+    mailbox = hub.open()
+    for n in range(MAX_BATCH + 1):
+        hub.offer(f"job:{n}", Update("job_started", a_job(str(n), 0)))
+    updates, reload, _ = mailbox.take(1000.0)
+    assert reload and updates == []
+    hub.offer("job:next", Update("job_started", a_job("next", 0)))
+    updates, reload, _ = mailbox.take(1000.0)
+    assert not reload and [u.record.id for u in updates] == ["next"]
     hub.close(mailbox)
 
 

@@ -33,6 +33,8 @@ HEARTBEAT = 15.0
 #: after a write, a stream waits this long (seconds) before it looks for more
 FLUSH_GAP = 0.02
 STATS_INTERVAL = 1.0
+#: a page is asked to reload at most this often (seconds)
+RELOAD_INTERVAL = 1.0
 HOST_INTERVAL = 0.5
 #: how many of the latest ended jobs the host watch compares
 HOST_RECENT = 50
@@ -79,6 +81,8 @@ async def event_stream(hub: Hub, mailbox: Mailbox, source: Source) -> AsyncItera
         start = now = monotonic()
         last_beat = last_stats = start
         stats_due: float | None = None
+        reload_due: float | None = None
+        last_reload = start - RELOAD_INTERVAL
         watch = _HostWatch(source) if source.host_mode else None
         next_watch = start
         while now - start < LIFETIME:
@@ -91,7 +95,16 @@ async def event_stream(hub: Hub, mailbox: Mailbox, source: Source) -> AsyncItera
                     pass  # the scheduler stopped: the page shows what it has
                 now = monotonic()
             updates, overflowed, wait = mailbox.take(now)
-            frames = [_frame({"type": "reload"})] if overflowed else []
+            if overflowed and reload_due is None:
+                reload_due = max(now, last_reload + RELOAD_INTERVAL)
+            frames = []
+            if reload_due is not None:
+                updates = []  # the reload brings the page up to date
+                if now >= reload_due:
+                    frames.append(_frame({"type": "reload"}))
+                    last_reload, reload_due = now, None
+                else:
+                    wait = reload_due - now
             frames.extend(update.frame(_encode) for update in updates)
             if frames:
                 stats_due = stats_due or max(now, last_stats + STATS_INTERVAL)
