@@ -9,6 +9,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -167,10 +168,10 @@ async def test_progress_and_the_end_of_a_job_arrive_live(face: str) -> None:
         step.release()
         ended = await events.until(job_message(job_id, status="completed"))
         assert ended["job"]["result"] == '"<done>"'
-        task_update = await events.until(
-            lambda m: m["type"] == "task" and m["task"]["id"] == task_id
-        )
-        assert task_update["task"]["name"] == "counting"
+        # a run-once task is not a schedule: the page lists its job, not the task
+        assert not [
+            m for m in events.messages if m["type"] == "task" and m["task"]["id"] == task_id
+        ]
         stats = await events.until(lambda m: m["type"] == "stats")
         assert stats["stats"]["loop_alive"] is True
 
@@ -297,3 +298,46 @@ async def test_a_removal_is_not_undone_by_a_later_update() -> None:
     updates, _, _ = mailbox.take(1000.0)
     assert [u.event for u in updates] == ["task_removed"]
     hub.close(mailbox)
+
+
+async def test_in_host_mode_the_page_shows_and_cancels_the_jobs_of_another_worker(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    db = str(tmp_path / "host.db")
+    step = threading.Semaphore(0)
+
+    def handler(_progress_hook: Callable[..., None], _stop_event: threading.Event) -> None:
+        _progress_hook(done=1, total=4)
+        assert step.acquire(timeout=WAIT)
+        _progress_hook(done=2, total=4)
+        _stop_event.wait(WAIT * 2)
+
+    async with AsyncQuiv(db_path=db, host_mode=True) as other:
+        serving = AsyncQuiv(db_path=db, host_mode=True)
+        async with served(serving) as base, stream(base) as events:
+            task_id = await other.add_task("elsewhere", handler, run_once=True)
+
+            def of_other(done: int) -> Callable[[dict[str, Any]], bool]:
+                return lambda m: (
+                    job_message(status="running")(m)
+                    and m["job"]["task_id"] == task_id
+                    and (m["job"]["bar"] or {}).get("done") == done
+                )
+
+            first = await events.until(of_other(1))
+            job_id = first["job"]["id"]
+            step.release()
+            await events.until(of_other(2))
+            async with httpx.AsyncClient(base_url=base, timeout=WAIT) as client:
+                page = await client.get("/quiv/")
+                token = page.cookies["quiv_dashboard_csrf"]
+                listed = (await client.get("/quiv/api/jobs?status=running")).json()["jobs"]
+                assert [job["id"] for job in listed] == [job_id]
+                cancel = await client.post(
+                    f"/quiv/jobs/{job_id}/cancel", headers={"x-csrf-token": token}
+                )
+                assert cancel.status_code == 200
+            ended = await events.until(job_message(job_id, status="cancelled"))
+            assert ended["job"]["task_name"] == "elsewhere"

@@ -43,7 +43,7 @@ MIN_INTERVAL = 0.1
 #: the log keeps the latest records of this many keys
 MAX_KEYS = 2000
 #: a page with more updates than this due at once reloads instead
-MAX_BATCH = 500
+MAX_BATCH = 200
 
 JOB_EVENTS = [
     Event.JOB_STARTED,
@@ -61,8 +61,6 @@ TASK_EVENTS = [
     Event.TASK_UPDATED,
     Event.TASK_RUN_SKIPPED,
 ]
-#: a run-once task is gone once its job ended so (a retry keeps it)
-_RUN_ONCE_ENDS = frozenset({Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED})
 _REMOVED = Event.TASK_REMOVED.value
 
 
@@ -232,15 +230,12 @@ class Hub:
 
     def _on_job(self, event: Event, task: Task, job: Job) -> None:
         self.offer("job:" + job.id, Update(event.value, job))
-        if event is Event.JOB_PROGRESS:
-            return
-        if task.run_once and event in _RUN_ONCE_ENDS:  # the task ended with its job
-            self.offer("task:" + task.id, Update(_REMOVED, task))
-        else:
+        if event is not Event.JOB_PROGRESS and not task.run_once:
             self.offer("task:" + task.id, Update(event.value, task))
 
     def _on_task(self, event: Event, task: Task) -> None:
-        self.offer("task:" + task.id, Update(event.value, task))
+        if not task.run_once:  # the page lists schedules; a run-once task shows as its job
+            self.offer("task:" + task.id, Update(event.value, task))
 
 
 def monotonic() -> float:

@@ -43,11 +43,11 @@ class Source:
         return await anyio.to_thread.run_sync(partial(method, *args, **kwargs))
 
     async def tasks(self) -> list[Task]:
-        """Every task, run-once ones included, by next run."""
+        """The schedules (run-once tasks left out: their jobs show them), by next run."""
         if self._async is not None:
-            return await self._async.get_all_tasks(include_run_once=True, limit=MAX_TASKS)
+            return await self._async.get_all_tasks(limit=MAX_TASKS)
         assert self._sync is not None
-        return await self._sync_call(self._sync.get_all_tasks, True, limit=MAX_TASKS)
+        return await self._sync_call(self._sync.get_all_tasks, limit=MAX_TASKS)
 
     async def jobs(
         self,

@@ -69,9 +69,8 @@ class _HostWatch:
             seen[job.id] = state
             if self._seen.get(job.id) != state:
                 changed.append(job)
-        first = not self._seen
-        self._seen = seen
-        return [] if first else changed
+        self._seen = seen  # the first look sends them all: the page may have loaded before
+        return changed
 
 
 async def event_stream(hub: Hub, mailbox: Mailbox, source: Source) -> AsyncIterator[str]:
