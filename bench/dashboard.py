@@ -8,14 +8,18 @@ subprocess and prints a Markdown section (also written to
 - **progress to page**: a job reports ``done`` 1..50, 0.2 s apart (slower
   than the per-job pacing of 0.1 s, so no report is merged into another);
   the page, open in headless Chromium, records with a ``MutationObserver``
-  the wall time at which each value appears in the job's progress bar. The
+  the wall time at which each value appears in the running job's progress
+  bar (the last report may arrive merged with the job's end: not counted). The
   latency of a report is that time minus the wall time the handler called
   ``_progress_hook`` (one machine, one clock).
 - **W1 with pages open**: W1 (5,000 run-once no-op sync jobs added as fast
   as possible, every one completed) on the server's scheduler, with no page
-  open, with *pages* Chromium pages of the dashboard open, and with *pages*
-  bare event streams (read and discarded by a client process), interleaved,
-  medians of *repeats*.
+  open, with one and with *pages* bare event streams (read and discarded by
+  threads of this process), and with *pages* Chromium pages of the dashboard
+  open, interleaved, medians of *repeats*. The Chromium pages run on the
+  same 2 cores as the server, so that figure includes the browser's own
+  load on the machine: the server's own CPU time during each run, and
+  Chromium's, are reported beside the throughput.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ OBSERVER = """
   const body = document.querySelector('#jobs tbody');
   new MutationObserver(() => {
     const now = performance.timeOrigin + performance.now();
-    for (const bar of body.querySelectorAll('progress')) {
+    for (const bar of body.querySelectorAll("tr[data-status='running'] progress")) {
       const value = bar.getAttribute('value');
       if (!(value in window.__seen)) window.__seen[value] = now / 1000;
     }
@@ -71,6 +75,32 @@ def _http(method: str, url: str) -> Any:
         return json.loads(response.read())
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process *pid* (Linux ``/proc``), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _browser_cpu() -> float:
+    """CPU time of every Chromium process on the machine."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                name = Path(f"/proc/{entry}/comm").read_text().strip()
+            except OSError:
+                continue
+            if name.startswith("chrom"):
+                total += _cpu_seconds(int(entry))
+    return total
+
+
+SERVER_PID: list[int] = []
+
+
 @contextlib.contextmanager
 def server() -> Iterator[str]:
     port = _port()
@@ -80,6 +110,7 @@ def server() -> Iterator[str]:
         cwd=ROOT, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    SERVER_PID[:] = [process.pid]
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -107,8 +138,9 @@ def latency(base: str, browser: Any, reports: int = 50) -> list[float]:
         page.wait_for_selector("#connection[data-state='live']")
         page.evaluate(OBSERVER)
         _http("POST", f"{base}/bench/progress?reports={reports}&gap=0.2")
+        # the last report may reach the page merged with the job's end: wait for the one before
         page.wait_for_function(
-            f"() => window.__seen && '{reports}' in window.__seen", timeout=reports * 1000
+            f"() => window.__seen && '{reports - 1}' in window.__seen", timeout=reports * 1000
         )
         seen = page.evaluate("() => window.__seen")
         sent = _http("GET", base + "/bench/progress")
@@ -143,11 +175,13 @@ def main(argv: list[str] | None = None) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         lat: list[float] = []
-        runs: dict[str, list[float]] = {"none": [], "browser": [], "streams": []}
+        runs: dict[str, list[float]] = {"none": [], "stream": [], "streams": [], "browser": []}
         with server() as base:
             for _ in range(args.repeats):
                 lat.extend(latency(base, browser))
-            order = ["none", "browser", "streams"]
+            order = list(runs)
+            cpu: dict[str, list[float]] = {mode: [] for mode in runs}
+            bcpu: dict[str, list[float]] = {mode: [] for mode in runs}
             for repeat in range(args.repeats):
                 for mode in order if repeat % 2 == 0 else order[::-1]:
                     pages: list[Any] = []
@@ -159,15 +193,18 @@ def main(argv: list[str] | None = None) -> None:
                             page.goto(base + "/quiv/")
                             page.wait_for_selector("#connection[data-state='live']")
                             pages.append(page)
-                    elif mode == "streams":
-                        for _ in range(args.pages):
+                    elif mode in ("stream", "streams"):
+                        for _ in range(1 if mode == "stream" else args.pages):
                             thread = threading.Thread(
                                 target=_drain, args=(base + "/quiv/events", stop), daemon=True
                             )
                             thread.start()
                             threads.append(thread)
                         time.sleep(0.5)  # let the streams open (a benchmark, not a test)
+                    server_cpu, browser_cpu = _cpu_seconds(SERVER_PID[0]), _browser_cpu()
                     runs[mode].append(w1(base, args.jobs))
+                    cpu[mode].append(_cpu_seconds(SERVER_PID[0]) - server_cpu)
+                    bcpu[mode].append(_browser_cpu() - browser_cpu)
                     stop.set()
                     for page in pages:
                         page.close()
@@ -194,14 +231,24 @@ def main(argv: list[str] | None = None) -> None:
     ]
     for mode, label in (
         ("none", "no page open"),
-        ("browser", f"{args.pages} Chromium pages open"),
+        ("stream", "1 bare event stream open"),
         ("streams", f"{args.pages} bare event streams open"),
+        ("browser", f"{args.pages} Chromium pages open"),
     ):
         values = runs[mode]
         lines.append(
             f"| W1 ({args.jobs} jobs), {label}: jobs/s, median (min–max) "
             f"| {statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f}) |"
         )
+        lines.append(
+            f"| … server process CPU during the run, median "
+            f"| {statistics.median(cpu[mode]) * 1000:.0f} ms |"
+        )
+        if mode == "browser":
+            lines.append(
+                f"| … Chromium's CPU during the run, median "
+                f"| {statistics.median(bcpu[mode]) * 1000:.0f} ms |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)
