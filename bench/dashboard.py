@@ -20,6 +20,10 @@ subprocess and prints a Markdown section (also written to
   same 2 cores as the server, so that figure includes the browser's own
   load on the machine: the server's own CPU time during each run, and
   Chromium's, are reported beside the throughput.
+- **a long history**: after the W1 runs the server's history holds every
+  one of their jobs (tens of thousands); the time of one page of 50 jobs
+  from the JSON route (newest, deep in the history, filtered), and of
+  opening the page in Chromium until its jobs table shows.
 """
 
 from __future__ import annotations
@@ -158,6 +162,38 @@ def _drain(url: str, stop: threading.Event) -> None:
                 return
 
 
+def big_history(base: str, browser: Any) -> dict[str, float]:
+    """Milliseconds for the JSON of one page of jobs, and for the whole page in Chromium.
+
+    Run last: by then the server's history holds every job of every W1 run.
+    """
+    figures: dict[str, float] = {
+        "jobs": float(_http("GET", base + "/quiv/api/stats")["stats"]["job_history_count"])
+    }
+    for name, query in (
+        ("first", "limit=50"),
+        ("deep", "limit=50&offset=50000"),
+        ("failed", "limit=50&status=failed"),
+        ("window", "limit=50&window=3600"),
+    ):
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            _http("GET", f"{base}/quiv/api/jobs?{query}")
+            times.append((time.perf_counter() - start) * 1000)
+        figures[name] = statistics.median(times)
+    loads = []
+    for _ in range(3):
+        page = browser.new_page()
+        start = time.perf_counter()
+        page.goto(base + "/quiv/")
+        page.wait_for_selector("#jobs tbody tr")
+        loads.append((time.perf_counter() - start) * 1000)
+        page.close()
+    figures["page"] = statistics.median(loads)
+    return figures
+
+
 def w1(base: str, jobs: int) -> float:
     result = _http("POST", f"{base}/bench/w1?jobs={jobs}")
     return float(result["jobs_per_s"])
@@ -208,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
                     stop.set()
                     for page in pages:
                         page.close()
+            history = big_history(base, browser)
         browser.close()
     lat.sort()
     p95 = lat[int(len(lat) * 0.95) - 1]
@@ -249,6 +286,16 @@ def main(argv: list[str] | None = None) -> None:
                 f"| … Chromium's CPU during the run, median "
                 f"| {statistics.median(bcpu[mode]) * 1000:.0f} ms |"
             )
+    lines += [
+        (
+            f"| with {history['jobs']:.0f} jobs in the history: one page of 50 jobs (JSON), "
+            f"newest | {history['first']:.1f} ms |"
+        ),
+        f"| … at offset 50,000 | {history['deep']:.1f} ms |",
+        f"| … failed only | {history['failed']:.1f} ms |",
+        f"| … started in the last hour | {history['window']:.1f} ms |",
+        f"| … the whole page in Chromium, until the jobs table shows | {history['page']:.0f} ms |",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).write_text(text)
