@@ -78,6 +78,9 @@ async def test_example_serves_and_stops_on_ctrl_c(example: str, tmp_path: Path) 
             url = await read_until(process, READY[example], output)
             async with httpx.AsyncClient(base_url=url) as client:
                 assert "quiv example" in (await client.get("/")).text
+                dashboard = await client.get("/quiv/")  # mounted, for local clients
+                assert dashboard.status_code == 200
+                assert "quiv dashboard" in dashboard.text
                 async with aconnect_ws("/ws", client) as websocket:
                     assert await websocket.receive_json() == {"type": "hello"}
                     await client.post("/downloads", json={"media_id": 5, "chunk_seconds": 0.01})

@@ -17,6 +17,7 @@ from fastapi import FastAPI, HTTPException, WebSocket
 from fastapi.responses import HTMLResponse
 
 from quiv import Quiv, TaskNotFoundError
+from quiv.dashboard import dashboard
 
 from .page import PAGE
 from .work import (
@@ -30,6 +31,7 @@ from .work import (
     heartbeat,
     hub,
     job_json,
+    local_only,
     nightly_report,
     on_job_event,
     on_progress,
@@ -55,6 +57,8 @@ def create_app(timezone: str = "UTC") -> FastAPI:
         scheduler.shutdown(timeout=5)  # running jobs get 5 s to see their stop event
 
     app = FastAPI(title="quiv example", lifespan=lifespan)
+    # the dashboard: tasks, jobs, live progress, actions (quiv[dashboard])
+    app.mount("/quiv", dashboard(scheduler, auth=local_only))
     app.state.scheduler = scheduler
 
     @app.get("/", response_class=HTMLResponse)

@@ -27,6 +27,7 @@ PAGE = """\
 <body>
 <h1>quiv example</h1>
 <p class="sub">Background jobs with live progress, cancellation and statuses.
+  <a href="quiv/">Open the dashboard</a>.
   <span id="socket">connecting&hellip;</span></p>
 <div>
   <button id="heartbeat-start">Start heartbeat (every 5 s)</button>

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
-from fastapi import WebSocket
+from fastapi import Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
@@ -226,3 +226,12 @@ class DownloadRequest(BaseModel):
 class ReportRequest(BaseModel):
     pages: int = Field(10, ge=1, le=10_000)
     page_seconds: float = Field(0.2, ge=0, le=60)
+
+
+def local_only(request: Request) -> bool:
+    """The dashboard's ``auth``: let in requests from this machine only.
+
+    The example serves on 127.0.0.1; a real app checks its own users here
+    (a session, a header set by its proxy, ...).
+    """
+    return request.client is not None and request.client.host in ("127.0.0.1", "::1")

@@ -16,6 +16,7 @@ from fastapi import FastAPI, HTTPException, WebSocket
 from fastapi.responses import HTMLResponse
 
 from quiv import AsyncQuiv, TaskNotFoundError
+from quiv.dashboard import dashboard
 from quiv.integrations.starlette import lifespan
 
 from ..fastapi_app.page import PAGE
@@ -30,6 +31,7 @@ from ..fastapi_app.work import (
     heartbeat,
     hub,
     job_json,
+    local_only,
     nightly_report,
     on_job_event,
     on_progress,
@@ -55,6 +57,8 @@ def create_app(timezone: str = "UTC") -> FastAPI:
             yield
 
     app = FastAPI(title="quiv example (trio)", lifespan=app_lifespan)
+    # the dashboard: tasks, jobs, live progress, actions (quiv[dashboard])
+    app.mount("/quiv", dashboard(scheduler, auth=local_only))
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
