@@ -20,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -94,29 +95,57 @@ def post(base: str, path: str, body: dict[str, Any] | None = None) -> dict[str, 
         return result
 
 
+class ServerOutput:
+    """A thread that reads a server's output as it comes; ``ready`` is set once
+    the server says it listens (or its output ends: it exited)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self._process = process
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for raw in self._process.stdout:
+            line = raw.decode(errors="replace")
+            self.lines.append(line)
+            if READY.search(line):
+                self.ready.set()
+        self.ready.set()  # the output ended: the server exited
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def close(self) -> None:
+        """Once the server exited: let the reader reach the end, close the pipe."""
+        self._reader.join(10)
+        assert self._process.stdout is not None
+        self._process.stdout.close()
+
+
+#: what uvicorn and hypercorn print once the app started and the socket listens
+READY = re.compile(r"(Uvicorn running|Running) on http://127\.0\.0\.1:\d+")
+
+
 @contextlib.contextmanager
 def serve(server: str, face: str, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
-    log = tmp_path / "server.log"
     args = [arg.format(port=port) for arg in SERVERS[server]]
-    env = {**os.environ, "QUIV_TEST_FACE": face, "PYTHONPATH": str(ROOT)}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, *args], cwd=TESTS, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+    env = {**os.environ, "QUIV_TEST_FACE": face, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, *args], cwd=TESTS, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    output = ServerOutput(process)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited:\n{log.read_text(errors='replace')}")
-            with contextlib.suppress(OSError):
-                if _get(base + "/healthz") == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.05)
+        if not output.ready.wait(START_TIMEOUT):
+            pytest.fail(f"the server did not start in {START_TIMEOUT} s:\n{output.text()}")
+        if process.poll() is not None:
+            pytest.fail(f"the server exited:\n{output.text()}")
+        assert _get(base + "/healthz") == 200, output.text()
         yield base
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -126,6 +155,7 @@ def serve(server: str, face: str, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        output.close()
 
 
 @pytest.fixture(scope="module")
