@@ -4,7 +4,8 @@ Every worker starts its own scheduler in its lifespan, on the shared SQLite
 file named by ``QUIV_TEST_DB``, and declares the same recurring task, as an
 app under ``uvicorn --workers N`` or gunicorn does. The handler appends one
 line, ``"<pid> <unix time>\\n"``, to the file named by ``QUIV_TEST_TICKS``
-(``O_APPEND``: lines from several processes never interleave). Once its
+(``O_APPEND``: lines from several processes never interleave), and writes
+a byte to the FIFO named by ``QUIV_TEST_WAKE``, which the test waits on. Once its
 scheduler has started, a worker appends its pid to ``QUIV_TEST_WORKERS``.
 
 ``QUIV_TEST_DAILY``, if set, names a file: every worker then also declares
@@ -48,6 +49,24 @@ def _append(path: str, line: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode())  # one write: one whole line
+    finally:
+        os.close(fd)
+    _wake()
+
+
+def _wake() -> None:
+    """Tell the test a line was written: a byte into its FIFO (``QUIV_TEST_WAKE``)."""
+    path = os.environ.get("QUIV_TEST_WAKE")
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # the test is gone (no reader)
+        return
+    try:
+        os.write(fd, b".")
+    except OSError:  # full: the test has bytes to read already
+        pass
     finally:
         os.close(fd)
 

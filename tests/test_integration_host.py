@@ -19,7 +19,9 @@ with and without ``--preload``. ``QUIV_TEST_PLAIN=1`` serves the same app
 without host mode: every worker then runs its own tick, and a negative
 control checks that the assertions here catch it.
 
-Every wait polls a condition with a deadline; nothing waits on a bare sleep.
+Every wait is for a condition, with a deadline: it is checked again each time
+a worker writes a line (a byte through a FIFO, see :class:`Wake`), never on
+a timer.
 The server's process group is killed whatever happens.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import select
 import signal
 import socket
 import sqlite3
@@ -63,13 +66,40 @@ TICK_TIMEOUT = 5.0
 MAX_GAP = 2.0
 #: two ticks closer than this are two runs of one fire, or two schedules side by side
 MIN_GAP = 0.5
-POLL = 0.05
 
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll *predicate* every 50 ms until it returns something truthy; return that.
+class Wake:
+    """A FIFO the server's workers write a byte to whenever they append a line
+    (a tick, a daily run, a worker's start): the test waits on it, not on time.
+
+    The test holds both ends open, so the FIFO never reports end of file and a
+    worker's non-blocking write always finds a reader.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / f"wake-{os.getpid()}-{id(self)}"
+        os.mkfifo(self.path)
+        self._reader = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self._writer = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+
+    def wait(self, seconds: float) -> None:
+        """Return once a worker wrote (or after *seconds*); take what they wrote."""
+        readable, _, _ = select.select([self._reader], [], [], max(0.0, seconds))
+        if readable:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._reader, 65536)
+
+    def close(self) -> None:
+        os.close(self._reader)
+        os.close(self._writer)
+        self.path.unlink()
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str, wake: Wake) -> T:
+    """Check *predicate* each time a worker writes (every tick, at least once a
+    second); return its first truthy result.
 
     Fails the test, naming *what* it waited for, after *timeout* seconds.
     """
@@ -78,9 +108,10 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
         result = predicate()
         if result:
             return result
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL)
+        wake.wait(left)
 
 
 @dataclass(frozen=True)
@@ -99,6 +130,7 @@ class Site:
     db: Path
     log: Path
     port: int
+    wake: Wake
 
     def ticks(self) -> list[Tick]:
         if not self.ticks_file.exists():
@@ -125,7 +157,9 @@ class Site:
             ticks = self.ticks_since(since)
             return ticks if len(ticks) >= count else None
 
-        return wait_until(enough, TICK_TIMEOUT * count, f"{count} ticks after {since:.3f}")
+        return wait_until(
+            enough, TICK_TIMEOUT * count, f"{count} ticks after {since:.3f}", self.wake
+        )
 
     def stop(self) -> None:
         """Stop the server as a deploy does: ``SIGTERM``, then wait for every worker to end."""
@@ -183,6 +217,7 @@ def _launch(
         pytest.importorskip("gunicorn")
     ticks_file, workers_file = folder / "ticks.txt", folder / "workers.txt"
     db, log = folder / "quiv.db", folder / "server.log"
+    wake = Wake(folder)
     env = {
         **os.environ,
         **(env or {}),
@@ -190,6 +225,7 @@ def _launch(
         "QUIV_TEST_TICKS": str(ticks_file),
         "QUIV_TEST_WORKERS": str(workers_file),
         "QUIV_TEST_PLAIN": "1" if plain else "0",
+        "QUIV_TEST_WAKE": str(wake.path),
     }
     port = _free_port()
     with log.open("wb") as output:
@@ -202,7 +238,7 @@ def _launch(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # the server and its workers: one process group
         )
-    return Site(process, ticks_file, workers_file, db, log, port)
+    return Site(process, ticks_file, workers_file, db, log, port, wake)
 
 
 @contextlib.contextmanager
@@ -217,7 +253,9 @@ def serve(
             site.check_alive()
             return len(site.workers()) >= WORKERS
 
-        wait_until(started, START_TIMEOUT, f"{WORKERS} workers to start their schedulers")
+        wait_until(
+            started, START_TIMEOUT, f"{WORKERS} workers to start their schedulers", site.wake
+        )
         yield site
     except BaseException:
         print(f"--- {kind} log ---\n{site.log_tail()}", file=sys.stderr)  # noqa: T201
@@ -226,6 +264,7 @@ def serve(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(site.process.pid, signal.SIGKILL)
         site.process.wait(timeout=10)
+        site.wake.close()
 
 
 def runs_per_second(ticks: list[Tick]) -> dict[int, int]:
@@ -312,6 +351,7 @@ def test_without_host_mode_workers_sharing_a_database_refuse_to_start(tmp_path: 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(site.process.pid, signal.SIGKILL)
         site.process.wait(timeout=10)
+        site.wake.close()
     log = site.log.read_text(errors="replace")
     assert "Application startup failed" in log, log
     assert "processes that share a database need host_mode=True" in log, log
@@ -334,7 +374,7 @@ def test_a_cancel_sent_to_one_worker_stops_a_job_running_in_another(tmp_path: Pa
             client.close()
             return None
 
-        client = wait_until(other_worker, 20, "a connection to another worker")
+        client = wait_until(other_worker, 20, "a connection to another worker", site.wake)
         try:
             answer = client.post(f"/cancel/{job_id}").json()
             assert answer["pid"] != runs_in and answer["cancelled"] is True, answer
@@ -343,7 +383,7 @@ def test_a_cancel_sent_to_one_worker_stops_a_job_running_in_another(tmp_path: Pa
                 return bool(client.get(f"/job/{job_id}").json()["status"] == "cancelled")
 
             # bounded; the latency is measured in bench/host.py
-            wait_until(cancelled, 10, "the job to be recorded cancelled")
+            wait_until(cancelled, 10, "the job to be recorded cancelled", site.wake)
         finally:
             client.close()
 
@@ -378,18 +418,21 @@ def test_a_restart_of_every_worker_neither_reruns_nor_skips_the_daily_schedule(
         offset = wall.timestamp() - time.time()
         return {"QUIV_TEST_DAILY": str(runs_file), "QUIV_TEST_WALL_OFFSET": repr(offset)}
 
-    def next_run_is(db: Path, expected: datetime) -> None:
+    def next_run_is(site: Site, expected: datetime) -> None:
         wait_until(
-            lambda: _stored_next_run(db) == expected,
+            lambda: _stored_next_run(site.db) == expected,
             TICK_TIMEOUT,
-            f"the stored next run to be {expected} (it is {_stored_next_run(db)})",
+            f"the stored next run to be {expected} (it is {_stored_next_run(site.db)})",
+            site.wake,
         )
 
     # deployed at 02:59:54: today's 03:00 runs, once; then a deploy stops every worker
     with serve(
         "uvicorn", tmp_path, env=deployed_at(DAY.replace(hour=2, minute=59, second=54))
     ) as site:
-        wait_until(lambda: _daily_runs(runs_file), START_TIMEOUT + 10, "today's 03:00 run")
+        wait_until(
+            lambda: _daily_runs(runs_file), START_TIMEOUT + 10, "today's 03:00 run", site.wake
+        )
         site.stop()
     (today,) = _daily_runs(runs_file)
     assert DAY.replace(hour=3) <= today < DAY.replace(hour=3, second=2), today
@@ -398,16 +441,18 @@ def test_a_restart_of_every_worker_neither_reruns_nor_skips_the_daily_schedule(
     # again, tomorrow's is next
     with serve("uvicorn", tmp_path, env=deployed_at(today + timedelta(seconds=5))) as site:
         site.wait_for_ticks(2, since=time.time())  # the new runner has been running a while
-        next_run_is(site.db, DAY.replace(day=11, hour=3))
+        next_run_is(site, DAY.replace(day=11, hour=3))
         assert _daily_runs(runs_file) == [today], "the restart ran today's fire again"
     # (that server ended by SIGKILL: a crash of every worker, no clean close)
 
     # down over tomorrow's 03:00, back at 03:00:20: one catch-up run, then the next day
     back = DAY.replace(day=11, hour=3, second=20)
     with serve("uvicorn", tmp_path, env=deployed_at(back)) as site:
-        wait_until(lambda: len(_daily_runs(runs_file)) >= 2, TICK_TIMEOUT, "the catch-up run")
+        wait_until(
+            lambda: len(_daily_runs(runs_file)) >= 2, TICK_TIMEOUT, "the catch-up run", site.wake
+        )
         site.wait_for_ticks(2, since=time.time())
-        next_run_is(site.db, DAY.replace(day=12, hour=3))
+        next_run_is(site, DAY.replace(day=12, hour=3))
         _, catch_up = _daily_runs(runs_file)
         assert back <= catch_up < back + timedelta(seconds=TICK_TIMEOUT), catch_up
         assert len(_daily_runs(runs_file)) == 2, "the missed fire ran more than once"
