@@ -178,3 +178,24 @@ async def test_a_flush_or_host_mode_writes_queued_jobs_too(
     monkeypatch.setattr(_writer, "SETTLE_SECONDS", 0.0)
     assert await writer._write(everything=False)
     assert batches.written[-1] == ({}, {"second": second})
+
+
+async def test_a_queued_jobs_task_waits_with_it_until_the_job_ends(
+    writer: BatchWriter, batches: Batches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = LiveTask(make_task("t"))
+    task.queued = True  # type: ignore[attr-defined]  # its job waits for a worker
+    writer.put_task(task)
+    writer.put_job(QueuedJob(make_job("j", status=JobStatus.SCHEDULED)))
+    monkeypatch.setattr(_writer, "SETTLE_SECONDS", 0.0)
+    assert await writer._write(everything=False)
+    assert batches.written == []  # queued: nothing written, however long it waits
+    running = LiveJob(make_job("j", status=JobStatus.RUNNING))  # the job started
+    writer.put_job(running)
+    assert await writer._write(everything=False)
+    assert batches.written == [({}, {"j": running})]  # settled; its task still waits
+    ended = LiveTask(make_task("t"), in_flight=False)
+    writer.put_task(ended)
+    writer.put_job(make_job("j", status=JobStatus.COMPLETED))
+    assert await writer._write(everything=False)
+    assert list(batches.written[-1][0]) == ["t"] and writer.pending_writes == 0

@@ -9,9 +9,11 @@ records queued more than about :data:`SETTLE_SECONDS` ago; a younger record
 in flight (a job, or a task with a job in flight) waits, because the job
 will likely end soon and then cost one row instead of two (under a burst of
 short jobs this halves the writing). A job still queued (not started), and
-its task, wait past that too, until the job starts: a burst of 500,000 jobs
-would otherwise have each written twice, once queued and once ended, while
-the queue drains (:attr:`BatchWriter.queued_rows` turns this off for host
+its task, are kept apart and wait past that too: the job until it starts,
+its task until the job ends (neither is looked at when the settle time
+passes, so a queue of 500,000 costs nothing then). A burst would otherwise
+have each job written twice, once queued and once ended, while the queue
+drains (:attr:`BatchWriter.queued_rows` turns this off for host
 mode, where other processes read the file). Any read flushes everything at once, so reads never miss a
 write. On failure the rows go back into the queue under any newer ones,
 the error is logged, and the writer retries with a doubling backoff; a
@@ -28,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus
@@ -85,6 +87,10 @@ class BatchWriter:
         self._held_tasks: TaskRows = {}
         self._held_jobs: JobRows = {}
         self._held_since = 0.0
+        #: rows of jobs still queued (not started), and of their tasks: they wait
+        #: for the job to start (or end), whatever the settle time
+        self._waiting_tasks: TaskRows = {}
+        self._waiting_jobs: JobRows = {}
         #: ids of queued tasks whose rows were never written
         self._unwritten: set[str] = set()
         self._in_flight = 0
@@ -114,10 +120,11 @@ class BatchWriter:
         """
         if _task_due(task):
             self._held_tasks.pop(task.id, None)
+            self._waiting_tasks.pop(task.id, None)
             self._tasks[task.id] = task
         else:
             self._tasks.pop(task.id, None)
-            self._hold(self._held_tasks)[task.id] = task
+            self._live_row(task, self._held_tasks, self._waiting_tasks)
         if new:
             self._unwritten.add(task.id)
         self._queued()
@@ -128,8 +135,10 @@ class BatchWriter:
             self._unwritten.discard(task_id)
             self._tasks.pop(task_id, None)
             self._held_tasks.pop(task_id, None)
+            self._waiting_tasks.pop(task_id, None)
             return
         self._held_tasks.pop(task_id, None)
+        self._waiting_tasks.pop(task_id, None)
         self._tasks[task_id] = None
         self._queued()
 
@@ -137,10 +146,21 @@ class BatchWriter:
         """Queue *job*'s row (replacing any queued state of it)."""
         if isinstance(job, Job):  # its final state
             self._held_jobs.pop(job.id, None)
+            self._waiting_jobs.pop(job.id, None)
             self._jobs[job.id] = job
         else:
-            self._hold(self._held_jobs)[job.id] = job
+            self._live_row(job, self._held_jobs, self._waiting_jobs)
         self._queued()
+
+    def _live_row(self, row: Any, held: dict[str, Any], waiting: dict[str, Any]) -> None:
+        """File a live record: with the queued ones if its job has not started
+        (and :attr:`queued_rows` is off), else with the held ones."""
+        if not self.queued_rows and getattr(row, "queued", False):
+            held.pop(row.id, None)
+            waiting[row.id] = row
+        else:
+            waiting.pop(row.id, None)
+            self._hold(held)[row.id] = row
 
     def _hold(self, rows: R) -> R:
         """*rows* (one of the held queues), noting the time if nothing was held."""
@@ -158,10 +178,20 @@ class BatchWriter:
         return self._queued_count() + self._in_flight
 
     def _queued_count(self) -> int:
-        return len(self._tasks) + len(self._jobs) + len(self._held_tasks) + len(self._held_jobs)
+        held = len(self._held_tasks) + len(self._held_jobs)
+        return len(self._tasks) + len(self._jobs) + held + self._waiting_count()
+
+    def _waiting_count(self) -> int:
+        return len(self._waiting_tasks) + len(self._waiting_jobs)
 
     def _queued_any(self) -> bool:
-        return bool(self._tasks or self._jobs or self._held_tasks or self._held_jobs)
+        return bool(
+            self._tasks
+            or self._jobs
+            or self._held_tasks
+            or self._held_jobs
+            or self._waiting_count()
+        )
 
     @property
     def failure(self) -> BaseException | None:
@@ -202,21 +232,20 @@ class BatchWriter:
         """The rows of the next batch, and whether that is every queued row."""
         tasks, jobs = self._tasks, self._jobs
         self._tasks, self._jobs = {}, {}
-        settled = time.monotonic() - self._held_since >= SETTLE_SECONDS
-        if everything or (settled and self.queued_rows):
+        if everything or time.monotonic() - self._held_since >= SETTLE_SECONDS:
             # held rows are disjoint from the others: merging loses nothing
             tasks = _merged(tasks, self._held_tasks)
             jobs = _merged(jobs, self._held_jobs)
             self._held_tasks, self._held_jobs = {}, {}
-        elif settled:  # what stays held: queued jobs, and their tasks
-            tasks = _merged(tasks, _take_started(self._held_tasks))
-            jobs = _merged(jobs, _take_started(self._held_jobs))
-            self._held_since = time.monotonic()
+        if everything and self._waiting_count():
+            tasks = _merged(tasks, self._waiting_tasks)
+            jobs = _merged(jobs, self._waiting_jobs)
+            self._waiting_tasks, self._waiting_jobs = {}, {}
         if self._unwritten:  # from now on, deleting these tasks must reach the database
             self._unwritten.difference_update(tasks)
             if not self._unwritten:
                 self._unwritten = set()  # a set never shrinks; this one may have been large
-        return tasks, jobs, not (self._held_tasks or self._held_jobs)
+        return tasks, jobs, not (self._held_tasks or self._held_jobs or self._waiting_count())
 
     async def _write(self, *, everything: bool) -> bool:
         covered = self._seq
@@ -252,10 +281,10 @@ class BatchWriter:
     def _requeue(self, tasks: TaskRows, jobs: JobRows) -> None:
         # rows queued meanwhile are newer: they win
         for task_id, task in tasks.items():
-            if task_id not in self._held_tasks:
+            if task_id not in self._held_tasks and task_id not in self._waiting_tasks:
                 self._tasks.setdefault(task_id, task)
         for job_id, job in jobs.items():
-            if job_id not in self._held_jobs:
+            if job_id not in self._held_jobs and job_id not in self._waiting_jobs:
                 self._jobs.setdefault(job_id, job)
 
     def _failed(self, exc: Exception) -> None:
@@ -317,14 +346,6 @@ class BatchWriter:
 
 def _task_due(task: Task | Live[Task]) -> bool:
     return isinstance(task, Task) or not task.in_flight
-
-
-def _take_started(held: R) -> R:
-    """Take the rows out of *held* whose job started (or that say nothing of it)."""
-    started = {key: row for key, row in held.items() if not getattr(row, "queued", False)}
-    for key in started:
-        del held[key]
-    return started
 
 
 def _merged(rows: R, more: R) -> R:
