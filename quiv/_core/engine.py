@@ -9,7 +9,7 @@ scheduler's loop and never blocks. The data flows one way:
     WorkerPool's notices -> Engine -> outcomes (status, next run)
                                    -> Store (records) and Listeners (events)
 
-This module is longer than most (about 750 lines, a third of them
+This module is longer than most (about 770 lines, a third of them
 docstrings) because the operations and the end of a job must see the same
 state under the same invariants:
 a task is in exactly one of "waiting in the timer", "has a job in flight",
@@ -354,6 +354,15 @@ class Engine:
             return False  # (a queued job is cancelled by the loop: it never starts)
         return run.control.cancel(_BY_CANCEL_JOB)
 
+    def _store_task(self, task: TaskState, *, new: bool = False, deleted: bool = False) -> None:
+        """Queue *task*'s record (or its deletion), unless the runner keeps it (host mode)."""
+        if not self.host.records(task):
+            return
+        if deleted:
+            self.store.delete_task(task.id)
+        else:
+            self.store.put_task(task, new=new)
+
     def _record(
         self,
         task: TaskState,
@@ -370,12 +379,7 @@ class Engine:
         """
         try:
             try:
-                if not self.host.records(task):
-                    pass
-                elif deleted:
-                    self.store.delete_task(task.id)
-                else:
-                    self.store.put_task(task, new=new)
+                self._store_task(task, new=new, deleted=deleted)
             finally:
                 if event is not None and self.listeners.wants(event):
                     self.listeners.emit(self.bridge, event, snapshot or task.snapshot())
@@ -503,8 +507,7 @@ class Engine:
         self.jobs[run.id] = run
         try:
             self.store.put_job(run)
-            if self.host.records(task):
-                self.store.put_task(task)
+            self._store_task(task)
         except Exception:  # a record lost must not lose the job: it is queued below
             self.logger.exception(
                 "quiv: recording job %s of task %r failed", run.id, task.task_name
@@ -688,12 +691,9 @@ class Engine:
             try:
                 task = run.task
                 try:
-                    if not self.host.records(task):
-                        pass
-                    elif task.finished:
-                        self.store.delete_task(task.id)
-                    elif not task.removed:  # (a task removed by the user is deleted already)
-                        self.store.put_task(task)
+                    # (a task removed by the user is deleted already)
+                    if task.finished or not task.removed:
+                        self._store_task(task, deleted=task.finished)
                 finally:
                     self.store.put_job(job)
             finally:
